@@ -1,0 +1,34 @@
+# Two commands from a fresh clone: `make demo` and `make test` (see README).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+# Network rule: every ROS process started from here stays on loopback, in its own domain.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+export ROS_DOMAIN_ID ?= 73
+# Keep the two cores for the work itself.
+export OMP_NUM_THREADS ?= 2
+
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt setup.py setup.cfg package.xml 2>/dev/null | md5sum | cut -c1-12)
+
+.PHONY: setup demo test clean-venv
+
+$(STAMP): requirements.txt setup.py setup.cfg package.xml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "== installing pinned dependencies into $(VENV) (first run only, ~2-4 min) =="
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+setup: $(STAMP)
+
+demo: setup
+	$(PY) -m crossmodal_ros.demo
+
+test: setup
+	$(PY) -m pytest -q test
+
+clean-venv:
+	rm -rf $(VENV)
