@@ -1,0 +1,299 @@
+"""Nexus (hierarchical multimodal VAE), Nexus-0, Forced Perceptual Dropout, sound SigmaVAE.
+
+Reference: Vasco et al., "Leveraging hierarchy in multimodal generative models for effective
+cross-modality inference" (docs/NEXUS_SPEC.md for the exact MHD configuration).
+
+Two levels:
+
+* bottom: one VAE per modality (:class:`BottomLevel`, networks.py) with latent ``z^m``;
+* top: each (detached) bottom latent is mapped to a 512-d message, messages of the available
+  modalities are aggregated (mean for Nexus, zero-filled concatenation for Nexus-0), a
+  z_sigma encoder gives the shared latent, and one top decoder per modality reconstructs the
+  bottom latent, which the bottom decoder turns into data.
+
+During training, Forced Perceptual Dropout (:func:`fpd_keep_mask`) hides a random number of the
+present modalities from the aggregator for a fraction ``rho`` of the samples (vectorised).
+
+The sound VAE can be pretrained as a SigmaVAE (:func:`sigma_vae_loss`) and then frozen
+(``sound_pretrain: true``, the reference setting), or trained jointly with a bottom loss.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..modalities import AUDIO, IMAGE, LABEL, MODALITIES, TRAJECTORY
+from .base import (ModelConfigError, ModelInputError, MultimodalModel, kl_standard_normal, kl_warmup, masked,
+                   reparameterize, shared_sigma_gaussian_nll, soft_cross_entropy, sum_squared_error)
+from .networks import DEFAULT_LATENT_DIMS, ModalityVAE, SharedEncoder, TopDecoder
+
+#: Config keys shared by every hierarchical model (Nexus, Nexus-0, MVAE, MMVAE).
+HIERARCHICAL_DEFAULTS: dict = {
+    "modalities": list(MODALITIES),
+    "latent_dims": dict(DEFAULT_LATENT_DIMS),      # bottom latent size per modality
+    "shared_dim": 32,                               # z_sigma
+    "message_dim": 512,
+    "hidden_dim": 512,                              # top-level MLP width
+    "bottom_weights": {IMAGE: 1.0, AUDIO: 1.0, TRAJECTORY: 50.0, LABEL: 50.0},  # lambda
+    "top_weights": {IMAGE: 1.0, AUDIO: 1.0, TRAJECTORY: 50.0, LABEL: 50.0},     # gamma
+    "bottom_beta": 1.0,
+    "top_beta": 1.0,
+    "warmup_epochs": 20,
+    "sound_pretrain": True,     # true: SigmaVAE pretraining stage, then frozen; false: joint
+    "sound_beta": 10.0,         # KL weight of the SigmaVAE pretraining stage
+    "min_log_sigma": -6.0,      # soft clip of the SigmaVAE log-sigma
+}
+
+
+def check_hierarchical_config(cfg: dict) -> None:
+    """Value checks for :data:`HIERARCHICAL_DEFAULTS` keys; raises ModelConfigError."""
+    for key in ("shared_dim", "message_dim", "hidden_dim", *(f"latent_dims.{m}" for m in MODALITIES)):
+        value = cfg["latent_dims"][key.split(".")[1]] if "." in key else cfg[key]
+        if value < 1:
+            raise ModelConfigError(f"config key 'model.{key}' must be >= 1, got {value}")
+    for key in ("bottom_beta", "top_beta", "warmup_epochs", "sound_beta"):
+        if cfg[key] < 0:
+            raise ModelConfigError(f"config key 'model.{key}' must be >= 0, got {cfg[key]}")
+    for group in ("bottom_weights", "top_weights"):
+        for m, w in cfg[group].items():
+            if w < 0:
+                raise ModelConfigError(f"config key 'model.{group}.{m}' must be >= 0, got {w}")
+
+
+def fpd_keep_mask(present: torch.Tensor, rho: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Forced Perceptual Dropout, vectorised over the batch.
+
+    ``present`` (B, M) bool. Each sample with at least two present modalities is selected with
+    probability ``rho``; a selected sample drops ``k ~ Uniform{1 .. n_present - 1}`` of its present
+    modalities, chosen uniformly without replacement. Returns the keep mask (B, M): a subset of
+    ``present`` that is never empty where ``present`` is not.
+    """
+    if rho <= 0.0:
+        return present
+    b, m = present.shape
+    dev = present.device
+    n_present = present.sum(1)
+    u = torch.rand(b, 2, device=dev, generator=generator)
+    selected = (u[:, 0] < rho) & (n_present >= 2)
+    k = 1 + torch.floor(u[:, 1] * (n_present - 1).clamp_min(1)).long()        # 1 .. n-1
+    scores = torch.rand(b, m, device=dev, generator=generator).masked_fill(~present, 2.0)
+    rank = scores.argsort(1).argsort(1)                                          # absent ranks last
+    drop = selected.unsqueeze(1) & (rank < k.unsqueeze(1))
+    return present & ~drop
+
+
+class BottomLevel(nn.Module):
+    """The per-modality VAEs with their losses; the sound VAE frozen when pretrained.
+
+    A frozen VAE has ``requires_grad=False`` and stays in eval mode (BatchNorm statistics fixed).
+    ``audio_pretrained`` (a buffer) records that the pretraining stage has run.
+    """
+
+    def __init__(self, cfg: dict):
+        super().__init__()
+        self.modalities = tuple(cfg["modalities"])
+        self.vaes = nn.ModuleDict({m: ModalityVAE(m, cfg["latent_dims"][m]) for m in self.modalities})
+        self.weights = {m: float(cfg["bottom_weights"][m]) for m in self.modalities}
+        self.frozen: set[str] = {AUDIO} if cfg["sound_pretrain"] and AUDIO in self.modalities else set()
+        self.min_log_sigma = float(cfg["min_log_sigma"])
+        self.register_buffer("audio_pretrained", torch.tensor(False))
+        for m in self.frozen:
+            self.vaes[m].requires_grad_(False)
+
+    def latent_dim(self, m: str) -> int:
+        return self.vaes[m].latent_dim
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for m in self.frozen:
+            self.vaes[m].eval()
+        return self
+
+    def encode(self, m: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.vaes[m].encoder(x)
+
+    def decode(self, m: str, z: torch.Tensor) -> torch.Tensor:
+        return self.vaes[m].decoder(z)
+
+    def reconstruction(self, m: str, x_hat: torch.Tensor, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """Per-sample bottom reconstruction loss of modality ``m`` (unweighted) -> (B,)."""
+        if m == LABEL:
+            return soft_cross_entropy(x_hat, x)
+        if m == AUDIO:
+            return shared_sigma_gaussian_nll(x_hat, x, present.float(), self.min_log_sigma)
+        return sum_squared_error(x_hat, x)
+
+    def forward_train(self, batch: dict, present: torch.Tensor, kl_weight: float):
+        """Encode every modality with a present sample; return latent samples and the loss.
+
+        Returns ``(z, loss, logs)``: ``z`` maps modality -> sampled latent (B, d_m) for every
+        modality present in at least one sample (absent rows are garbage, never used unmasked);
+        ``loss`` is the per-sample bottom loss (B,) (lambda x reconstruction + beta x KL,
+        absent modalities contribute 0; frozen VAEs contribute nothing).
+        """
+        z: dict[str, torch.Tensor] = {}
+        total = torch.zeros(present.shape[0], device=present.device)
+        logs: dict[str, torch.Tensor] = {}
+        for i, m in enumerate(self.modalities):
+            p = present[:, i]
+            if m not in batch or not bool(p.any()):
+                continue
+            # absent rows are zeroed so that NaN/garbage cannot reach BatchNorm statistics
+            x = torch.where(p.view(-1, *([1] * (batch[m].dim() - 1))), batch[m], torch.zeros((), device=p.device))
+            mu, logvar = self.vaes[m].encoder(x)
+            z[m] = reparameterize(mu, logvar)
+            if m in self.frozen:
+                continue
+            rec = masked(self.reconstruction(m, self.vaes[m].decoder(z[m]), x, p), p)
+            kl = masked(kl_standard_normal(mu, logvar), p)
+            total = total + self.weights[m] * rec + kl_weight * kl
+            logs[f"bottom/{m}"] = rec.detach()
+            logs[f"kl/{m}"] = kl.detach()
+        return z, total, logs
+
+
+def sigma_vae_loss(vae: ModalityVAE, x: torch.Tensor, beta: float = 10.0, min_log_sigma: float = -6.0):
+    """SigmaVAE loss of one VAE on a batch ``x``: Gaussian NLL with batch-shared optimal sigma
+    (soft-clipped) + ``beta`` x KL, each summed per sample and averaged over the batch.
+
+    Returns ``(loss, {"rec": float, "kl": float})``. Used for the sound pretraining stage.
+    """
+    mu, logvar = vae.encoder(x)
+    x_hat = vae.decoder(reparameterize(mu, logvar))
+    rec = shared_sigma_gaussian_nll(x_hat, x, None, min_log_sigma).mean()
+    kl = kl_standard_normal(mu, logvar).mean()
+    loss = rec + beta * kl
+    return loss, {"rec": float(rec.detach()), "kl": float(kl.detach())}
+
+
+class HierarchicalModel(MultimodalModel):
+    """Shared machinery of the two-level models: bottom VAEs, top decoders, top losses."""
+
+    DEFAULTS = HIERARCHICAL_DEFAULTS
+
+    @classmethod
+    def check_config(cls, cfg: dict) -> None:
+        check_hierarchical_config(cfg)
+
+    def __init__(self, config: dict | None = None):
+        super().__init__(config)
+        cfg = self.config
+        self.bottom = BottomLevel(cfg)
+        self.top_decoders = nn.ModuleDict({
+            m: TopDecoder(cfg["shared_dim"], self.bottom.latent_dim(m), cfg["hidden_dim"]) for m in self.modalities})
+        self.top_weights = {m: float(cfg["top_weights"][m]) for m in self.modalities}
+        self.min_log_sigma = float(cfg["min_log_sigma"])
+
+    def bottom_latents(self, inputs: dict, present: torch.Tensor, sample: bool) -> dict:
+        """Bottom latents (mean or sample) of every modality present in at least one sample."""
+        z = {}
+        for i, m in enumerate(self.modalities):
+            p = present[:, i]
+            if m in inputs and bool(p.any()):
+                x = torch.where(p.view(-1, *([1] * (inputs[m].dim() - 1))), inputs[m], torch.zeros((), device=p.device))
+                mu, logvar = self.bottom.encode(m, x)
+                z[m] = reparameterize(mu, logvar) if sample else mu
+        return z
+
+    def top_reconstruction(self, m: str, z_hat: torch.Tensor, target: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """Per-sample top reconstruction loss of bottom latent ``m`` (weighted by gamma) -> (B,)."""
+        if m == AUDIO:
+            rec = shared_sigma_gaussian_nll(z_hat, target, p.float(), self.min_log_sigma)
+        else:
+            rec = sum_squared_error(z_hat, target)
+        return self.top_weights[m] * masked(rec, p)
+
+    def decode(self, z: torch.Tensor, modalities=None, sample: bool = False) -> dict:
+        """Top decoders give bottom latents, bottom decoders give data (label: logits)."""
+        mods = self.modalities if modalities is None else tuple(modalities)
+        unknown = [m for m in mods if m not in self.modalities]
+        if unknown:
+            raise ModelInputError(f"this {self.kind} model cannot generate {unknown}; it has {self.modalities}")
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ModelInputError(f"z must have shape (B, {self.latent_dim}), got {tuple(z.shape)}")
+        return {m: self.bottom.decode(m, self.top_decoders[m](z)) for m in mods}
+
+
+class Nexus(HierarchicalModel):
+    """Nexus: mean aggregation of per-modality messages, FPD, stop-gradient between levels.
+
+    ``aggregator: concat`` gives Nexus-0 (messages concatenated, missing ones zero-filled).
+    """
+
+    kind = "nexus"
+    DEFAULTS = {**HIERARCHICAL_DEFAULTS, "aggregator": "mean", "fpd_rho": 0.2}
+
+    @classmethod
+    def check_config(cls, cfg: dict) -> None:
+        check_hierarchical_config(cfg)
+        if cfg["aggregator"] not in ("mean", "concat"):
+            raise ModelConfigError(f"config key 'model.aggregator' must be 'mean' or 'concat', got {cfg['aggregator']!r}")
+        if not 0.0 <= cfg["fpd_rho"] <= 1.0:
+            raise ModelConfigError(f"config key 'model.fpd_rho' must be in [0, 1], got {cfg['fpd_rho']}")
+
+    def __init__(self, config: dict | None = None):
+        super().__init__(config)
+        cfg = self.config
+        d = cfg["message_dim"]
+        self.messages = nn.ModuleDict({m: nn.Linear(self.bottom.latent_dim(m), d) for m in self.modalities})
+        self.concat = cfg["aggregator"] == "concat"
+        agg_dim = d * len(self.modalities) if self.concat else d
+        self.shared_encoder = SharedEncoder(agg_dim, cfg["shared_dim"], cfg["hidden_dim"])
+        self.fpd_rho = float(cfg["fpd_rho"])
+
+    def aggregate(self, z: dict, keep: torch.Tensor) -> torch.Tensor:
+        """Messages of the kept modalities -> aggregate (B, 512) mean or (B, M*512) concat."""
+        b = keep.shape[0]
+        d = self.config["message_dim"]
+        parts = []
+        for i, m in enumerate(self.modalities):
+            if m in z:
+                msg = torch.where(keep[:, i:i + 1], self.messages[m](z[m]), torch.zeros((), device=keep.device))
+            else:
+                msg = keep.new_zeros((b, d), dtype=torch.float32) if self.concat else None
+            if msg is not None:
+                parts.append(msg)
+        if self.concat:
+            return torch.cat(parts, dim=1)
+        return torch.stack(parts, 0).sum(0) / keep.sum(1, keepdim=True).clamp_min(1).float()
+
+    def encode(self, inputs: dict, mask: torch.Tensor | None = None, sample: bool = False):
+        present = self.presence(inputs, mask)
+        z = self.bottom_latents(inputs, present, sample)
+        return self.shared_encoder(self.aggregate(z, present))
+
+    def loss(self, batch: dict, mask: torch.Tensor | None = None, epoch: float = 0):
+        present = self.presence(batch, mask)
+        w = kl_warmup(epoch, self.config["warmup_epochs"])
+        z, per_sample, logs = self.bottom.forward_train(batch, present, w * self.config["bottom_beta"])
+        z = {m: v.detach() for m, v in z.items()}  # stop-gradient between the levels
+        keep = fpd_keep_mask(present, self.fpd_rho) if self.training else present
+        mu, logvar = self.shared_encoder(self.aggregate(z, keep))
+        zs = reparameterize(mu, logvar)
+        kl_top = kl_standard_normal(mu, logvar)
+        per_sample = per_sample + w * self.config["top_beta"] * kl_top
+        logs["kl/top"] = kl_top.detach()
+        for i, m in enumerate(self.modalities):
+            if m in z:
+                rec = self.top_reconstruction(m, self.top_decoders[m](zs), z[m], present[:, i])
+                per_sample = per_sample + rec
+                logs[f"top/{m}"] = rec.detach()
+        total = per_sample.mean()
+        out = {k: float(v.mean()) for k, v in logs.items()}
+        out["loss"] = float(total.detach())
+        out["kl_weight"] = w
+        return total, out
+
+
+class Nexus0(Nexus):
+    """Nexus-0: Nexus with the concatenation aggregator (the paper's ablation)."""
+
+    kind = "nexus0"
+    DEFAULTS = {**Nexus.DEFAULTS, "aggregator": "concat"}
+
+    @classmethod
+    def check_config(cls, cfg: dict) -> None:
+        super().check_config(cfg)
+        if cfg["aggregator"] != "concat":
+            raise ModelConfigError("config key 'model.aggregator' must be 'concat' for kind 'nexus0' "
+                                   "(use kind 'nexus' for the mean aggregator)")
