@@ -1,0 +1,580 @@
+"""Modality codecs: raw sensor data <-> the model tensors of the MHD setting (ROS-free).
+
+A codec turns one raw sensor reading into the fixed-shape model tensor of its modality
+(``encode``) and turns a model output back into something a robot can use (``decode``):
+
+================  ===============================  ===========================================
+codec             raw form                         model tensor
+================  ===============================  ===========================================
+ImageCodec        camera frame HxW / HxWxC         float32 (1,28,28) in [0,1], bright on dark
+AudioCodec        mono PCM, any sample rate        float32 (1,128,32) log-mel in [0,1]
+TrajectoryCodec   ordered (N,2) points / strokes   float32 (200,) x1..x100, y1..y100 in [0,1]
+LabelCodec        integer class                    float32 (10,) one-hot (logits on the way out)
+================  ===============================  ===========================================
+
+Every codec is a frozen dataclass whose fields are its preprocessing constants. They are plain
+data (``to_dict`` / ``from_dict``), so a checkpoint carries them (``codecs_to_dict``) and the
+inference node preprocesses exactly as in training. Bad input of any kind (empty, NaN/Inf,
+wrong rank or dtype, absurd sizes) raises :class:`CodecError`, whose message says what was
+wrong and what is expected.
+
+Only numpy, OpenCV and librosa are used here; torch is not needed.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CodecError",
+    "ImageCodec",
+    "AudioCodec",
+    "TrajectoryCodec",
+    "LabelCodec",
+    "resample_arc_length",
+    "loudest_window",
+    "default_codecs",
+    "codecs_to_dict",
+    "codecs_from_dict",
+]
+
+
+class CodecError(ValueError):
+    """Input that a codec cannot turn into (or back from) a model tensor."""
+
+
+# --------------------------------------------------------------------------- helpers
+def _as_array(x: Any, what: str) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # noqa: BLE001 - ragged lists, odd objects
+        raise CodecError(f"{what}: cannot convert {type(x).__name__} to an array ({exc})") from exc
+    if arr.dtype == object:
+        raise CodecError(f"{what}: expected a numeric array, got an object array")
+    return arr
+
+
+def _check_finite(arr: np.ndarray, what: str) -> None:
+    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+        raise CodecError(f"{what}: contains NaN or Inf values; expected finite numbers")
+
+
+def _check_numeric(arr: np.ndarray, what: str, allowed: str) -> None:
+    if arr.dtype == np.bool_ or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise CodecError(f"{what}: dtype {arr.dtype} is not supported; expected {allowed}")
+
+
+class _Codec:
+    """Shared plain-data behaviour of the codecs (dataclass fields = constants)."""
+
+    name: str = ""
+
+    def to_dict(self) -> dict:
+        """The codec's constants as a JSON-able dict (with its type name)."""
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        d["type"] = type(self).__name__
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """Rebuild a codec from :meth:`to_dict` output; unknown or wrong keys -> CodecError."""
+        if not isinstance(d, dict):
+            raise CodecError(f"{cls.__name__}.from_dict: expected a dict, got {type(d).__name__}")
+        d = dict(d)
+        typ = d.pop("type", cls.__name__)
+        if typ != cls.__name__:
+            raise CodecError(f"{cls.__name__}.from_dict: dict describes a {typ}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise CodecError(f"{cls.__name__}.from_dict: unknown constants {unknown}; known: {sorted(names)}")
+        for f in dataclasses.fields(cls):
+            if f.name in d and isinstance(d[f.name], list):
+                d[f.name] = tuple(d[f.name])
+        try:
+            return cls(**d)
+        except TypeError as exc:
+            raise CodecError(f"{cls.__name__}.from_dict: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- image
+#: Polarity options of :class:`ImageCodec`.
+INVERT_AUTO, INVERT_NEVER, INVERT_ALWAYS = "auto", "never", "always"
+
+
+@dataclass(frozen=True)
+class ImageCodec(_Codec):
+    """Camera frame -> grey 1x28x28 in [0,1], bright stroke on dark (MNIST polarity).
+
+    Steps: to grey (RGB(A) luminance; alpha dropped), scale to [0,1] by dtype (uint8 /255,
+    uint16 /65535, floats must already be in [0,1]), centre-crop to a square, resize with area
+    interpolation, fix the polarity, stretch the contrast to [0,1].
+
+    Polarity: with ``invert="auto"`` the frame is inverted when its background (the median of
+    the border pixels of the square crop) is brighter than ``auto_invert_threshold`` - a dark
+    digit on white paper becomes a bright digit on black. ``"never"`` / ``"always"`` force it.
+    """
+
+    size: int = 28
+    invert: str = INVERT_AUTO
+    auto_invert_threshold: float = 0.5
+    stretch_contrast: bool = True
+    max_pixels: int = 4096 * 4096
+    name = "image"
+
+    def __post_init__(self):
+        if self.invert not in (INVERT_AUTO, INVERT_NEVER, INVERT_ALWAYS):
+            raise CodecError(f"ImageCodec.invert must be 'auto', 'never' or 'always', got {self.invert!r}")
+        if int(self.size) < 1:
+            raise CodecError(f"ImageCodec.size must be >= 1, got {self.size}")
+
+    def to_grey(self, frame: Any) -> np.ndarray:
+        """Validate a frame and return it as float32 grey HxW in [0,1]."""
+        arr = _as_array(frame, "image frame")
+        _check_numeric(arr, "image frame", "uint8, uint16 or float in [0,1]")
+        if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
+            pass
+        elif arr.ndim != 2:
+            raise CodecError(
+                f"image frame: shape {arr.shape} is not supported; expected HxW or HxWxC with C in (1,3,4)"
+            )
+        h, w = arr.shape[:2]
+        if h == 0 or w == 0:
+            raise CodecError(f"image frame: empty frame of shape {arr.shape}")
+        if h * w > self.max_pixels:
+            raise CodecError(f"image frame: {h}x{w} pixels is more than the {self.max_pixels} allowed")
+        if arr.dtype == np.uint8:
+            img = arr.astype(np.float32) / 255.0
+        elif arr.dtype == np.uint16:
+            img = arr.astype(np.float32) / 65535.0
+        elif np.issubdtype(arr.dtype, np.floating):
+            _check_finite(arr, "image frame")
+            lo, hi = float(arr.min()), float(arr.max())
+            if lo < -1e-3 or hi > 1 + 1e-3:
+                raise CodecError(f"image frame: float values span [{lo:.3g}, {hi:.3g}]; expected [0,1]")
+            img = np.clip(arr, 0.0, 1.0).astype(np.float32)
+        else:
+            raise CodecError(f"image frame: dtype {arr.dtype} is not supported; expected uint8, uint16 or float")
+        if img.ndim == 3:
+            c = img.shape[2]
+            if c == 1:
+                img = img[:, :, 0]
+            else:  # RGB or RGBA (BGR order changes the weights only slightly)
+                img = 0.299 * img[:, :, 0] + 0.587 * img[:, :, 1] + 0.114 * img[:, :, 2]
+        return np.ascontiguousarray(img, dtype=np.float32)
+
+    def encode(self, frame: Any) -> np.ndarray:
+        """Frame (HxW or HxWxC, C in 1/3/4; uint8, uint16 or float) -> float32 (1,28,28) in [0,1]."""
+        import cv2
+
+        img = self.to_grey(frame)
+        h, w = img.shape
+        s = min(h, w)
+        top, left = (h - s) // 2, (w - s) // 2
+        sq = img[top : top + s, left : left + s]
+        if self.invert == INVERT_ALWAYS or (self.invert == INVERT_AUTO and self._bright_background(sq)):
+            sq = 1.0 - sq
+        n = int(self.size)
+        interp = cv2.INTER_AREA if s >= n else cv2.INTER_LINEAR
+        out = cv2.resize(sq, (n, n), interpolation=interp)
+        if self.stretch_contrast:
+            lo, hi = float(out.min()), float(out.max())
+            if hi - lo > 1e-6:
+                out = (out - lo) / (hi - lo)
+        return np.clip(out, 0.0, 1.0).astype(np.float32)[None]
+
+    def _bright_background(self, sq: np.ndarray) -> bool:
+        border = np.concatenate([sq[0], sq[-1], sq[:, 0], sq[:, -1]])
+        return float(np.median(border)) > self.auto_invert_threshold
+
+    def decode(self, t: Any) -> np.ndarray:
+        """Model image (1,28,28) or (28,28), values in [0,1] -> uint8 (28,28)."""
+        arr = _as_array(t, "image tensor").astype(np.float32, copy=False)
+        n = int(self.size)
+        if arr.shape == (1, n, n):
+            arr = arr[0]
+        if arr.shape != (n, n):
+            raise CodecError(f"image tensor: shape {arr.shape}; expected (1,{n},{n}) or ({n},{n})")
+        _check_finite(arr, "image tensor")
+        return np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- audio
+def loudest_window(x: np.ndarray, n: int, tolerance: float = 1e-3) -> int:
+    """Start index of the ``n``-sample window of ``x`` with the most energy (0 if len(x) <= n).
+
+    Windows within ``tolerance`` (relative) of the best one count as equally loud and the
+    middle one of them is taken, so a short sound inside a long silence ends up centred.
+    """
+    if len(x) <= n:
+        return 0
+    c = np.concatenate([[0.0], np.cumsum(np.asarray(x, dtype=np.float64) ** 2)])
+    energy = c[n:] - c[:-n]
+    best = float(energy.max())
+    if best <= 0:
+        return (len(x) - n) // 2
+    near = np.flatnonzero(energy >= best * (1.0 - tolerance))
+    return int(near[len(near) // 2])
+
+
+@dataclass(frozen=True)
+class AudioCodec(_Codec):
+    """Mono PCM at any sample rate -> float32 (1,128,32) log-mel (mel x frames) in [0,1].
+
+    Steps: to float in [-1,1] (int16 /32768, int32 /2^31; floats as given), resample to
+    ``sample_rate`` (16 kHz as in MHD), optionally scale to peak 1 (microphone gains differ
+    between robots), take a ``window_s`` window (short clips zero padded centred, long clips:
+    the window with the most energy), 128-bin mel power spectrogram (librosa, Slaney mel,
+    ``n_fft`` 1024, ``hop_length`` 500 = exactly 32 frames per second; centred frames give 33
+    per second of signal, the last one - centred on the window's end - is dropped), power in dB
+    (ref 1.0), the fixed range [``db_min``, ``db_max``] mapped linearly to [0,1] and clipped.
+
+    ``decode`` inverts the mapping and runs Griffin-Lim (``librosa.feature.inverse.mel_to_audio``).
+    """
+
+    sample_rate: int = 16000
+    n_mels: int = 128
+    n_frames: int = 32
+    window_s: float = 1.0
+    n_fft: int = 1024
+    hop_length: int = 500
+    fmin: float = 0.0
+    fmax: float = 8000.0
+    db_min: float = -80.0
+    db_max: float = 30.0
+    peak_normalize: bool = True
+    max_seconds: float = 60.0
+    min_rate: int = 1000
+    max_rate: int = 384000
+    name = "audio"
+
+    def __post_init__(self):
+        if self.window_n != self.hop_length * self.n_frames:
+            raise CodecError(
+                f"AudioCodec: window of {self.window_n} samples must equal hop_length*n_frames "
+                f"= {self.hop_length * self.n_frames}"
+            )
+        if not self.db_max > self.db_min:
+            raise CodecError("AudioCodec: db_max must be greater than db_min")
+
+    @property
+    def window_n(self) -> int:
+        """Samples in the analysis window at the codec rate."""
+        return int(round(self.window_s * self.sample_rate))
+
+    # -- validation
+    def _check_rate(self, sample_rate: Any) -> int:
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer, float, np.floating)):
+            raise CodecError(f"audio: sample_rate must be a positive number, got {sample_rate!r}")
+        sr = float(sample_rate)
+        if not np.isfinite(sr) or sr != int(sr) or not (self.min_rate <= sr <= self.max_rate):
+            raise CodecError(
+                f"audio: sample_rate {sample_rate!r} is not an integer in [{self.min_rate}, {self.max_rate}] Hz"
+            )
+        return int(sr)
+
+    def _pcm_to_float(self, arr: np.ndarray, what: str) -> np.ndarray:
+        _check_numeric(arr, what, "int16, int32 or float PCM")
+        if arr.dtype == np.int16:
+            return arr.astype(np.float32) / 32768.0
+        if arr.dtype == np.int32:
+            return (arr.astype(np.float64) / 2147483648.0).astype(np.float32)
+        if np.issubdtype(arr.dtype, np.floating):
+            _check_finite(arr, what)
+            return arr.astype(np.float32, copy=False)
+        raise CodecError(f"{what}: dtype {arr.dtype} is not supported; expected int16, int32 or float PCM")
+
+    def validate(self, pcm: Any, sample_rate: Any) -> tuple[np.ndarray, int]:
+        """Check one clip; return it as float32 1-D and the sample rate as int."""
+        sr = self._check_rate(sample_rate)
+        arr = _as_array(pcm, "audio")
+        if arr.ndim == 2 and 1 in arr.shape:
+            arr = arr.reshape(-1)
+        if arr.ndim != 1:
+            raise CodecError(f"audio: shape {arr.shape}; expected mono PCM, a 1-D array")
+        if arr.size == 0:
+            raise CodecError("audio: empty clip; expected at least one sample")
+        if arr.size > self.max_seconds * sr:
+            raise CodecError(
+                f"audio: {arr.size / sr:.1f} s is longer than the {self.max_seconds:g} s allowed; send shorter chunks"
+            )
+        return self._pcm_to_float(arr, "audio"), sr
+
+    # -- features
+    def _window(self, x: np.ndarray) -> np.ndarray:
+        n = self.window_n
+        if len(x) >= n:
+            s = loudest_window(x, n)
+            return x[s : s + n]
+        out = np.zeros(n, np.float32)
+        s = (n - len(x)) // 2
+        out[s : s + len(x)] = x
+        return out
+
+    def _resample(self, x: np.ndarray, sr: int) -> np.ndarray:
+        if sr == self.sample_rate:
+            return x.astype(np.float32, copy=False)
+        import librosa
+
+        return librosa.resample(x, orig_sr=sr, target_sr=self.sample_rate, res_type="soxr_hq", axis=-1).astype(
+            np.float32
+        )
+
+    def _peak(self, x: np.ndarray) -> np.ndarray:
+        if not self.peak_normalize:
+            return x
+        p = float(np.max(np.abs(x))) if x.size else 0.0
+        return x / p if p > 1e-4 else x
+
+    def _features(self, windows: np.ndarray) -> np.ndarray:
+        """(B, window_n) float32 -> (B, 1, n_mels, n_frames) in [0,1]."""
+        import librosa
+
+        mel = librosa.feature.melspectrogram(
+            y=windows,
+            sr=self.sample_rate,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            n_mels=self.n_mels,
+            fmin=self.fmin,
+            fmax=self.fmax,
+            power=2.0,
+            center=True,
+        )[..., : self.n_frames]
+        db = 10.0 * np.log10(np.maximum(mel, 1e-12))
+        out = (db - self.db_min) / (self.db_max - self.db_min)
+        return np.clip(out, 0.0, 1.0).astype(np.float32)[:, None]
+
+    def encode(self, pcm: Any, sample_rate: Any) -> np.ndarray:
+        """Mono PCM (1-D int16/int32/float) at ``sample_rate`` Hz -> float32 (1,128,32) in [0,1]."""
+        x, sr = self.validate(pcm, sample_rate)
+        x = self._peak(self._resample(x, sr))
+        return self._features(self._window(x)[None])[0]
+
+    def encode_batch(
+        self, waveforms: Any, lengths: Any, sample_rate: Any, batch_size: int = 512
+    ) -> np.ndarray:
+        """Zero-padded clips (N,L) with valid ``lengths`` (N,) -> float32 (N,1,128,32).
+
+        Same result as :meth:`encode` per row (up to resampling edge effects of the padding),
+        vectorised: rows are resampled together, the mel spectrograms computed in batches.
+        """
+        sr = self._check_rate(sample_rate)
+        w = _as_array(waveforms, "audio batch")
+        if w.ndim != 2:
+            raise CodecError(f"audio batch: shape {w.shape}; expected (N, L) zero-padded clips")
+        lens = _as_array(lengths, "audio lengths")
+        if lens.shape != (w.shape[0],) or not np.issubdtype(lens.dtype, np.integer):
+            raise CodecError(f"audio lengths: expected integer array of shape ({w.shape[0]},), got {lens.shape}")
+        if w.shape[0] == 0:
+            return np.zeros((0, 1, self.n_mels, self.n_frames), np.float32)
+        if w.shape[1] > self.max_seconds * sr:
+            raise CodecError(f"audio batch: rows of {w.shape[1] / sr:.1f} s exceed {self.max_seconds:g} s")
+        if np.any(lens < 1) or np.any(lens > w.shape[1]):
+            raise CodecError(f"audio lengths: each must be in [1, {w.shape[1]}]")
+        w = self._pcm_to_float(w, "audio batch")
+        out = np.empty((w.shape[0], 1, self.n_mels, self.n_frames), np.float32)
+        ratio = self.sample_rate / sr
+        for b0 in range(0, w.shape[0], batch_size):
+            rows = self._resample(w[b0 : b0 + batch_size], sr)
+            wins = np.empty((rows.shape[0], self.window_n), np.float32)
+            for i, row in enumerate(rows):
+                n = min(rows.shape[1], max(1, int(round(int(lens[b0 + i]) * ratio))))
+                wins[i] = self._window(self._peak(row[:n]))
+            out[b0 : b0 + len(rows)] = self._features(wins)
+        return out
+
+    def to_db(self, mel: Any) -> np.ndarray:
+        """Model audio tensor in [0,1] -> mel power in dB (inverse of the range mapping)."""
+        m = self._check_mel(mel)
+        return self.db_min + np.clip(m, 0.0, 1.0) * (self.db_max - self.db_min)
+
+    def _check_mel(self, mel: Any) -> np.ndarray:
+        m = _as_array(mel, "audio tensor").astype(np.float32, copy=False)
+        if m.shape == (1, self.n_mels, self.n_frames):
+            m = m[0]
+        if m.shape != (self.n_mels, self.n_frames):
+            raise CodecError(
+                f"audio tensor: shape {m.shape}; expected (1,{self.n_mels},{self.n_frames}) or ({self.n_mels},{self.n_frames})"
+            )
+        _check_finite(m, "audio tensor")
+        return m
+
+    def decode(self, mel: Any, n_iter: int = 60) -> np.ndarray:
+        """Model audio tensor -> float32 waveform at ``sample_rate`` (``window_n`` samples), Griffin-Lim."""
+        import librosa
+
+        power = 10.0 ** (self.to_db(mel) / 10.0)
+        # encode dropped the frame centred on the window's end: repeat the last one for the
+        # inversion so that the STFT frames match a window of exactly ``window_n`` samples
+        power = np.concatenate([power, power[:, -1:]], axis=1)
+        y = librosa.feature.inverse.mel_to_audio(
+            power.astype(np.float32),
+            sr=self.sample_rate,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            fmin=self.fmin,
+            fmax=self.fmax,
+            power=2.0,
+            center=True,
+            n_iter=int(n_iter),
+            length=self.window_n,
+        )
+        return np.nan_to_num(y.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+# --------------------------------------------------------------------------- trajectory
+def resample_arc_length(points: np.ndarray, n: int) -> np.ndarray:
+    """Resample an ordered (N,2) polyline to ``n`` points equally spaced by arc length.
+
+    Raises CodecError when the polyline has zero length (a single, repeated point).
+    """
+    p = np.asarray(points, dtype=np.float64)
+    seg = np.sqrt(np.sum(np.diff(p, axis=0) ** 2, axis=1))
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    total = s[-1]
+    if not total > 0:
+        raise CodecError("trajectory: zero length (all points identical); expected a moving point sequence")
+    t = np.linspace(0.0, total, n)
+    return np.stack([np.interp(t, s, p[:, 0]), np.interp(t, s, p[:, 1])], axis=1)
+
+
+@dataclass(frozen=True)
+class TrajectoryCodec(_Codec):
+    """Ordered 2-D points (or a list of strokes) -> float32 (200,) = x1..x100, y1..y100 in [0,1].
+
+    Strokes are concatenated in order (the pen-up jump between strokes becomes one straight
+    segment), resampled to ``n_points`` equally spaced by arc length, then normalised *per
+    sample*: both axes are scaled by the larger of the two extents (aspect ratio kept) and the
+    shorter axis is centred in [0,1]. MHD itself min-max scaled each axis with constants of the
+    whole data set; that only works when every trajectory comes from one tablet. Robots send
+    points in their own units (metres of an end effector, pixels of a touch screen, tablet
+    counts), so the per-sample normalisation is what makes their trajectories comparable.
+    y is kept as given (y grows upwards).
+    """
+
+    n_points: int = 100
+    max_points: int = 100_000
+    name = "trajectory"
+
+    @property
+    def size(self) -> int:
+        return 2 * int(self.n_points)
+
+    def points(self, points: Any) -> np.ndarray:
+        """Validate ``points`` ((N,2) array or list of (Ni,2) strokes) -> float64 (N,2)."""
+        if isinstance(points, (list, tuple)) and len(points) > 0:
+            parts = [_as_array(s, f"trajectory stroke {i}") for i, s in enumerate(points)]
+            is_strokes = all(s.ndim == 2 for s in parts)
+        else:
+            is_strokes = False
+        if is_strokes:  # a list of (Ni,2) strokes, concatenated in order
+            for i, s in enumerate(parts):
+                if s.shape[1:] != (2,):
+                    raise CodecError(f"trajectory stroke {i}: shape {s.shape}; expected (N,2)")
+            arr = np.concatenate(parts, axis=0)
+        else:
+            arr = _as_array(points, "trajectory")
+        _check_numeric(arr, "trajectory", "numbers")
+        if arr.ndim != 2 or arr.shape[1] != 2:
+            raise CodecError(f"trajectory: shape {arr.shape}; expected ordered (N,2) points or a list of strokes")
+        if arr.shape[0] == 0:
+            raise CodecError("trajectory: no points; expected at least 2 distinct points")
+        if arr.shape[0] > self.max_points:
+            raise CodecError(f"trajectory: {arr.shape[0]} points is more than the {self.max_points} allowed")
+        arr = arr.astype(np.float64)
+        _check_finite(arr, "trajectory")
+        return arr
+
+    def encode(self, points: Any) -> np.ndarray:
+        """Points / strokes -> float32 (200,) in [0,1]."""
+        p = resample_arc_length(self.points(points), int(self.n_points))
+        lo, hi = p.min(axis=0), p.max(axis=0)
+        ext = hi - lo
+        scale = float(ext.max())
+        q = (p - lo) / scale + (1.0 - ext / scale) / 2.0
+        q = np.clip(q, 0.0, 1.0).astype(np.float32)
+        return np.concatenate([q[:, 0], q[:, 1]])
+
+    def decode(self, v: Any) -> np.ndarray:
+        """(200,) model vector -> (100,2) points (x, y) in [0,1]."""
+        arr = _as_array(v, "trajectory tensor").astype(np.float32, copy=False)
+        if arr.shape != (self.size,):
+            raise CodecError(f"trajectory tensor: shape {arr.shape}; expected ({self.size},)")
+        _check_finite(arr, "trajectory tensor")
+        n = int(self.n_points)
+        return np.stack([arr[:n], arr[n:]], axis=1)
+
+
+# --------------------------------------------------------------------------- label
+@dataclass(frozen=True)
+class LabelCodec(_Codec):
+    """Integer class <-> one-hot (10,) in, logits (10,) out."""
+
+    num_classes: int = 10
+    name = "label"
+
+    def encode(self, label: Any) -> np.ndarray:
+        """Class index -> float32 one-hot (num_classes,)."""
+        if isinstance(label, np.ndarray) and label.ndim == 0:
+            label = label.item()
+        if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+            raise CodecError(f"label: expected an integer class, got {label!r}")
+        if not 0 <= int(label) < self.num_classes:
+            raise CodecError(f"label: {label} is out of range; expected 0..{self.num_classes - 1}")
+        out = np.zeros(self.num_classes, np.float32)
+        out[int(label)] = 1.0
+        return out
+
+    def decode(self, logits: Any) -> tuple[int, np.ndarray]:
+        """Logits (num_classes,) -> (argmax class, softmax probabilities float32)."""
+        arr = _as_array(logits, "label logits").astype(np.float64, copy=False)
+        if arr.shape != (self.num_classes,):
+            raise CodecError(f"label logits: shape {arr.shape}; expected ({self.num_classes},)")
+        _check_finite(arr, "label logits")
+        e = np.exp(arr - arr.max())
+        p = e / e.sum()
+        return int(np.argmax(p)), p.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- registry
+_CODEC_TYPES = {c.__name__: c for c in (ImageCodec, AudioCodec, TrajectoryCodec, LabelCodec)}
+
+
+def default_codecs() -> dict[str, _Codec]:
+    """One codec per modality with the default constants, keyed in canonical modality order."""
+    return {
+        "image": ImageCodec(),
+        "audio": AudioCodec(),
+        "trajectory": TrajectoryCodec(),
+        "label": LabelCodec(),
+    }
+
+
+def codecs_to_dict(codecs: dict) -> dict:
+    """``{modality: codec}`` -> JSON-able ``{modality: codec.to_dict()}`` (stored in checkpoints)."""
+    return {name: codec.to_dict() for name, codec in codecs.items()}
+
+
+def codecs_from_dict(d: dict) -> dict[str, _Codec]:
+    """Inverse of :func:`codecs_to_dict`; an unknown codec type raises CodecError."""
+    if not isinstance(d, dict):
+        raise CodecError(f"codecs: expected a dict of codec dicts, got {type(d).__name__}")
+    out = {}
+    for name, cd in d.items():
+        if not isinstance(cd, dict) or cd.get("type") not in _CODEC_TYPES:
+            typ = cd.get("type") if isinstance(cd, dict) else type(cd).__name__
+            raise CodecError(f"codecs[{name!r}]: unknown codec type {typ!r}; known: {sorted(_CODEC_TYPES)}")
+        out[name] = _CODEC_TYPES[cd["type"]].from_dict(cd)
+    return out
+
