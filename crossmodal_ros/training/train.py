@@ -1,0 +1,452 @@
+"""``crossmodal-train``: offline training of any registered model kind from a YAML config.
+
+Usage::
+
+    crossmodal-train --config config/train_nexus.yaml [--data digits|mhd:<dir>|bag:<file>]
+                     [--device auto|cpu|cuda] [--epochs N] [--out runs/<name>] [--resume]
+                     [--seed S] [--limit N]
+
+Stages: (1) when the model config says ``sound_pretrain: true``, the sound VAE is pretrained
+alone as a SigmaVAE for ``train.sound_pretrain_epochs`` and frozen; (2) the model is trained
+with its own loss. Every epoch is validated on ``train.val_fraction`` of the training split
+(a seeded split); ``<out>/best.pt`` (lowest validation loss, the shippable model, no optimizer
+state) and ``<out>/last.pt`` (with optimizer and RNG state, for ``--resume``) are written
+atomically; ``<out>/log.csv`` and ``<out>/log.json`` record every epoch.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from ..modalities import LABEL, MODALITIES
+from ..models import MODEL_KINDS, build_model, count_parameters
+from ..models.base import ModelConfigError, merge_config
+from ..models.nexus import sigma_vae_loss
+
+#: The ``train:`` section of a config with its defaults (the reference training setup).
+TRAIN_DEFAULTS: dict = {
+    "epochs": 100,
+    "batch_size": 64,
+    "lr": 1.0e-3,
+    "seed": 0,
+    "val_fraction": 0.1,
+    "device": "auto",
+    "sound_pretrain_epochs": 30,
+    "sound_pretrain_lr": 1.0e-3,
+    "sound_pretrain_batch_size": 64,
+    "grad_clip": 0.0,           # max gradient norm; 0 = off
+    "num_threads": 0,           # torch CPU threads; 0 = torch's default
+    "half_best": False,         # store best.pt as float16
+}
+#: Top-level keys of a config file.
+CONFIG_KEYS = ("kind", "data", "model", "train")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (NaN loss, resume mismatch, no data); the message says why."""
+
+
+class ConfigError(ValueError):
+    """A bad training config; the message names the offending key."""
+
+
+# --------------------------------------------------------------------------- config
+def load_config(path) -> dict:
+    """Read and validate a YAML config -> ``{"kind", "data", "model", "train"}`` fully resolved.
+
+    Raises :class:`ConfigError` for a missing file, bad YAML, unknown keys or bad values.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    return resolve_config(raw, str(path))
+
+
+def resolve_config(raw, source: str = "<config>") -> dict:
+    """Validate a config mapping (see :func:`load_config`) and fill in defaults."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the config must be a mapping with keys {CONFIG_KEYS}")
+    unknown = [k for k in raw if k not in CONFIG_KEYS]
+    if unknown:
+        raise ConfigError(f"{source}: unknown config key(s) {unknown}; allowed: {list(CONFIG_KEYS)}")
+    kind = raw.get("kind")
+    if kind not in MODEL_KINDS:
+        raise ConfigError(f"{source}: config key 'kind' must be one of {sorted(MODEL_KINDS)}, got {kind!r}")
+    data = raw.get("data", "digits")
+    if not isinstance(data, str) or not data:
+        raise ConfigError(f"{source}: config key 'data' must be a dataset spec string, got {data!r}")
+    try:
+        model_cfg = MODEL_KINDS[kind].resolve_config(raw.get("model") or {})
+        train_cfg = merge_config(TRAIN_DEFAULTS, raw.get("train") or {}, "train")
+    except ModelConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    _check_train(train_cfg, source)
+    return {"kind": kind, "data": data, "model": model_cfg, "train": train_cfg}
+
+
+def _check_train(t: dict, source: str) -> None:
+    def bad(key, why):
+        raise ConfigError(f"{source}: config key 'train.{key}' {why}, got {t[key]!r}")
+
+    for key in ("epochs", "sound_pretrain_epochs", "num_threads"):
+        if t[key] < 0:
+            bad(key, "must be >= 0")
+    for key in ("batch_size", "sound_pretrain_batch_size"):
+        if t[key] < 2:
+            bad(key, "must be >= 2 (BatchNorm needs two samples)")
+    for key in ("lr", "sound_pretrain_lr"):
+        if not t[key] > 0 or not math.isfinite(t[key]):
+            bad(key, "must be a positive number")
+    if not 0.0 < t["val_fraction"] < 1.0:
+        bad("val_fraction", "must be in (0, 1)")
+    if t["grad_clip"] < 0:
+        bad("grad_clip", "must be >= 0")
+    if t["device"] not in ("auto", "cpu", "cuda") and not str(t["device"]).startswith("cuda:"):
+        bad("device", "must be auto, cpu, cuda or cuda:N")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda if available else cpu; ``cuda`` without a GPU raises TrainingError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(f"device {name!r} requested but CUDA is not available here; use --device cpu or auto")
+    return dev
+
+
+# --------------------------------------------------------------------------- data
+def load_tensors(spec: str, split: str = "train"):
+    """Model tensors (docs/architecture.md) of dataset ``spec`` and the codecs that made them."""
+    from ..codecs import codecs_to_dict, default_codecs
+    from ..data import load_dataset
+    from ..data.features import model_tensors
+
+    codecs = default_codecs()
+    ds = load_dataset(spec, split)
+    return model_tensors(ds, codecs), codecs_to_dict(codecs)
+
+
+def split_train_val(tensors: dict, val_fraction: float, seed: int, limit: int | None = None):
+    """Seeded split of a tensor dict into (train, val); ``limit`` keeps the first N samples."""
+    n = next(iter(tensors.values())).shape[0]
+    if limit:
+        n = min(n, int(limit))
+    n_val = max(2, int(round(n * val_fraction)))
+    if n - n_val < 2:
+        raise TrainingError(f"{n} samples are too few to split off a validation set (need >= {n_val + 2})")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    take = lambda idx: {k: v[idx] for k, v in tensors.items() if isinstance(v, torch.Tensor)}  # noqa: E731
+    return take(train_idx), take(val_idx)
+
+
+def batches(tensors: dict, batch_size: int, generator: torch.Generator | None, device, keys=None):
+    """Mini-batches (dicts) over ``tensors``; shuffled when ``generator`` is given. A final
+    batch of one sample is dropped in training (BatchNorm needs two)."""
+    n = next(iter(tensors.values())).shape[0]
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    keys = keys or list(tensors)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        if generator is not None and idx.numel() < 2:
+            break
+        yield {k: tensors[k][idx].to(device, non_blocking=True) for k in keys}
+
+
+# --------------------------------------------------------------------------- stages
+def _progress(iterable, total, desc, quiet):
+    if quiet:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, file=sys.stderr)
+
+
+def _n_batches(tensors, batch_size):
+    n = next(iter(tensors.values())).shape[0]
+    full, rest = divmod(n, batch_size)
+    return full + (1 if rest >= 2 else 0)
+
+
+def _check_finite(loss: torch.Tensor, logs: dict, where: str) -> None:
+    if not torch.isfinite(loss):
+        terms = ", ".join(f"{k}={v:.4g}" for k, v in logs.items())
+        raise TrainingError(f"loss is {float(loss)} at {where} (terms: {terms}); lower train.lr, "
+                            "set train.grad_clip, or check the data for NaN/Inf")
+
+
+def pretrain_sound(model, train, val, tcfg, device, gen, quiet=False, log=print) -> dict:
+    """SigmaVAE pretraining of the model's sound VAE, then freeze it (best validation epoch).
+
+    Returns a dict of stage metrics. The VAE is trained alone on ``train["audio"]`` with KL
+    weight ``model.config["sound_beta"]``.
+    """
+    vae = model.bottom.vaes["audio"]
+    beta, clip = model.config["sound_beta"], model.config["min_log_sigma"]
+    vae.requires_grad_(True)
+    opt = torch.optim.Adam(vae.parameters(), lr=tcfg["sound_pretrain_lr"])
+    best, best_state, history = float("inf"), None, []
+    epochs = tcfg["sound_pretrain_epochs"]
+    for epoch in range(epochs):
+        t0 = time.time()
+        vae.train()
+        total, count = 0.0, 0
+        bar = _progress(batches({"audio": train["audio"]}, tcfg["sound_pretrain_batch_size"], gen, device),
+                        _n_batches(train, tcfg["sound_pretrain_batch_size"]), f"sound {epoch + 1}/{epochs}", quiet)
+        for batch in bar:
+            loss, logs = sigma_vae_loss(vae, batch["audio"], beta, clip)
+            _check_finite(loss, logs, f"sound pretraining epoch {epoch + 1}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total, count = total + float(loss.detach()), count + 1
+            if not quiet:
+                bar.set_postfix(loss=f"{logs['rec'] + beta * logs['kl']:.1f}", kl=f"{logs['kl']:.1f}")
+        vae.eval()
+        with torch.inference_mode():
+            vals = [sigma_vae_loss(vae, b["audio"], beta, clip)[0].item() * b["audio"].shape[0]
+                    for b in batches({"audio": val["audio"]}, 256, None, device)]
+        val_loss = sum(vals) / val["audio"].shape[0]
+        history.append({"epoch": epoch + 1, "train_loss": total / max(count, 1), "val_loss": val_loss,
+                        "time_s": time.time() - t0})
+        log(f"sound pretrain epoch {epoch + 1}/{epochs}: train {total / max(count, 1):.2f} val {val_loss:.2f} "
+            f"({time.time() - t0:.1f}s)")
+        if val_loss < best:
+            best, best_state = val_loss, copy.deepcopy(vae.state_dict())
+    if best_state is not None:
+        vae.load_state_dict(best_state)
+    vae.requires_grad_(False)
+    model.bottom.audio_pretrained.fill_(True)
+    model.train()  # re-applies the frozen-in-eval rule
+    return {"sound_pretrain_best_val": best, "sound_pretrain_epochs": epochs, "history": history}
+
+
+@torch.inference_mode()
+def validate(model, val: dict, device, epoch: int, batch_size: int = 256) -> dict:
+    """Validation metrics: the loss at full KL weight (the negative ELBO Nexus optimises, no
+    FPD) and the label accuracy decoded from each single other modality."""
+    model.eval()
+    n = next(iter(val.values())).shape[0]
+    keys = [m for m in model.modalities if m in val]
+    sums: dict[str, float] = {}
+    correct = {m: 0 for m in keys if m != LABEL}
+    for b in batches(val, batch_size, None, device, keys + (["y"] if "y" in val else [])):
+        bs = b[keys[0]].shape[0]
+        _, logs = model.loss({k: b[k] for k in keys}, None, epoch=1e9)
+        for k, v in logs.items():
+            if k != "kl_weight":
+                sums[k] = sums.get(k, 0.0) + v * bs
+        if LABEL in model.modalities and "y" in b:
+            for m in correct:
+                logits = model.infer({m: b[m]})[LABEL]
+                correct[m] += int((logits.argmax(1) == b["y"]).sum())
+    out = {k: v / n for k, v in sums.items()}
+    for m, c in correct.items():
+        out[f"acc_label_from_{m}"] = c / n
+    model.train()
+    return out
+
+
+# --------------------------------------------------------------------------- run
+def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict | None = None,
+                 resume: bool = False, device="auto", quiet: bool = False, log=print) -> dict:
+    """Train ``cfg["kind"]`` on tensor dicts ``train``/``val``; write checkpoints and logs to
+    ``out_dir``. Returns a summary dict (best metrics, timings, paths)."""
+    tcfg = cfg["train"]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device if device != "auto" else tcfg["device"])
+    if tcfg["num_threads"]:
+        torch.set_num_threads(tcfg["num_threads"])
+    torch.manual_seed(tcfg["seed"])
+    gen = torch.Generator().manual_seed(tcfg["seed"])
+    missing = [m for m in cfg["model"]["modalities"] if m not in train]
+    if missing:
+        raise TrainingError(f"the data lacks modalities {missing} required by the model config")
+
+    model = build_model(cfg["kind"], cfg["model"]).to(dev)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg["lr"])
+    start_epoch, best_val, history, stage_info = 0, float("inf"), [], {}
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if resume:
+        if not last_path.is_file():
+            raise TrainingError(f"--resume: {last_path} does not exist (nothing to resume)")
+        try:
+            ck = read_checkpoint(last_path, "cpu")
+        except CheckpointError as exc:
+            raise TrainingError(f"--resume: {exc}") from exc
+        if ck["kind"] != cfg["kind"] or ck["config"] != cfg["model"]:
+            raise TrainingError(f"--resume: {last_path} was trained with kind {ck['kind']!r} and another model "
+                                "config; use the same config or a new --out directory")
+        model.load_state_dict(ck["state_dict"])
+        st = ck["train"]
+        opt.load_state_dict(st["optimizer"])
+        start_epoch, best_val = int(st["epoch"]), float(st["best_val"])
+        history = json.loads(st.get("history_json", "[]"))
+        stage_info = json.loads(st.get("stage_json", "{}"))
+        gen.set_state(st["generator"])
+        torch.set_rng_state(st["torch_rng"])
+        log(f"resuming {cfg['kind']} from {last_path} after epoch {start_epoch}")
+
+    n_total = count_parameters(model)
+    log(f"{cfg['kind']}: {n_total / 1e6:.2f} M parameters ({count_parameters(model, True) / 1e6:.2f} M trainable), "
+        f"{next(iter(train.values())).shape[0]} train / {next(iter(val.values())).shape[0]} val samples, device {dev}")
+
+    t_run = time.time()
+    bottom = getattr(model, "bottom", None)
+    needs_sound = (bottom is not None and "audio" in getattr(bottom, "frozen", ()) and not bool(bottom.audio_pretrained))
+    if needs_sound and tcfg["sound_pretrain_epochs"] > 0:
+        log(f"stage 1: sound SigmaVAE pretraining for {tcfg['sound_pretrain_epochs']} epochs")
+        t0 = time.time()
+        stage_info = pretrain_sound(model, train, val, tcfg, dev, gen, quiet, log)
+        stage_info["time_s"] = time.time() - t0
+        # the optimizer was built before; the frozen sound VAE is not in it either way
+    elif needs_sound:
+        log("warning: sound_pretrain is true but train.sound_pretrain_epochs is 0: the sound VAE stays at its "
+            "random initialisation, frozen")
+
+    keys = list(model.modalities)
+    epochs = tcfg["epochs"]
+    summary = {}
+    for epoch in range(start_epoch, epochs):
+        t0 = time.time()
+        model.train()
+        sums: dict[str, float] = {}
+        count = 0
+        bar = _progress(batches(train, tcfg["batch_size"], gen, dev, keys), _n_batches(train, tcfg["batch_size"]),
+                        f"{cfg['kind']} {epoch + 1}/{epochs}", quiet)
+        for step, batch in enumerate(bar):
+            loss, logs = model.loss(batch, None, epoch)
+            _check_finite(loss, logs, f"epoch {epoch + 1} step {step + 1}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if tcfg["grad_clip"] > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"])
+            opt.step()
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + v
+            count += 1
+            if not quiet:
+                bar.set_postfix({k.split("/")[-1] if k.startswith("top/") else k: f"{v:.3g}"
+                                 for k, v in logs.items() if k == "loss" or k.startswith("top/")})
+        train_time = time.time() - t0
+        val_metrics = validate(model, val, dev, epoch)
+        record = {"epoch": epoch + 1, "time_s": round(time.time() - t0, 3)}
+        record.update({f"train/{k}": v / max(count, 1) for k, v in sums.items()})
+        record.update({f"val/{k}": v for k, v in val_metrics.items()})
+        history.append(record)
+        improved = val_metrics["loss"] < best_val
+        if improved:
+            best_val = val_metrics["loss"]
+            save_checkpoint(best_path, model, codecs_dict, metrics=_metrics(record, stage_info),
+                            train_state={"epoch": epoch + 1, "seed": tcfg["seed"], "data": cfg["data"],
+                                         "train_config_json": json.dumps(tcfg)},
+                            half=tcfg["half_best"])
+        save_checkpoint(last_path, model, codecs_dict, metrics=_metrics(record, stage_info), train_state={
+            "epoch": epoch + 1, "best_val": best_val, "optimizer": opt.state_dict(), "generator": gen.get_state(),
+            "torch_rng": torch.get_rng_state(), "history_json": json.dumps(history),
+            "stage_json": json.dumps(stage_info), "train_config_json": json.dumps(tcfg)})
+        _write_logs(out, history, cfg, stage_info)
+        accs = " ".join(f"{k[len('acc_label_from_'):]}->label {v:.3f}" for k, v in val_metrics.items()
+                        if k.startswith("acc_label_from_"))
+        log(f"epoch {epoch + 1}/{epochs}: train loss {record.get('train/loss', float('nan')):.2f}, val loss "
+            f"{val_metrics['loss']:.2f}{' (best)' if improved else ''}, {accs}, {time.time() - t0:.1f}s")
+        if epoch == start_epoch and epochs - epoch > 1:
+            remaining = (epochs - epoch - 1) * (time.time() - t0)
+            log(f"estimated time for the remaining {epochs - epoch - 1} epochs: {remaining / 60:.1f} min "
+                f"({train_time:.1f}s training + {time.time() - t0 - train_time:.1f}s validation per epoch)")
+    summary = {"kind": cfg["kind"], "best_val_loss": best_val, "epochs": epochs, "parameters": n_total,
+               "time_s": time.time() - t_run, "best": str(best_path), "last": str(last_path),
+               "history": history, "sound_pretrain": stage_info}
+    _write_logs(out, history, cfg, stage_info, summary)
+    return summary
+
+
+def _metrics(record: dict, stage_info: dict) -> dict:
+    m = {k: v for k, v in record.items() if isinstance(v, (int, float))}
+    if stage_info:
+        m["sound_pretrain_best_val"] = stage_info.get("sound_pretrain_best_val")
+    return m
+
+
+def _write_logs(out: Path, history: list, cfg: dict, stage_info: dict, summary: dict | None = None) -> None:
+    if history:
+        fields = list(dict.fromkeys(k for r in history for k in r))
+        tmp = out / "log.csv.tmp"
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=fields)
+            w.writeheader()
+            w.writerows(history)
+        tmp.replace(out / "log.csv")
+    doc = {"config": cfg, "epochs": history, "sound_pretrain": stage_info}
+    if summary:
+        doc["summary"] = {k: v for k, v in summary.items() if k != "history"}
+    tmp = out / "log.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=1, default=str))
+    tmp.replace(out / "log.json")
+
+
+# --------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="crossmodal-train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="YAML config (config/train_nexus.yaml, ...)")
+    p.add_argument("--data", help="dataset spec overriding the config: digits | mhd:<dir> | bag:<file>")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda (overrides train.device)")
+    p.add_argument("--epochs", type=int, help="overrides train.epochs")
+    p.add_argument("--sound-epochs", type=int, help="overrides train.sound_pretrain_epochs")
+    p.add_argument("--out", help="output directory (default runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--seed", type=int, help="overrides train.seed")
+    p.add_argument("--limit", type=int, help="use only the first N training samples (tiny runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+        if args.data:
+            cfg["data"] = args.data
+        for flag, key in ((args.epochs, "epochs"), (args.seed, "seed"), (args.device, "device"),
+                          (args.sound_epochs, "sound_pretrain_epochs")):
+            if flag is not None:
+                cfg["train"][key] = flag
+        cfg = resolve_config(cfg, "command line")
+        if args.limit is not None and args.limit < 4:
+            raise ConfigError("--limit must be >= 4")
+        out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+        print(f"loading data {cfg['data']!r} ...", file=sys.stderr)
+        tensors, codecs = load_tensors(cfg["data"], "train")
+        train, val = split_train_val(tensors, cfg["train"]["val_fraction"], cfg["train"]["seed"], args.limit)
+        summary = run_training(cfg, train, val, out, codecs, resume=args.resume, device=cfg["train"]["device"],
+                               quiet=args.quiet, log=lambda s: print(s, file=sys.stderr))
+    except (ConfigError, TrainingError, CheckpointError) as exc:
+        print(f"crossmodal-train: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("crossmodal-train: interrupted; resume with --resume", file=sys.stderr)
+        return 130
+    print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
