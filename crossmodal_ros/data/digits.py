@@ -1,0 +1,96 @@
+"""Loader of the embedded "digits" dataset (real pen trajectories + real spoken digits).
+
+The files under ``crossmodal_ros/data/digits/`` are written by
+:mod:`crossmodal_ros.data.build_digits`; this module turns them into the one dataset dict
+schema of ``docs/architecture.md``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from crossmodal_ros.data.build_digits import FORMAT_VERSION, SPLITS, dequantise_trajectory
+
+DEFAULT_ROOT = Path(__file__).resolve().parent / "digits"
+_FILES = ("manifest.json", "samples.npz", "recordings.npz", "recordings.flac")
+
+
+class DatasetError(RuntimeError):
+    """A dataset is missing, incomplete, or not in the expected format."""
+
+
+def digits_root(root=None) -> Path:
+    return Path(root) if root is not None else DEFAULT_ROOT
+
+
+def load_manifest(root=None) -> dict:
+    """The dataset's ``manifest.json`` (counts, seed, sources, licences, byte sizes)."""
+    r = digits_root(root)
+    missing = [f for f in _FILES if not (r / f).is_file()]
+    if missing:
+        raise DatasetError(
+            f"digits dataset incomplete in {r}: missing {', '.join(missing)}. Rebuild it with "
+            f"`python -m crossmodal_ros.data.build_digits --raw ../shared/data --out {r}`"
+        )
+    manifest = json.loads((r / "manifest.json").read_text())
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise DatasetError(
+            f"digits dataset in {r} has format_version {manifest.get('format_version')}, "
+            f"this code reads {FORMAT_VERSION}; rebuild it"
+        )
+    return manifest
+
+
+def load_recordings(root=None) -> tuple[list[np.ndarray], list[str], int]:
+    """Every distinct recording as int16 arrays, their FSDD file stems, and the sample rate."""
+    import soundfile as sf
+
+    r = digits_root(root)
+    meta = np.load(r / "recordings.npz", allow_pickle=False)
+    pcm, sr = sf.read(str(r / "recordings.flac"), dtype="int16", always_2d=False)
+    off = meta["offset"]
+    if off[-1] != len(pcm):
+        raise DatasetError(f"{r}: recordings.flac holds {len(pcm)} samples, the index expects {off[-1]}")
+    clips = [pcm[off[i] : off[i + 1]] for i in range(len(off) - 1)]
+    return clips, [str(n) for n in meta["name"]], int(sr)
+
+
+def load_digits(split: str, root=None) -> dict:
+    """One split (``train``, ``val`` or ``test``) as the dataset dict of docs/architecture.md.
+
+    Keys: ``image`` float32 (N,1,28,28), ``trajectory`` float32 (N,200), ``audio`` float32
+    (N,L) zero padded, ``audio_length`` int64, ``sample_rate`` int, ``label`` int64, ``writer``
+    int64, ``speaker`` str (N,), ``name`` str; plus ``recording`` int64 (N,) (index of the
+    distinct recording, samples share recordings) and ``audio_file`` str (N,) (FSDD file stem).
+    """
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r}; expected one of {SPLITS}")
+    load_manifest(root)
+    r = digits_root(root)
+    z = np.load(r / "samples.npz", allow_pickle=False)
+    clips, names, sr = load_recordings(root)
+    rec = z[f"{split}_recording"].astype(np.int64)
+    n = len(rec)
+    lengths = np.array([len(clips[k]) for k in rec], np.int64)
+    width = int(lengths.max()) if n else 0
+    audio = np.zeros((n, width), np.float32)
+    for i, k in enumerate(rec):
+        audio[i, : lengths[i]] = clips[k]
+    audio /= 32768.0
+    files = np.array([names[k] for k in rec], dtype=str) if n else np.zeros(0, dtype=str)
+    speakers = np.array([f.split("_")[1] for f in files], dtype=str) if n else np.zeros(0, dtype=str)
+    return {
+        "image": (z[f"{split}_image"].astype(np.float32) / 255.0)[:, None],
+        "trajectory": dequantise_trajectory(z[f"{split}_trajectory"]),
+        "audio": audio,
+        "audio_length": lengths,
+        "sample_rate": sr,
+        "label": z[f"{split}_label"].astype(np.int64),
+        "writer": z[f"{split}_writer"].astype(np.int64),
+        "speaker": speakers,
+        "recording": rec,
+        "audio_file": files,
+        "name": f"digits/{split}",
+    }
