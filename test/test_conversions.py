@@ -271,3 +271,19 @@ def test_stamp_conversions():
     assert s.nanosec < 1_000_000_000
     with pytest.raises(ConversionError):
         seconds_to_stamp(-1.0)
+
+
+def test_errors_carry_a_reason_category():
+    msg = numpy_to_image(np.zeros((2, 2), np.uint8), "mono8")
+    msg.encoding = "bayer_rggb8"
+    with pytest.raises(ConversionError) as info:
+        image_to_numpy(msg)
+    assert info.value.reason == "encoding"
+    bad = Float32MultiArray()
+    bad.data = [float("nan")]
+    with pytest.raises(ConversionError) as info:
+        audio_to_numpy(bad)
+    assert info.value.reason == "nonfinite"
+    with pytest.raises(ConversionError) as info:
+        path_to_numpy(Path())
+    assert info.value.reason == "empty"

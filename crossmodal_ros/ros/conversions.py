@@ -70,7 +70,15 @@ __all__ = [
 
 
 class ConversionError(ValueError):
-    """A message or array that cannot be converted (bad encoding, size, layout or values)."""
+    """A message or array that cannot be converted (bad encoding, size, layout or values).
+
+    ``reason`` is a short machine-readable category for counting drops: ``encoding``, ``size``,
+    ``step``, ``layout``, ``empty``, ``nonfinite``, ``range``, ``dtype`` or ``shape``.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid"):
+        super().__init__(message)
+        self.reason = reason
 
 
 #: encoding -> (numpy dtype, channels)
@@ -104,7 +112,7 @@ def stamp_to_seconds(stamp: Time) -> float:
 def seconds_to_stamp(seconds: float) -> Time:
     """Seconds (float, >= 0) -> ``builtin_interfaces/Time``."""
     if not np.isfinite(seconds) or seconds < 0:
-        raise ConversionError(f"stamp must be a finite time >= 0 s, got {seconds!r}")
+        raise ConversionError(f"stamp must be a finite time >= 0 s, got {seconds!r}", reason="range")
     ns = int(round(float(seconds) * 1e9))
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
@@ -140,23 +148,23 @@ def image_to_numpy(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     enc = msg.encoding
     if enc not in IMAGE_ENCODINGS:
         raise ConversionError(
-            f"unsupported image encoding {enc!r}; supported: {', '.join(IMAGE_ENCODINGS)}")
+            f"unsupported image encoding {enc!r}; supported: {', '.join(IMAGE_ENCODINGS)}", reason="encoding")
     dtype, channels = IMAGE_ENCODINGS[enc]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
-        raise ConversionError(f"image has zero size ({width}x{height})")
+        raise ConversionError(f"image has zero size ({width}x{height})", reason="size")
     if width * height > max_pixels:
         raise ConversionError(
-            f"image {width}x{height} has {width * height} pixels, over the cap of {max_pixels}")
+            f"image {width}x{height} has {width * height} pixels, over the cap of {max_pixels}", reason="size")
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise ConversionError(
-            f"step {step} is smaller than one row of {width} {enc} pixels ({row_bytes} bytes)")
+            f"step {step} is smaller than one row of {width} {enc} pixels ({row_bytes} bytes)", reason="step")
     nbytes = len(msg.data)
     if nbytes != step * height:
         raise ConversionError(
             f"image data has {nbytes} bytes, expected step*height = {step}*{height} = "
-            f"{step * height}")
+            f"{step * height}", reason="step")
     raw = np.frombuffer(msg.data, dtype=np.uint8)
     if dtype.itemsize > 1 and bool(msg.is_bigendian) != _NATIVE_BIG:
         dtype = dtype.newbyteorder()
@@ -186,7 +194,7 @@ def numpy_to_image(
     """
     if encoding not in IMAGE_ENCODINGS:
         raise ConversionError(
-            f"unsupported image encoding {encoding!r}; supported: {', '.join(IMAGE_ENCODINGS)}")
+            f"unsupported image encoding {encoding!r}; supported: {', '.join(IMAGE_ENCODINGS)}", reason="encoding")
     dtype, channels = IMAGE_ENCODINGS[encoding]
     arr = np.asarray(arr)
     if arr.ndim == 3 and channels == 1 and arr.shape[2] == 1:
@@ -195,12 +203,12 @@ def numpy_to_image(
     if arr.ndim != expected_ndim or (channels > 1 and arr.shape[2] != channels):
         raise ConversionError(
             f"{encoding} needs an array of shape (H, W{'' if channels == 1 else f', {channels}'})"
-            f", got {arr.shape}")
+            f", got {arr.shape}", reason="shape")
     if arr.dtype.newbyteorder("=") != dtype:
-        raise ConversionError(f"{encoding} needs dtype {dtype}, got {arr.dtype}")
+        raise ConversionError(f"{encoding} needs dtype {dtype}, got {arr.dtype}", reason="dtype")
     height, width = arr.shape[:2]
     if height == 0 or width == 0:
-        raise ConversionError(f"image has zero size ({width}x{height})")
+        raise ConversionError(f"image has zero size ({width}x{height})", reason="size")
     arr = np.ascontiguousarray(arr, dtype=dtype)  # native order, packed rows
     msg = Image()
     msg.header = _header(header, stamp, frame_id)
@@ -220,7 +228,7 @@ def image_to_canonical(arr: np.ndarray, encoding: str) -> np.ndarray:
     The form the engine's image codec takes; dtypes are kept (uint8/uint16/float32).
     """
     if encoding not in IMAGE_ENCODINGS:
-        raise ConversionError(f"unsupported image encoding {encoding!r}")
+        raise ConversionError(f"unsupported image encoding {encoding!r}", reason="encoding")
     if encoding in ("bgr8", "bgra8"):
         return arr[:, :, 2::-1]
     if encoding == "rgba8":
@@ -241,21 +249,21 @@ def audio_to_numpy(msg: Float32MultiArray) -> np.ndarray:
     dims = [int(d.size) for d in msg.layout.dim]
     if dims:
         if sum(1 for s in dims if s > 1) > 1:
-            raise ConversionError(f"audio must be mono (one dimension), got layout sizes {dims}")
+            raise ConversionError(f"audio must be mono (one dimension), got layout sizes {dims}", reason="layout")
         n = int(np.prod(dims))
         if offset + n > data.size:
             raise ConversionError(
-                f"audio layout needs {offset + n} values, message has {data.size}")
+                f"audio layout needs {offset + n} values, message has {data.size}", reason="layout")
         pcm = data[offset:offset + n]
     else:
         pcm = data[offset:]
     if pcm.size == 0:
-        raise ConversionError("audio chunk is empty")
+        raise ConversionError("audio chunk is empty", reason="empty")
     if not np.isfinite(pcm).all():
-        raise ConversionError("audio chunk contains NaN or Inf")
+        raise ConversionError("audio chunk contains NaN or Inf", reason="nonfinite")
     peak = float(np.abs(pcm).max())
     if peak > 1.0:
-        raise ConversionError(f"audio samples must lie in [-1, 1], peak is {peak:.4g}")
+        raise ConversionError(f"audio samples must lie in [-1, 1], peak is {peak:.4g}", reason="range")
     return pcm
 
 
@@ -263,14 +271,14 @@ def numpy_to_audio(pcm: np.ndarray) -> Float32MultiArray:
     """1-D PCM (float, finite, in [-1, 1]) -> ``Float32MultiArray`` labelled ``"samples"``."""
     pcm = np.asarray(pcm)
     if pcm.ndim != 1 or pcm.size == 0:
-        raise ConversionError(f"audio must be a non-empty 1-D array, got shape {pcm.shape}")
+        raise ConversionError(f"audio must be a non-empty 1-D array, got shape {pcm.shape}", reason="shape")
     if not np.issubdtype(pcm.dtype, np.floating):
-        raise ConversionError(f"audio must be floating point PCM, got {pcm.dtype}")
+        raise ConversionError(f"audio must be floating point PCM, got {pcm.dtype}", reason="dtype")
     pcm = np.ascontiguousarray(pcm, dtype=np.float32)
     if not np.isfinite(pcm).all():
-        raise ConversionError("audio contains NaN or Inf")
+        raise ConversionError("audio contains NaN or Inf", reason="nonfinite")
     if np.abs(pcm).max() > 1.0:
-        raise ConversionError("audio samples must lie in [-1, 1]")
+        raise ConversionError("audio samples must lie in [-1, 1]", reason="range")
     msg = Float32MultiArray()
     msg.layout.dim = [MultiArrayDimension(label=_AUDIO_LABEL, size=pcm.size, stride=pcm.size)]
     msg.data = _float_array(pcm)
@@ -292,14 +300,14 @@ def path_to_numpy(msg: Path, with_stamps: bool = False):
     """
     n = len(msg.poses)
     if n == 0:
-        raise ConversionError("path has no poses")
+        raise ConversionError("path has no poses", reason="empty")
     pts = np.empty((n, 2), dtype=np.float64)
     for i, pose in enumerate(msg.poses):
         p = pose.pose.position
         pts[i, 0] = p.x
         pts[i, 1] = p.y
     if not np.isfinite(pts).all():
-        raise ConversionError("path has NaN or Inf coordinates")
+        raise ConversionError("path has NaN or Inf coordinates", reason="nonfinite")
     if not with_stamps:
         return pts
     stamps = np.array([stamp_to_seconds(p.header.stamp) for p in msg.poses], dtype=np.float64)
@@ -321,13 +329,13 @@ def numpy_to_path(
     """
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] not in (2, 3) or pts.shape[0] == 0:
-        raise ConversionError(f"points must be a non-empty (N, 2) or (N, 3) array, got {pts.shape}")
+        raise ConversionError(f"points must be a non-empty (N, 2) or (N, 3) array, got {pts.shape}", reason="shape")
     if not np.isfinite(pts).all():
-        raise ConversionError("points contain NaN or Inf")
+        raise ConversionError("points contain NaN or Inf", reason="nonfinite")
     if stamps is not None:
         stamps = np.asarray(stamps, dtype=np.float64)
         if stamps.shape != (pts.shape[0],):
-            raise ConversionError(f"stamps must have shape ({pts.shape[0]},), got {stamps.shape}")
+            raise ConversionError(f"stamps must have shape ({pts.shape[0]},), got {stamps.shape}", reason="shape")
     msg = Path()
     msg.header = _header(header, stamp, frame_id)
     poses = []
@@ -353,7 +361,7 @@ def latent_to_msg(mu: np.ndarray, logvar: np.ndarray) -> Float32MultiArray:
     logvar = np.asarray(logvar, dtype=np.float32).reshape(-1)
     if mu.size == 0 or mu.shape != logvar.shape:
         raise ConversionError(
-            f"mu and logvar must be non-empty with equal sizes, got {mu.shape} and {logvar.shape}")
+            f"mu and logvar must be non-empty with equal sizes, got {mu.shape} and {logvar.shape}", reason="shape")
     d = mu.size
     msg = Float32MultiArray()
     msg.layout.dim = [
@@ -371,12 +379,12 @@ def latent_from_msg(msg: Float32MultiArray) -> tuple[np.ndarray, np.ndarray]:
     labels = tuple(d.label for d in dims)
     if labels != _LATENT_LABELS or int(dims[0].size) != 2:
         raise ConversionError(
-            f"latent layout must be [stat(2), z(D)], got {[(d.label, d.size) for d in dims]}")
+            f"latent layout must be [stat(2), z(D)], got {[(d.label, d.size) for d in dims]}", reason="layout")
     d = int(dims[1].size)
     off = int(msg.layout.data_offset)
     data = np.frombuffer(msg.data, dtype=np.float32) if len(msg.data) else np.zeros(0, np.float32)
     if d == 0 or data.size < off + 2 * d:
-        raise ConversionError(f"latent data has {data.size} values, layout needs {off + 2 * d}")
+        raise ConversionError(f"latent data has {data.size} values, layout needs {off + 2 * d}", reason="layout")
     stats = data[off:off + 2 * d].reshape(2, d)
     return stats[0].copy(), stats[1].copy()
 
@@ -385,7 +393,7 @@ def probs_to_msg(probs: np.ndarray) -> Float32MultiArray:
     """Class probabilities (K,) -> ``Float32MultiArray`` with one dimension ``"class"``."""
     p = np.asarray(probs, dtype=np.float32).reshape(-1)
     if p.size == 0 or not np.isfinite(p).all():
-        raise ConversionError("probabilities must be a non-empty finite vector")
+        raise ConversionError("probabilities must be a non-empty finite vector", reason="nonfinite")
     msg = Float32MultiArray()
     msg.layout.dim = [MultiArrayDimension(label=_PROBS_LABEL, size=p.size, stride=p.size)]
     msg.data = _float_array(p)
@@ -399,9 +407,9 @@ def probs_from_msg(msg: Float32MultiArray, atol: float = 1e-3) -> np.ndarray:
     if len(dims) != 1 or dims[0].label != _PROBS_LABEL or int(dims[0].size) != data.size:
         raise ConversionError(
             f"probabilities layout must be [class(K)] matching {data.size} values, got "
-            f"{[(d.label, d.size) for d in dims]}")
+            f"{[(d.label, d.size) for d in dims]}", reason="layout")
     if data.size == 0 or not np.isfinite(data).all() or (data < 0).any() or (data > 1).any():
-        raise ConversionError("probabilities must be finite values in [0, 1]")
+        raise ConversionError("probabilities must be finite values in [0, 1]", reason="range")
     if abs(float(data.sum()) - 1.0) > atol:
-        raise ConversionError(f"probabilities sum to {float(data.sum()):.4f}, not 1")
+        raise ConversionError(f"probabilities sum to {float(data.sum()):.4f}, not 1", reason="range")
     return data.copy()

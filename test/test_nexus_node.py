@@ -1,0 +1,366 @@
+"""NexusNode with real rclpy in-process: outputs per input subset, staleness, lifecycle, params,
+malformed input. An untrained model is enough for these contract tests."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Path
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float32MultiArray, Int32, String
+
+from crossmodal_ros.ros import conversions as conv
+from crossmodal_ros.ros.fusion import LatestSamples, Sample, newest
+from crossmodal_ros.ros.nexus_node import OUTPUT_NAMES, make_node
+
+from ros_helpers import Collector, ros_context, ros_module_context  # noqa: F401 (fixtures)
+
+OUT_TYPES = {"image": Image, "audio_mel": Image, "trajectory": Path, "label": Int32,
+             "label_probs": Float32MultiArray, "latent": Float32MultiArray,
+             "modalities": String}
+FAST = dict(max_rate_hz=50.0, heartbeat_hz=0.0, autostart=True)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    import torch
+
+    from crossmodal_ros.checkpoint import save_checkpoint
+    from crossmodal_ros.codecs import codecs_to_dict, default_codecs
+    from crossmodal_ros.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("nexus")
+    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "untrained.pt", model,
+                               codecs_to_dict(default_codecs()), half=True))
+
+
+# --------------------------------------------------------------------------- helpers
+def _image_msg(stamp_s: float) -> Image:
+    frame = np.zeros((56, 56), np.uint8)
+    frame[10:46, 26:30] = 255  # a "1"
+    return conv.numpy_to_image(frame, "mono8", stamp=conv.seconds_to_stamp(stamp_s),
+                               frame_id="camera")
+
+
+def _audio_msg(n: int = 8000) -> Float32MultiArray:
+    t = np.arange(n) / 16000.0
+    return conv.numpy_to_audio((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
+
+
+def _stroke_msg(stamp_s: float) -> Path:
+    s = np.linspace(0, 1, 30)
+    return conv.numpy_to_path(np.stack([0.5 + 0.3 * np.cos(6 * s), 0.5 + 0.3 * np.sin(6 * s)], 1),
+                              stamp=conv.seconds_to_stamp(stamp_s), frame_id="pen")
+
+
+class Sensors:
+    """A test node publishing on the four input topics, and a collector of every output."""
+
+    def __init__(self, rc, ns: str = "/nexus"):
+        node = rc.add(rc_node(rc, "test_sensors"))
+        self.node = node
+        self.pub = {
+            "image": node.create_publisher(Image, "camera/image_raw", 10),
+            "audio": node.create_publisher(Float32MultiArray, "audio/chunk", 10),
+            "trajectory": node.create_publisher(Path, "pen/stroke", 10),
+            "label": node.create_publisher(Int32, "label", 10),
+        }
+        topics = {f"{ns}/{name}": t for name, t in OUT_TYPES.items()}
+        topics[f"{ns}/audio"] = Float32MultiArray
+        topics["/diagnostics"] = DiagnosticArray
+        self.out = Collector(node, topics)
+        self.ns = ns
+
+    def publish(self, modality, msg):
+        self.pub[modality].publish(msg)
+
+    def msgs(self, name):
+        return self.out.messages[f"{self.ns}/{name}" if name != "/diagnostics" else name]
+
+
+def rc_node(rc, name):
+    from rclpy.node import Node
+
+    return Node(name, context=rc.context)
+
+
+def _nexus(rc, checkpoint, **params):
+    node = make_node(context=rc.context, checkpoint=checkpoint, **{**FAST, **params})
+    rc.add(node)
+    return node
+
+
+def _wait_connected(rc, sensors, node):
+    ok = rc.spin_until(lambda: all(p.get_subscription_count() > 0 for p in sensors.pub.values())
+                       and sensors.out._subs[0].get_publisher_count() > 0, timeout=5.0)
+    assert ok, "test publishers never matched the node"
+
+
+def _wait_modalities(rc, sensors, expected: str, timeout=8.0):
+    return rc.spin_until(lambda: any(m.data == expected for m in sensors.msgs("modalities")),
+                         timeout=timeout)
+
+
+# --------------------------------------------------------------------------- outputs per subset
+SUBSETS = [("image",), ("audio",), ("trajectory",), ("image", "audio", "trajectory", "label")]
+
+
+@pytest.mark.parametrize("subset", SUBSETS, ids=["+".join(s) for s in SUBSETS])
+def test_every_output_arrives_for_subset(ros_context, checkpoint, subset):
+    rc = ros_context
+    node = _nexus(rc, checkpoint)
+    assert node.lifecycle_state == "active"
+    sensors = Sensors(rc)
+    _wait_connected(rc, sensors, node)
+    future = time.time() + 1000.0  # newest stamp: the image/stroke header, not an arrival time
+    if "image" in subset:
+        sensors.publish("image", _image_msg(future))
+    if "trajectory" in subset:
+        sensors.publish("trajectory", _stroke_msg(future - 1.0))
+    if "audio" in subset:
+        sensors.publish("audio", _audio_msg())
+    if "label" in subset:
+        sensors.publish("label", Int32(data=3))
+    expected = "+".join(subset)
+    assert _wait_modalities(rc, sensors, expected), [m.data for m in sensors.msgs("modalities")]
+    rc.spin_until(lambda: all(sensors.msgs(n) for n in OUT_TYPES), timeout=2.0)
+    for name, msg_type in OUT_TYPES.items():
+        assert sensors.msgs(name), f"no {name} output"
+        assert all(isinstance(m, msg_type) for m in sensors.msgs(name))
+    img, mel = sensors.msgs("image")[-1], sensors.msgs("audio_mel")[-1]
+    assert (img.encoding, img.height, img.width) == ("mono8", 28, 28)
+    assert (mel.encoding, mel.height, mel.width) == ("32FC1", 128, 32)
+    assert np.isfinite(conv.image_to_numpy(mel)).all()
+    traj = sensors.msgs("trajectory")[-1]
+    assert len(traj.poses) == 100
+    assert 0 <= sensors.msgs("label")[-1].data < 10
+    probs = conv.probs_from_msg(sensors.msgs("label_probs")[-1])
+    assert probs.shape == (10,) and int(np.argmax(probs)) == sensors.msgs("label")[-1].data
+    mu, logvar = conv.latent_from_msg(sensors.msgs("latent")[-1])
+    assert mu.shape == logvar.shape and mu.size == node.engine.latent_dim
+    # headers: newest fused input stamp and the frame_id parameter
+    for m in (img, mel, traj):
+        assert m.header.frame_id == "nexus"
+    if "image" in subset:
+        assert conv.stamp_to_seconds(img.header.stamp) == pytest.approx(future, abs=1e-6)
+        assert conv.stamp_to_seconds(traj.header.stamp) == pytest.approx(future, abs=1e-6)
+    elif "trajectory" in subset:
+        assert conv.stamp_to_seconds(img.header.stamp) == pytest.approx(future - 1.0, abs=1e-6)
+    else:  # audio carries no header: its arrival time on the node clock
+        assert abs(conv.stamp_to_seconds(img.header.stamp) - time.time()) < 10.0
+    assert node.fused_count >= 1 and node.last_latency_s > 0
+    assert node.received[subset[0]] == 1 and not any(node.dropped[m] for m in subset)
+    assert not sensors.msgs("audio"), "audio waveform must be off without griffin_lim"
+
+
+def test_griffin_lim_waveform_output(ros_context, checkpoint):
+    rc = ros_context
+    node = _nexus(rc, checkpoint, griffin_lim=True)
+    sensors = Sensors(rc)
+    _wait_connected(rc, sensors, node)
+    sensors.publish("audio", _audio_msg())
+    assert rc.spin_until(lambda: sensors.msgs("audio"), timeout=10.0)
+    wave = conv.audio_to_numpy(sensors.msgs("audio")[-1])
+    assert wave.ndim == 1 and wave.size > 1000
+
+
+# --------------------------------------------------------------------------- fusion semantics
+def test_staleness_drops_a_silent_sensor_and_nothing_is_published_when_all_stale(
+        ros_context, checkpoint):
+    rc = ros_context
+    node = _nexus(rc, checkpoint, heartbeat_hz=20.0,
+                  staleness={"image": 0.3, "trajectory": 1.0})
+    sensors = Sensors(rc)
+    _wait_connected(rc, sensors, node)
+    now = time.time()
+    sensors.publish("image", _image_msg(now))
+    sensors.publish("trajectory", _stroke_msg(now))
+    assert _wait_modalities(rc, sensors, "image+trajectory")
+    # the heartbeat keeps publishing; the camera goes silent and drops out after 0.3 s
+    assert _wait_modalities(rc, sensors, "trajectory", timeout=3.0)
+    assert node.live_inputs() == ("trajectory",)
+    # after 1 s the stroke is stale too: no live input -> nothing published
+    assert rc.spin_until(lambda: node.live_inputs() == (), timeout=3.0)
+    rc.spin_for(0.1)
+    count = len(sensors.msgs("modalities"))
+    rc.spin_for(0.3)
+    assert len(sensors.msgs("modalities")) == count
+    # a heartbeat ran while inputs were live: more fusions than inputs
+    assert node.fused_count > 2
+
+
+def test_bursts_are_coalesced_and_rate_limited(ros_context, checkpoint):
+    rc = ros_context
+    node = _nexus(rc, checkpoint, max_rate_hz=5.0)
+    sensors = Sensors(rc)
+    _wait_connected(rc, sensors, node)
+    for i in range(10):
+        sensors.publish("image", _image_msg(time.time()))
+    rc.spin_until(lambda: node.received["image"] == 10, timeout=5.0)
+    rc.spin_for(0.5)
+    # 10 images in a burst: the first fused at once, the rest coalesced, <= 5 Hz
+    assert 1 <= node.fused_count <= 4
+    assert node.superseded["image"] >= 5
+
+
+# --------------------------------------------------------------------------- lifecycle
+def test_configure_with_bad_checkpoint_fails_then_recovers(ros_context, checkpoint, tmp_path):
+    rc = ros_context
+    missing = tmp_path / "missing.pt"
+    node = _nexus(rc, str(missing), autostart=False)
+    assert node.lifecycle_state == "unconfigured"
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert node.lifecycle_state == "unconfigured" and node.engine is None
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint at all")
+    node.set_parameters([Parameter("checkpoint", value=str(corrupt))])
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert node.lifecycle_state == "unconfigured"
+    node.set_parameters([Parameter("checkpoint", value=checkpoint)])
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.lifecycle_state == "inactive" and node.engine is not None
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    sensors = Sensors(rc)
+    _wait_connected(rc, sensors, node)
+    sensors.publish("label", Int32(data=7))
+    assert _wait_modalities(rc, sensors, "label")
+    # deactivate: inputs are no longer fused; cleanup releases the model
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    n = node.fused_count
+    sensors.publish("label", Int32(data=7))
+    rc.spin_until(lambda: node.dropped["label"]["inactive"] == 1, timeout=3.0)
+    assert node.fused_count == n
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert node.engine is None and node.lifecycle_state == "unconfigured"
+
+
+def test_diagnostics_report_device_and_live_inputs(ros_context, checkpoint):
+    rc = ros_context
+    node = _nexus(rc, checkpoint)
+    sensors = Sensors(rc)
+    _wait_connected(rc, sensors, node)
+    sensors.publish("label", Int32(data=1))
+    assert _wait_modalities(rc, sensors, "label")
+    assert rc.spin_until(lambda: any(
+        kv.key == "live inputs" and kv.value == "label"
+        for d in sensors.msgs("/diagnostics") for s in d.status for kv in s.values), timeout=3.0)
+    status = sensors.msgs("/diagnostics")[-1].status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["device"] == str(node.engine.device)
+    assert values["checkpoint kind"] == "nexus"
+    assert float(values["inference latency median (ms)"]) > 0
+    assert values["label received"] == "1"
+
+
+# --------------------------------------------------------------------------- parameters
+def test_parameter_validation(ros_context, checkpoint):
+    rc = ros_context
+    node = _nexus(rc, checkpoint, autostart=False)
+
+    def ok(name, value):
+        return node.set_parameters([Parameter(name, value=value)])[0].successful
+
+    assert not ok("device", "tpu")
+    assert not ok("qos_reliability", "fast")
+    assert not ok("outputs", ["image", "hologram"])
+    assert not ok("heartbeat_hz", 100.0)  # above max_rate_hz
+    assert not ok("max_rate_hz", -1.0)  # out of range
+    assert not ok("staleness.image", -0.5)
+    assert not ok("qos_depth", 0)
+    assert not ok("autostart", False)  # read-only
+    assert ok("staleness.image", 0.25) and ok("device", "cpu") and ok("outputs", ["latent"])
+    assert node.get_parameter("staleness.image").value == 0.25
+    # values given at construction are validated at configure
+    bad = make_node("nexus_bad", context=rc.context, checkpoint=checkpoint, device="tpu")
+    rc.add(bad)
+    assert bad.lifecycle_state == "unconfigured"
+    with pytest.raises(ValueError, match="unknown NexusNode parameter"):
+        make_node(context=rc.context, checkpoin="typo.pt")
+
+
+def test_outputs_parameter_limits_publishers(ros_context, checkpoint):
+    rc = ros_context
+    node = _nexus(rc, checkpoint, outputs=["latent", "modalities"])
+    sensors = Sensors(rc)
+    _wait_connected(rc, sensors, node)
+    sensors.publish("label", Int32(data=2))
+    assert _wait_modalities(rc, sensors, "label")
+    rc.spin_until(lambda: sensors.msgs("latent"), timeout=2.0)
+    assert sensors.msgs("latent") and not sensors.msgs("image") and not sensors.msgs("label")
+    assert sorted(OUTPUT_NAMES)  # the full list stays the default
+
+
+# --------------------------------------------------------------------------- malformed input
+def test_malformed_messages_are_counted_and_the_node_keeps_working(ros_context, checkpoint):
+    rc = ros_context
+    node = _nexus(rc, checkpoint)
+    sensors = Sensors(rc)
+    _wait_connected(rc, sensors, node)
+    bad_enc = _image_msg(1.0)
+    bad_enc.encoding = "yuv422"
+    bad_step = _image_msg(1.0)
+    bad_step.step += 3
+    nan_audio = Float32MultiArray()
+    nan_audio.data = [0.1, float("nan"), 0.2]
+    loud_audio = Float32MultiArray()
+    loud_audio.data = [0.1, 3.0]
+    sensors.publish("image", bad_enc)
+    sensors.publish("image", bad_step)
+    sensors.publish("audio", nan_audio)
+    sensors.publish("audio", loud_audio)
+    sensors.publish("trajectory", Path())
+    sensors.publish("label", Int32(data=42))
+    expected = {"image": {"encoding": 1, "step": 1}, "audio": {"nonfinite": 1, "range": 1},
+                "trajectory": {"empty": 1}, "label": {"range": 1}}
+    assert rc.spin_until(lambda: {m: dict(c) for m, c in node.dropped.items()} == expected,
+                         timeout=5.0), node.dropped
+    assert node.fused_count == 0 and not sensors.msgs("modalities")
+    sensors.publish("image", _image_msg(time.time()))
+    assert _wait_modalities(rc, sensors, "image")
+
+
+def test_codec_rejections_are_attributed_to_their_modality(ros_context, checkpoint):
+    """A stroke the converter accepts but the trajectory codec rejects (all points identical)
+    is dropped as 'codec' and the other live input is still fused."""
+    rc = ros_context
+    node = _nexus(rc, checkpoint)
+    sensors = Sensors(rc)
+    _wait_connected(rc, sensors, node)
+    sensors.publish("trajectory", conv.numpy_to_path(np.full((5, 2), 0.5)))
+    sensors.publish("label", Int32(data=4))
+    assert _wait_modalities(rc, sensors, "label")
+    assert node.dropped["trajectory"]["codec"] == 1
+    assert "trajectory" not in node.live_inputs()
+
+
+# --------------------------------------------------------------------------- fusion store (no ROS)
+def _s(arrival, stamp=0.0):
+    return Sample(value=arrival, stamp=None, stamp_s=stamp, arrival_s=arrival)
+
+
+def test_latest_samples_liveness_and_clock_jumps():
+    store = LatestSamples(("image", "audio"))
+    win = {"image": 1.0, "audio": 0.0}
+    assert store.live(0.0, win) == {} and not store.pending
+    store.put("image", _s(10.0))
+    store.put("image", _s(10.5))
+    assert store.superseded["image"] == 1 and store.pending
+    assert list(store.live(11.0, win)) == ["image"]
+    assert store.live(11.5, win, take=True) == {}  # 1.0 s after 10.5: stale
+    assert not store.pending
+    store.put("audio", _s(11.0))
+    assert "audio" not in store.live(11.0, win)  # window 0 disables a modality
+    # clock jumps backwards (bag loop): fresh once, then ages from the new time
+    live = store.live(2.0, win)
+    assert list(live) == ["image"] and live["image"].arrival_s == 2.0
+    assert store.live(2.9, win) and not store.live(3.1, win)
+    with pytest.raises(KeyError):
+        store.put("smell", _s(0.0))
+    assert newest({"a": _s(0, 5.0), "b": _s(0, 7.0)}).stamp_s == 7.0
+    assert math.isclose(store.ages(4.0)["image"], 2.0)
