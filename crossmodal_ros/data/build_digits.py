@@ -26,7 +26,7 @@ training writers (seeded choice), ``train`` = the other 27, both with FSDD train
 Committed files (``--out``):
 
 * ``samples.npz``: per split ``<split>_trajectory`` int16 (N,200) (12-bit, differences: see
-  :func:`quantise_trajectory`),
+  :func:`crossmodal_ros.data.digits.quantise_trajectory`),
   ``<split>_image`` uint8 (N,28,28), ``<split>_label`` uint8, ``<split>_writer`` int16,
   ``<split>_recording`` int16 (index into the recordings);
 * ``recordings.flac``: every used recording once, int16 8 kHz, concatenated;
@@ -52,14 +52,12 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal_ros.codecs import TrajectoryCodec, loudest_window
+from crossmodal_ros.data.digits import FORMAT_VERSION, SPLITS, quantise_trajectory
 
-SPLITS = ("train", "val", "test")
 FSDD_RATE = 8000
 MAX_CLIP = FSDD_RATE  # 1 s: the AudioCodec window
 N_VAL_WRITERS = 3
 TEST_WRITER_OFFSET = 30
-FORMAT_VERSION = 1
-TRAJ_LEVELS = 4095  # 12-bit trajectory quantisation
 
 _SEGMENT = re.compile(r'^\.SEGMENT\s+DIGIT\s+\S+\s+\?\s+"(\d)"')
 _FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)$")
@@ -204,25 +202,6 @@ def write_npz(path: Path, arrays: dict) -> None:
             np.lib.format.write_array(data, arr, allow_pickle=False)
             zf.writestr(info, data.getvalue(), compresslevel=9)
     _atomic_write(path, buf.getvalue())
-
-
-def quantise_trajectory(traj: np.ndarray) -> np.ndarray:
-    """(N,200) in [0,1] -> int16 (N,200): 12-bit values, first differences along each axis.
-
-    12 bits (steps of 1/4095) are finer than the pen tablet's own resolution (a digit spans a
-    few hundred tablet units); the differences of a smooth curve are small numbers, which
-    compress about twice as well as the values.
-    """
-    n = traj.shape[1] // 2
-    q = np.round(np.clip(traj, 0, 1) * TRAJ_LEVELS).astype(np.int32).reshape(-1, 2, n)
-    return np.diff(q, axis=2, prepend=0).astype(np.int16).reshape(traj.shape)
-
-
-def dequantise_trajectory(d: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`quantise_trajectory` -> float32 (N,200) in [0,1]."""
-    n = d.shape[1] // 2
-    q = np.cumsum(d.reshape(-1, 2, n).astype(np.int32), axis=2)
-    return (q.reshape(d.shape) / TRAJ_LEVELS).astype(np.float32)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -11,14 +11,34 @@ from pathlib import Path
 
 import numpy as np
 
-from crossmodal_ros.data.build_digits import FORMAT_VERSION, SPLITS, dequantise_trajectory
-
+SPLITS = ("train", "val", "test")
+FORMAT_VERSION = 1
+TRAJ_LEVELS = 4095  # 12-bit trajectory quantisation
 DEFAULT_ROOT = Path(__file__).resolve().parent / "digits"
 _FILES = ("manifest.json", "samples.npz", "recordings.npz", "recordings.flac")
 
 
 class DatasetError(RuntimeError):
     """A dataset is missing, incomplete, or not in the expected format."""
+
+
+def quantise_trajectory(traj: np.ndarray) -> np.ndarray:
+    """(N,200) in [0,1] -> int16 (N,200): 12-bit values, first differences along each axis.
+
+    12 bits (steps of 1/4095) are finer than the pen tablet's own resolution (a digit spans a
+    few hundred tablet units); the differences of a smooth curve are small numbers, which
+    compress about twice as well as the values.
+    """
+    n = traj.shape[1] // 2
+    q = np.round(np.clip(traj, 0, 1) * TRAJ_LEVELS).astype(np.int32).reshape(-1, 2, n)
+    return np.diff(q, axis=2, prepend=0).astype(np.int16).reshape(traj.shape)
+
+
+def dequantise_trajectory(d: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`quantise_trajectory` -> float32 (N,200) in [0,1]."""
+    n = d.shape[1] // 2
+    q = np.cumsum(d.reshape(-1, 2, n).astype(np.int32), axis=2)
+    return (q.reshape(d.shape) / TRAJ_LEVELS).astype(np.float32)
 
 
 def digits_root(root=None) -> Path:
