@@ -1,0 +1,65 @@
+"""Sensors + Nexus inference on a robot: ``ros2 launch crossmodal_ros crossmodal.launch.py``.
+
+Arguments (``ros2 launch ... --show-args``): which sensor nodes to start, the checkpoint and the
+inference device, the parameter files, and the namespace everything runs in. Example with a
+real camera and microphone and no pen::
+
+    ros2 launch crossmodal_ros crossmodal.launch.py enable_pen:=false \\
+        sensors_params:=/path/to/my_sensors.yaml device:=cuda
+"""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import LifecycleNode, Node
+
+
+def generate_launch_description():
+    share = get_package_share_directory("crossmodal_ros")
+    namespace = LaunchConfiguration("namespace")
+    sensors_params = LaunchConfiguration("sensors_params")
+    nexus_params = LaunchConfiguration("nexus_params")
+    args = [
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="Namespace of every node and relative topic."),
+        DeclareLaunchArgument("enable_camera", default_value="true",
+                              description="Start camera_node (publishes camera/image_raw)."),
+        DeclareLaunchArgument("enable_microphone", default_value="true",
+                              description="Start microphone_node (publishes audio/chunk)."),
+        DeclareLaunchArgument("enable_pen", default_value="true",
+                              description="Start pen_node (publishes pen/stroke)."),
+        DeclareLaunchArgument("checkpoint", default_value="",
+                              description="Model checkpoint (.pt); empty: the shipped models/nexus_digits.pt."),
+        DeclareLaunchArgument("device", default_value="auto",
+                              description="Inference device: auto | cpu | cuda."),
+        DeclareLaunchArgument("sensors_params",
+                              default_value=os.path.join(share, "config", "sensors.yaml"),
+                              description="Parameter file of the sensor nodes."),
+        DeclareLaunchArgument("nexus_params",
+                              default_value=os.path.join(share, "config", "nexus.yaml"),
+                              description="Parameter file of the inference node."),
+    ]
+    sensors = [
+        Node(package="crossmodal_ros", executable="camera_node", name="camera_node",
+             namespace=namespace, parameters=[sensors_params], output="screen",
+             condition=IfCondition(LaunchConfiguration("enable_camera"))),
+        Node(package="crossmodal_ros", executable="microphone_node", name="microphone_node",
+             namespace=namespace, parameters=[sensors_params], output="screen",
+             condition=IfCondition(LaunchConfiguration("enable_microphone"))),
+        Node(package="crossmodal_ros", executable="pen_node", name="pen_node",
+             namespace=namespace, parameters=[sensors_params], output="screen",
+             condition=IfCondition(LaunchConfiguration("enable_pen"))),
+    ]
+    # A lifecycle node that configures and activates itself (autostart); set autostart false in
+    # the parameter file when a lifecycle manager drives it.
+    nexus = LifecycleNode(
+        package="crossmodal_ros", executable="nexus_node", name="nexus", namespace=namespace,
+        parameters=[nexus_params, {"checkpoint": LaunchConfiguration("checkpoint"),
+                                   "device": LaunchConfiguration("device"),
+                                   "autostart": True}],
+        output="screen",
+    )
+    return LaunchDescription(args + sensors + [nexus])
