@@ -35,10 +35,14 @@ def load_dataset(spec: str, split: str) -> dict:
         if not arg:
             raise DatasetError("dataset spec 'bag:' needs a bag path, e.g. 'bag:recording.mcap'")
         try:
-            from crossmodal_ros.data import bag as _bag  # provided by the bag tools
+            # the bag tools (rosbags + rclpy message types); imported only for bag specs
+            from crossmodal_ros.ros import bag_dataset as _bag
         except ImportError as exc:
-            raise NotImplementedError(
-                "bag datasets ('bag:<file>') are not available in this build: crossmodal_ros.data.bag is missing"
+            raise DatasetError(
+                f"bag datasets ('bag:<file>') need rclpy and rosbags, which failed to import: {exc}"
             ) from exc
-        return _bag.load_bag_dataset(arg, split)
+        try:
+            return _bag.load_bag_dataset(arg, split)
+        except _bag.BagError as exc:
+            raise DatasetError(str(exc)) from exc
     raise DatasetError(f"unknown dataset kind {kind!r} in spec {spec!r}; expected one of {DATASET_KINDS}")

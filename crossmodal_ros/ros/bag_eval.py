@@ -1,0 +1,267 @@
+"""Offline evaluation of a sensor bag: the inference node's fusion logic over bag time.
+
+No graph runs: messages are decoded with the same conversions as the node, stored in the
+node's keep-latest store (:class:`crossmodal_ros.ros.fusion.LatestSamples`, per-modality
+staleness windows, on bag time) and fused with the node's scheduling rules:
+
+* new input fuses promptly, unless the last fusion was less than ``1 / max_rate_hz`` ago; then
+  the fusion timer (period ``1 / max_rate_hz``) picks it up (bursts are coalesced);
+* with nothing new, a heartbeat fusion runs every ``1 / heartbeat_hz`` while anything is live.
+
+Each fusion runs the :class:`~crossmodal_ros.engine.FusionEngine` on the live inputs. Outputs
+are scored against ``/label/truth`` (the most recent truth at or before the newest fused input's
+stamp). The report gives, per fused subset, the number of outputs, the distinct input sets (a
+heartbeat re-fuses the same inputs; accuracy counts each input set once) and the accuracy, and
+the output rates over bag time. Usage::
+
+    bag_eval out/digits_test --checkpoint models/nexus_digits.pt --json out/eval.json
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from crossmodal_ros.modalities import AUDIO, IMAGE, LABEL, MODALITIES, TRAJECTORY, subset_name
+from crossmodal_ros.ros.bag_export import TOPICS, TRUTH_TOPIC, BagError
+from crossmodal_ros.ros.bag_player import bag_custom_data, open_bag
+
+__all__ = ["FusionSettings", "EvalReport", "read_bag_inputs", "evaluate_bag", "main"]
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    """The inference node's fusion parameters (defaults as in config/replay.yaml)."""
+
+    max_rate_hz: float = 20.0
+    heartbeat_hz: float = 5.0
+    staleness: dict = field(default_factory=lambda: {IMAGE: 0.9, AUDIO: 0.9, TRAJECTORY: 0.9, LABEL: 0.0})
+
+    def __post_init__(self):
+        if not self.max_rate_hz > 0:
+            raise BagError(f"max_rate_hz must be positive, got {self.max_rate_hz}")
+        if not 0 <= self.heartbeat_hz <= self.max_rate_hz:
+            raise BagError("heartbeat_hz must be in [0, max_rate_hz]")
+
+
+@dataclass
+class InputEvent:
+    """One decoded input message: bag time, modality, raw value, header stamp (s)."""
+
+    t: float
+    modality: str
+    value: object
+    stamp_s: float
+
+
+@dataclass
+class EvalReport:
+    """Evaluation result; :meth:`as_dict` is JSON-able and :meth:`table` is for people."""
+
+    bag: str
+    duration_s: float
+    outputs: int
+    prompt_outputs: int
+    heartbeat_outputs: int
+    per_subset: dict  # subset name -> {"outputs", "samples", "correct", "accuracy"}
+    inputs: dict  # modality -> messages
+    invalid: dict  # modality -> undecodable messages
+    mean_infer_ms: float
+
+    @property
+    def output_rate_hz(self) -> float:
+        return self.outputs / self.duration_s if self.duration_s > 0 else float("nan")
+
+    @property
+    def accuracy(self) -> float:
+        n = sum(v["samples"] for v in self.per_subset.values())
+        c = sum(v["correct"] for v in self.per_subset.values())
+        return c / n if n else float("nan")
+
+    def as_dict(self) -> dict:
+        return {
+            "bag": self.bag, "duration_s": self.duration_s, "outputs": self.outputs,
+            "prompt_outputs": self.prompt_outputs, "heartbeat_outputs": self.heartbeat_outputs,
+            "output_rate_hz": self.output_rate_hz, "accuracy": self.accuracy,
+            "per_subset": self.per_subset, "inputs": self.inputs, "invalid": self.invalid,
+            "mean_infer_ms": self.mean_infer_ms,
+        }
+
+    def table(self) -> str:
+        lines = [f"bag {self.bag}: {self.duration_s:.1f} s of bag time, inputs "
+                 + ", ".join(f"{m} {n}" for m, n in self.inputs.items()),
+                 f"{'fused subset':32s} {'outputs':>8s} {'samples':>8s} {'accuracy':>9s}"]
+        for name, v in sorted(self.per_subset.items()):
+            lines.append(f"{name:32s} {v['outputs']:8d} {v['samples']:8d} {v['accuracy']:9.3f}")
+        lines.append(f"{'all':32s} {self.outputs:8d} "
+                     f"{sum(v['samples'] for v in self.per_subset.values()):8d} {self.accuracy:9.3f}")
+        lines.append(f"output rate {self.output_rate_hz:.2f} Hz over bag time "
+                     f"({self.prompt_outputs} prompt, {self.heartbeat_outputs} heartbeat); "
+                     f"inference {self.mean_infer_ms:.1f} ms mean")
+        return "\n".join(lines)
+
+
+def read_bag_inputs(path: str | Path):
+    """Decode a sensor bag: (input events in time order, truth times, truth labels, start, end, invalid)."""
+    from rclpy.serialization import deserialize_message
+    from std_msgs.msg import Int32
+
+    from crossmodal_ros.ros import conversions as conv
+    from crossmodal_ros.ros.bag_player import message_class
+
+    reader = open_bag(path)
+    events: list[InputEvent] = []
+    truth_t, truth = [], []
+    invalid = {m: 0 for m in (IMAGE, AUDIO, TRAJECTORY)}
+    try:
+        conns = [c for c in reader.connections if c.topic in TOPICS or c.topic == TRUTH_TOPIC]
+        if not any(c.topic in TOPICS for c in conns):
+            raise BagError(f"{path} has none of the sensor topics {sorted(TOPICS)}")
+        start, end = reader.start_time * 1e-9, reader.end_time * 1e-9
+        for c, ts, raw in reader.messages(connections=conns):
+            t = ts * 1e-9
+            if c.topic == TRUTH_TOPIC:
+                truth_t.append(t)
+                truth.append(int(deserialize_message(bytes(raw), Int32).data))
+                continue
+            modality, _ = TOPICS[c.topic]
+            msg = deserialize_message(bytes(raw), message_class(c.msgtype))
+            try:
+                if modality == IMAGE:
+                    value = conv.image_to_canonical(conv.image_to_numpy(msg), msg.encoding)
+                elif modality == AUDIO:
+                    value = conv.audio_to_numpy(msg).copy()
+                else:
+                    value = conv.path_to_numpy(msg)
+            except conv.ConversionError:
+                invalid[modality] += 1
+                continue
+            header = getattr(msg, "header", None)
+            stamp = conv.stamp_to_seconds(header.stamp) if header is not None else 0.0
+            events.append(InputEvent(t, modality, value, stamp if stamp > 0 else t))
+    finally:
+        reader.close()
+    return events, truth_t, truth, start, end, invalid
+
+
+def evaluate_bag(path: str | Path, engine, settings: FusionSettings = FusionSettings(),
+                 sample_rate: int | None = None) -> EvalReport:
+    """Run the fusion logic over a bag's time line and score the outputs against the truth."""
+    from crossmodal_ros.ros.fusion import LatestSamples, Sample, newest
+
+    events, truth_t, truth, start, end, invalid = read_bag_inputs(path)
+    if not truth:
+        raise BagError(f"{path} has no {TRUTH_TOPIC} messages to score against")
+    if sample_rate is None:
+        sample_rate = int(bag_custom_data(path).get("crossmodal_ros.sample_rate", 16000))
+    store = LatestSamples(MODALITIES)
+    staleness = {m: float(settings.staleness.get(m, 0.0)) for m in MODALITIES}
+    min_gap = 0.999 / settings.max_rate_hz
+    hb_gap = 0.999 / settings.heartbeat_hz if settings.heartbeat_hz > 0 else math.inf
+    timer_period = 1.0 / settings.max_rate_hz
+    per_subset: dict = defaultdict(lambda: {"outputs": 0, "samples": 0, "correct": 0})
+    seen_inputs: set = set()
+    counts = {"prompt": 0, "heartbeat": 0}
+    infer_s: list[float] = []
+    last_fuse = -math.inf
+
+    def fuse(now: float, kind: str) -> None:
+        nonlocal last_fuse
+        import time as _time
+
+        last_fuse = now
+        live = store.live(now, staleness, take=True)
+        if not live:
+            return
+        t0 = _time.perf_counter()
+        try:
+            result = engine.infer({m: s.value for m, s in live.items()}, sample_rate=sample_rate)
+        except ValueError:  # a codec rejected the input: the node drops it too
+            return
+        infer_s.append(_time.perf_counter() - t0)
+        counts[kind] += 1
+        name = subset_name(result.fused)
+        entry = per_subset[name]
+        entry["outputs"] += 1
+        key = tuple((m, s.stamp_s) for m, s in live.items())
+        if key in seen_inputs:
+            return
+        seen_inputs.add(key)
+        i = bisect.bisect_right(truth_t, newest(live).stamp_s + 1e-6) - 1
+        if i < 0:
+            return
+        entry["samples"] += 1
+        entry["correct"] += int(int(result.label) == truth[i])
+
+    def run_timers(until: float) -> None:
+        """Fusion-timer ticks in (last tick, until): pending input or heartbeat."""
+        nonlocal next_tick
+        while next_tick < until:
+            now = next_tick
+            next_tick += timer_period
+            if now - last_fuse < min_gap:
+                continue
+            if store.pending:
+                fuse(now, "prompt")
+            elif now - last_fuse >= hb_gap and store.live(now, staleness):
+                fuse(now, "heartbeat")
+
+    next_tick = start + timer_period
+    for ev in events:
+        run_timers(ev.t)
+        store.put(ev.modality, Sample(value=ev.value, stamp=ev.stamp_s, stamp_s=ev.stamp_s,
+                                      arrival_s=ev.t))
+        if ev.t - last_fuse >= min_gap:
+            fuse(ev.t, "prompt")
+    run_timers(end + max(staleness.values()))
+    report_subsets = {
+        k: {**v, "accuracy": v["correct"] / v["samples"] if v["samples"] else float("nan")}
+        for k, v in per_subset.items()
+    }
+    n_inputs = {m: sum(1 for e in events if e.modality == m) for m in (IMAGE, AUDIO, TRAJECTORY)}
+    return EvalReport(
+        bag=str(path), duration_s=max(end - start, 1e-9) + max(staleness.values()),
+        outputs=counts["prompt"] + counts["heartbeat"], prompt_outputs=counts["prompt"],
+        heartbeat_outputs=counts["heartbeat"], per_subset=report_subsets, inputs=n_inputs,
+        invalid=invalid, mean_infer_ms=1e3 * float(np.mean(infer_s)) if infer_s else float("nan"),
+    )
+
+
+def main(argv=None) -> int:
+    """Console entry ``bag_eval``."""
+    p = argparse.ArgumentParser(prog="bag_eval", description=__doc__.split("\n\n")[0])
+    p.add_argument("bag", help="bag directory, .mcap or .db3 file (written by bag_export)")
+    p.add_argument("--checkpoint", default="", help="model checkpoint (default: the shipped model)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--max-rate-hz", type=float, default=20.0)
+    p.add_argument("--heartbeat-hz", type=float, default=5.0)
+    p.add_argument("--staleness", type=float, nargs=3, metavar=("IMAGE", "AUDIO", "TRAJECTORY"),
+                   default=(0.9, 0.9, 0.9), help="staleness windows in seconds (default 0.9 each)")
+    p.add_argument("--sample-rate", type=int, default=None, help="audio rate (default: from the bag)")
+    p.add_argument("--json", default=None, help="also write the report as JSON here")
+    a = p.parse_args(argv)
+    from crossmodal_ros.checkpoint import CheckpointError
+    from crossmodal_ros.engine import FusionEngine
+
+    try:
+        settings = FusionSettings(a.max_rate_hz, a.heartbeat_hz,
+                                  dict(zip((IMAGE, AUDIO, TRAJECTORY), a.staleness), label=0.0))
+        engine = FusionEngine.from_checkpoint(a.checkpoint or None, device=a.device)
+        report = evaluate_bag(a.bag, engine, settings, a.sample_rate)
+    except (BagError, CheckpointError) as exc:
+        p.error(str(exc))
+    print(report.table())
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(report.as_dict(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
