@@ -1,0 +1,219 @@
+"""Models: loss decreases, masked modalities get no gradient, every subset generates every
+modality, FPD drops the right modalities, config errors."""
+import pytest
+import torch
+
+from crossmodal_ros.modalities import MODALITIES, MODEL_SHAPES, all_subsets
+from crossmodal_ros.models import MODEL_KINDS, ModelConfigError, ModelInputError, build_model, count_parameters
+from crossmodal_ros.models.nexus import fpd_keep_mask
+
+KINDS = ("nexus", "nexus0", "mvae", "mmvae")
+
+
+def make_batch(n=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 10, (n,), generator=g)
+    return {
+        "image": torch.rand(n, 1, 28, 28, generator=g),
+        "audio": torch.rand(n, 1, 128, 32, generator=g),
+        "trajectory": torch.rand(n, 200, generator=g),
+        "label": torch.nn.functional.one_hot(y, 10).float(),
+        "y": y,
+    }
+
+
+def test_registry_and_reference_size():
+    assert set(KINDS) <= set(MODEL_KINDS)
+    model = build_model("nexus")
+    # NEXUS_SPEC.md: about 6.47 M parameters, 1.22 M of them the frozen sound VAE
+    assert abs(count_parameters(model) - 6.47e6) < 0.01e6
+    assert abs(count_parameters(model.bottom.vaes["audio"]) - 1.22e6) < 0.01e6
+    assert count_parameters(model, trainable_only=True) == count_parameters(model) - count_parameters(
+        model.bottom.vaes["audio"])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_loss_decreases_on_tiny_batch(kind):
+    torch.manual_seed(0)
+    model = build_model(kind, {"warmup_epochs": 0})
+    model.train()
+    batch = make_batch(8)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    losses = []
+    for _ in range(30):
+        loss, logs = model.loss(batch, None, epoch=0)
+        assert torch.isfinite(loss) and logs["loss"] == pytest.approx(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.85 * sum(losses[:5]) / 5, losses
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_masked_modality_gets_zero_gradient(kind):
+    torch.manual_seed(0)
+    model = build_model(kind, {"sound_pretrain": False})
+    model.train()
+    batch = make_batch(6)
+    mask = torch.ones(6, 4, dtype=torch.bool)
+    mask[:, MODALITIES.index("trajectory")] = False
+    batch["trajectory"] = torch.full_like(batch["trajectory"], float("nan"))  # must not leak anywhere
+    loss, _ = model.loss(batch, mask, epoch=3)
+    assert torch.isfinite(loss)
+    loss.backward()
+    enc = model.bottom.vaes["trajectory"].encoder
+    assert all(p.grad is None or torch.count_nonzero(p.grad) == 0 for p in enc.parameters())
+    # a present modality does receive gradient
+    assert any(p.grad is not None and torch.count_nonzero(p.grad) > 0
+               for p in model.bottom.vaes["image"].encoder.parameters())
+    # sound_pretrain=False trains the sound VAE jointly
+    assert any(p.grad is not None and torch.count_nonzero(p.grad) > 0
+               for p in model.bottom.vaes["audio"].encoder.parameters())
+
+
+def test_partially_masked_rows_get_no_gradient():
+    torch.manual_seed(0)
+    model = build_model("nexus", {"fpd_rho": 0.0})
+    model.train()
+    batch = make_batch(6)
+    batch["image"].requires_grad_(True)
+    mask = torch.ones(6, 4, dtype=torch.bool)
+    mask[:3, 0] = False
+    loss, _ = model.loss(batch, mask, epoch=0)
+    loss.backward()
+    assert torch.count_nonzero(batch["image"].grad[:3]) == 0
+    assert torch.count_nonzero(batch["image"].grad[3:]) > 0
+
+
+def test_frozen_sound_vae_gets_no_gradient_and_stays_eval():
+    model = build_model("nexus")
+    model.train()
+    assert not model.bottom.vaes["audio"].training
+    loss, logs = model.loss(make_batch(4), None, 0)
+    loss.backward()
+    assert all(p.grad is None for p in model.bottom.vaes["audio"].parameters())
+    assert "bottom/audio" not in logs and "top/audio" in logs
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("sample", [False, True])
+def test_every_subset_generates_every_modality(kind, sample):
+    torch.manual_seed(0)
+    model = build_model(kind).eval()
+    batch = make_batch(3)
+    with torch.inference_mode():
+        for subset in all_subsets():
+            out = model.infer({m: batch[m] for m in subset}, sample=sample)
+            for m in MODALITIES:
+                assert tuple(out[m].shape) == (3, *MODEL_SHAPES[m]), (subset, m)
+                assert torch.isfinite(out[m]).all()
+                if m != "label":
+                    assert out[m].min() >= 0 and out[m].max() <= 1
+            assert out["latent_mu"].shape == (3, model.latent_dim) == out["latent_logvar"].shape
+            # a mask over all four inputs gives the same result as leaving the others out
+            if not sample:
+                mask = torch.tensor([[m in subset for m in MODALITIES]] * 3)
+                out2 = model.infer(batch, mask)
+                assert torch.allclose(out2["latent_mu"], out["latent_mu"], atol=1e-5)
+
+
+def test_inference_is_deterministic_and_uses_the_inputs():
+    model = build_model("nexus").eval()
+    b = make_batch(4)
+    with torch.inference_mode():
+        a1 = model.infer({"image": b["image"]})["latent_mu"]
+        a2 = model.infer({"image": b["image"]})["latent_mu"]
+        a3 = model.infer({"image": b["image"].flip(0)})["latent_mu"]
+    assert torch.equal(a1, a2)
+    assert not torch.allclose(a1, a3)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bad_inputs_raise_model_input_error(kind):
+    model = build_model(kind).eval()
+    b = make_batch(2)
+    with pytest.raises(ModelInputError, match="no modality"):
+        model.encode({})
+    with pytest.raises(ModelInputError, match="shape"):
+        model.encode({"image": torch.rand(2, 28, 28)})
+    with pytest.raises(ModelInputError, match="empty subset"):
+        model.encode(b, torch.zeros(2, 4, dtype=torch.bool))
+    with pytest.raises(ModelInputError, match="mask"):
+        model.encode(b, torch.ones(2, 3, dtype=torch.bool))
+    with pytest.raises(ModelInputError, match="batch sizes"):
+        model.encode({"image": b["image"], "label": b["label"][:1]})
+    with pytest.raises(ModelInputError, match="cannot generate"):
+        model.decode(torch.zeros(1, model.latent_dim), ["smell"])
+
+
+def test_model_with_fewer_modalities_rejects_the_others():
+    model = build_model("nexus", {"modalities": ["image", "label"]}).eval()
+    b = make_batch(2)
+    out = model.infer({"image": b["image"]})
+    assert set(out) == {"image", "label", "latent_mu", "latent_logvar"}
+    with pytest.raises(ModelInputError, match="audio"):
+        model.infer({"audio": b["audio"]})
+
+
+@pytest.mark.parametrize("bad, key", [
+    ({"aggregatorr": "mean"}, "aggregatorr"),
+    ({"aggregator": "max"}, "aggregator"),
+    ({"fpd_rho": 1.5}, "fpd_rho"),
+    ({"fpd_rho": "high"}, "fpd_rho"),
+    ({"latent_dims": {"image": 0}}, "latent_dims.image"),
+    ({"latent_dims": {"smell": 3}}, "smell"),
+    ({"sound_pretrain": "yes"}, "sound_pretrain"),
+    ({"modalities": ["image", "smell"]}, "modalities"),
+])
+def test_bad_config_names_the_key(bad, key):
+    with pytest.raises(ModelConfigError, match=key):
+        build_model("nexus", bad)
+
+
+def test_unknown_kind_and_nexus0_aggregator():
+    with pytest.raises(ModelConfigError, match="unknown model kind"):
+        build_model("transformer")
+    with pytest.raises(ModelConfigError, match="concat"):
+        build_model("nexus0", {"aggregator": "mean"})
+    assert build_model("nexus0").concat and not build_model("nexus").concat
+
+
+# ---------------------------------------------------------------- forced perceptual dropout
+def test_fpd_rho_zero_and_one():
+    present = torch.ones(50, 4, dtype=torch.bool)
+    assert torch.equal(fpd_keep_mask(present, 0.0), present)
+    keep = fpd_keep_mask(present, 1.0, torch.Generator().manual_seed(0))
+    dropped = (present & ~keep).sum(1)
+    assert ((dropped >= 1) & (dropped <= 3)).all()
+
+
+def test_fpd_statistics_full_presence():
+    g = torch.Generator().manual_seed(1)
+    n, rho = 200_000, 0.2
+    present = torch.ones(n, 4, dtype=torch.bool)
+    keep = fpd_keep_mask(present, rho, g)
+    dropped = (~keep).sum(1)
+    assert not (keep.sum(1) == 0).any()
+    assert (dropped > 0).float().mean().item() == pytest.approx(rho, abs=0.005)
+    # k ~ Uniform{1, 2, 3} among the dropped samples
+    for k in (1, 2, 3):
+        frac = (dropped == k).float().sum().item() / (dropped > 0).sum().item()
+        assert frac == pytest.approx(1 / 3, abs=0.01)
+    # each modality equally likely to be dropped
+    per_mod = (~keep).float().mean(0)
+    assert torch.allclose(per_mod, per_mod.mean().expand(4), atol=0.005)
+
+
+def test_fpd_respects_presence_and_never_drops_all():
+    g = torch.Generator().manual_seed(2)
+    present = torch.rand(100_000, 4, generator=g) < 0.6
+    present[present.sum(1) == 0, 0] = True
+    keep = fpd_keep_mask(present, 0.9, g)
+    assert not (keep & ~present).any()                          # never adds a modality
+    assert (keep.sum(1) >= 1).all()                             # never drops all
+    single = present.sum(1) == 1
+    assert torch.equal(keep[single], present[single])           # nothing to drop from one
+    two = present.sum(1) == 2
+    assert ((present[two] & ~keep[two]).sum(1) <= 1).all()
+    assert (present[two] & ~keep[two]).any(1).float().mean().item() == pytest.approx(0.9, abs=0.01)
