@@ -45,12 +45,12 @@ class ImageClassifier(nn.Module):
     def __init__(self, num_classes: int = NUM_CLASSES):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
             nn.MaxPool2d(2),  # 14x14
-            nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
             nn.MaxPool2d(2),  # 7x7
             nn.Flatten(), nn.Dropout(0.3),
-            nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3),
+            nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3),
             nn.Linear(128, num_classes),
         )
 
@@ -103,11 +103,12 @@ class _SoundConvStack(nn.Module):
 
 
 class SoundClassifier(nn.Module):
-    """Sound CNN (NEXUS_SPEC conv stack, 128/256 channels) on (N,1,128,32) mels -> (N,10) logits."""
+    """Sound CNN on (N,1,128,32) mels -> (N,10) logits: the NEXUS_SPEC conv stack layout at half
+    width (64/128 channels instead of 128/256; a judge, not a generator), then an MLP head."""
 
     def __init__(self, num_classes: int = NUM_CLASSES):
         super().__init__()
-        self.stack = _SoundConvStack(128, 256, batchnorm=True)
+        self.stack = _SoundConvStack(64, 128, batchnorm=True)
         self.head = nn.Sequential(
             nn.Dropout(0.3), nn.Linear(self.stack.out_dim, 128), nn.ReLU(), nn.Dropout(0.3),
             nn.Linear(128, num_classes),

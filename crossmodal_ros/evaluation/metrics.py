@@ -12,6 +12,7 @@ All functions accept numpy arrays or torch tensors and raise :class:`EvaluationE
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy import linalg
@@ -77,10 +78,12 @@ def frechet_distance_from_stats(mu_a, cov_a, mu_b, cov_b, eps: float = 1e-6) -> 
             f"Gaussian statistics do not match: mu {mu_a.shape} vs {mu_b.shape}, cov {cov_a.shape} vs {cov_b.shape}"
         )
     diff = mu_a - mu_b
-    covmean = linalg.sqrtm(cov_a @ cov_b)
-    if not np.all(np.isfinite(covmean)):
-        offset = np.eye(cov_a.shape[0]) * eps
-        covmean = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
+    with warnings.catch_warnings():  # singular products are handled below
+        warnings.simplefilter("ignore")
+        covmean = linalg.sqrtm(cov_a @ cov_b)
+        if not np.all(np.isfinite(covmean)):
+            offset = np.eye(cov_a.shape[0]) * eps
+            covmean = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
     covmean = np.real(covmean)
     value = float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
     return max(value, 0.0)
