@@ -7,9 +7,11 @@ logits. The same classes serve Nexus and the hierarchical baselines, so all mode
 one bottom level.
 
 Audio layout: the model tensor is ``(1, 128, 32)`` = mel bins x frames (our contract), while
-the reference sound network convolves ``1 x 32 x 128`` = frames x mel. The sound encoder
-transposes its input to frames x mel on the way in, and the sound decoder transposes its
-output back to mel x frames, so the architecture is exactly the reference one.
+the reference sound network convolves ``1 x 32 x 128`` = frames x mel with 2-D kernels of
+width 1 along one axis. Those are 1-D convolutions over frames with the mel bins as channels;
+:class:`SoundEncoder`/:class:`SoundDecoder` implement them so (mathematically the reference
+network, same parameter count), which absorbs the frames/mel transpose and trains several
+times faster on CPU.
 """
 from __future__ import annotations
 
@@ -102,47 +104,57 @@ class TrajectoryDecoder(nn.Module):
         return torch.sigmoid(self.net(z))
 
 
-def _conv_bn_relu(cin: int, cout: int, kernel, stride=1, padding=0) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, kernel, stride, padding, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-
-
 class SoundEncoder(nn.Module):
     """Mel spectrogram (1, 128 mel, 32 frames) -> (mu, logvar).
 
-    Transposes to the reference layout 1 x 32 frames x 128 mel, then: Conv k(1,128) collapses
-    the mel axis to 128 channels, two Conv k(4,1) s(2,1) halve the frame axis (32 -> 8), each
-    without bias + BN + ReLU; flatten 256*8 = 2048; Gaussian heads.
+    The reference network takes 1 x 32 frames x 128 mel and applies Conv2d 1->128 k(1,128)
+    (collapsing the mel axis), then two Conv2d k(4,1) s(2,1) p(1,0) over the frame axis
+    (128->128, 128->256; 32 -> 16 -> 8 frames), each without bias + BN + ReLU; flatten
+    256*8 = 2048; Gaussian heads. On a 1-wide axis those 2-D convolutions are exactly 1-D
+    convolutions over frames with the mel bins as input channels, which is how they are
+    implemented here: our (1, 128 mel, 32 frames) tensor viewed as (128 channels, 32 frames)
+    *is* the reference input transposed, so no explicit transpose is needed, the parameter count
+    is identical, and CPU training is several times faster than with 2-D kernels of width 1.
     """
 
     def __init__(self, latent_dim: int = 128, n_mels: int = 128):
         super().__init__()
+        self.n_mels = n_mels
         self.features = nn.Sequential(
-            *_conv_bn_relu(1, 128, (1, n_mels)),
-            *_conv_bn_relu(128, 128, (4, 1), (2, 1), (1, 0)),
-            *_conv_bn_relu(128, 256, (4, 1), (2, 1), (1, 0)),
-            nn.Flatten(),
+            nn.Conv1d(n_mels, 128, 1, bias=False), nn.BatchNorm1d(128), nn.ReLU(),
+            nn.Conv1d(128, 128, 4, 2, 1, bias=False), nn.BatchNorm1d(128), nn.ReLU(),
+            nn.Conv1d(128, 256, 4, 2, 1, bias=False), nn.BatchNorm1d(256), nn.ReLU(),
+            nn.Flatten(),  # channel-major (c * 8 + t), as the reference flattens 256x8x1
         )
         self.heads = GaussianHeads(2048, latent_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.heads(self.features(x.transpose(2, 3)))
+        return self.heads(self.features(x.reshape(x.shape[0], self.n_mels, -1)))
 
 
 class SoundDecoder(nn.Module):
-    """Latent -> mel spectrogram (1, 128 mel, 32 frames) in [0, 1] (mirror of the encoder)."""
+    """Latent -> mel spectrogram (1, 128 mel, 32 frames) in [0, 1] (mirror of the encoder).
+
+    Reference: FC 128->2048, BN, ReLU; reshape 256x8x1; ConvT2d 256->128 and 128->128 (k(4,1)
+    s(2,1) p(1,0), BN, ReLU); ConvT2d 128->1 k(1,128) (one scalar bias); sigmoid; giving
+    1 x 32 frames x 128 mel. Implemented with the equivalent 1-D transposed convolutions over
+    frames; the last one maps 128 channels to the 128 mel bins per frame, which yields the
+    (mel x frames) layout of our contract directly.
+    """
 
     def __init__(self, latent_dim: int = 128, n_mels: int = 128):
         super().__init__()
         self.fc = nn.Sequential(nn.Linear(latent_dim, 2048), nn.BatchNorm1d(2048), nn.ReLU())
         self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(256, 128, (4, 1), (2, 1), (1, 0), bias=False), nn.BatchNorm2d(128), nn.ReLU(),
-            nn.ConvTranspose2d(128, 128, (4, 1), (2, 1), (1, 0), bias=False), nn.BatchNorm2d(128), nn.ReLU(),
-            nn.ConvTranspose2d(128, 1, (1, n_mels)),
+            nn.ConvTranspose1d(256, 128, 4, 2, 1, bias=False), nn.BatchNorm1d(128), nn.ReLU(),
+            nn.ConvTranspose1d(128, 128, 4, 2, 1, bias=False), nn.BatchNorm1d(128), nn.ReLU(),
+            nn.ConvTranspose1d(128, n_mels, 1, bias=False),
         )
+        self.out_bias = nn.Parameter(torch.zeros(1))  # the reference's single output-channel bias
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        frames_by_mel = self.deconv(self.fc(z).view(-1, 256, 8, 1))  # (B, 1, 32, 128)
-        return torch.sigmoid(frames_by_mel).transpose(2, 3)
+        mel_by_frames = self.deconv(self.fc(z).view(-1, 256, 8)) + self.out_bias  # (B, 128, 32)
+        return torch.sigmoid(mel_by_frames).unsqueeze(1)
 
 
 class LabelEncoder(nn.Module):
