@@ -155,3 +155,36 @@ def test_bag_dataset_schema(bag, digits):
 
     with pytest.raises(DatasetError):
         load_dataset(f"bag:{path}", "bogus")
+
+
+def test_offline_evaluation_over_bag_time(bag, tmp_path_factory):
+    """The node's fusion rules over bag time: one settled fusion per sample, subsets as exported."""
+    import torch
+
+    from crossmodal_ros.checkpoint import save_checkpoint
+    from crossmodal_ros.codecs import codecs_to_dict, default_codecs
+    from crossmodal_ros.engine import FusionEngine
+    from crossmodal_ros.models import build_model
+    from crossmodal_ros.ros.bag_eval import FusionSettings, evaluate_bag
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "untrained.pt", build_model("nexus"),
+                           codecs_to_dict(default_codecs()), half=True)
+    engine = FusionEngine.from_checkpoint(str(ckpt), device="cpu")
+    path, summary = bag
+    # staleness 0.4 s < period 0.5 s: each fusion holds one sample's inputs
+    settings = FusionSettings(max_rate_hz=20.0, heartbeat_hz=5.0,
+                              staleness={"image": 0.4, "audio": 0.4, "trajectory": 0.4, "label": 0.0})
+    report = evaluate_bag(path, engine, settings)
+    assert report.inputs == {"image": 5, "audio": 5, "trajectory": 10}
+    # the staggered sensors (0/4/8 ms) of a sample: the image fuses at once, audio and pen are
+    # coalesced into the next fusion (50 ms later); each sample settles on everything exported
+    assert report.per_subset["image"] == {"outputs": 5, "samples": 0, "correct": 0, "accuracy": pytest.approx(float("nan"), nan_ok=True)}
+    assert report.per_subset["image+audio+trajectory"]["samples"] == 5
+    assert report.per_subset["trajectory"]["samples"] == 5
+    assert sum(v["samples"] for v in report.per_subset.values()) == COUNT
+    assert report.prompt_outputs == 15
+    # heartbeats every 0.2 s while an input is live (0.4 s): one per sample
+    assert report.heartbeat_outputs == 10
+    assert report.outputs == 25 and report.output_rate_hz == pytest.approx(25 / report.duration_s)
+    assert 0.0 <= report.accuracy <= 1.0 and "image+audio+trajectory" in report.table()

@@ -10,9 +10,11 @@ staleness windows, on bag time) and fused with the node's scheduling rules:
 
 Each fusion runs the :class:`~crossmodal_ros.engine.FusionEngine` on the live inputs. Outputs
 are scored against ``/label/truth`` (the most recent truth at or before the newest fused input's
-stamp). The report gives, per fused subset, the number of outputs, the distinct input sets (a
-heartbeat re-fuses the same inputs; accuracy counts each input set once) and the accuracy, and
-the output rates over bag time. Usage::
+stamp). Sensors of one sample arrive a few milliseconds apart and fusion is prompt, so a sample
+first yields partial fusions and then the complete one: accuracy counts each sample once, by
+its settled output (the fusion with the most inputs). The report gives, per fused subset, the
+number of outputs (partial fusions and heartbeats included), the samples settled on that subset
+and their accuracy, and the output rates over bag time. Usage::
 
     bag_eval out/digits_test --checkpoint models/nexus_digits.pt --json out/eval.json
 """
@@ -166,7 +168,7 @@ def evaluate_bag(path: str | Path, engine, settings: FusionSettings = FusionSett
     hb_gap = 0.999 / settings.heartbeat_hz if settings.heartbeat_hz > 0 else math.inf
     timer_period = 1.0 / settings.max_rate_hz
     per_subset: dict = defaultdict(lambda: {"outputs": 0, "samples": 0, "correct": 0})
-    seen_inputs: set = set()
+    scored: list = []  # (truth index, number fused, subset name, correct)
     counts = {"prompt": 0, "heartbeat": 0}
     infer_s: list[float] = []
     last_fuse = -math.inf
@@ -187,17 +189,10 @@ def evaluate_bag(path: str | Path, engine, settings: FusionSettings = FusionSett
         infer_s.append(_time.perf_counter() - t0)
         counts[kind] += 1
         name = subset_name(result.fused)
-        entry = per_subset[name]
-        entry["outputs"] += 1
-        key = tuple((m, s.stamp_s) for m, s in live.items())
-        if key in seen_inputs:
-            return
-        seen_inputs.add(key)
+        per_subset[name]["outputs"] += 1
         i = bisect.bisect_right(truth_t, newest(live).stamp_s + 1e-6) - 1
-        if i < 0:
-            return
-        entry["samples"] += 1
-        entry["correct"] += int(int(result.label) == truth[i])
+        if i >= 0:
+            scored.append((i, len(result.fused), name, int(int(result.label) == truth[i])))
 
     def run_timers(until: float) -> None:
         """Fusion-timer ticks in (last tick, until): pending input or heartbeat."""
@@ -220,6 +215,14 @@ def evaluate_bag(path: str | Path, engine, settings: FusionSettings = FusionSett
         if ev.t - last_fuse >= min_gap:
             fuse(ev.t, "prompt")
     run_timers(end + max(staleness.values()))
+    # one settled output per sample: the fusion with the most inputs (latest among equals)
+    settled: dict = {}
+    for i, n, name, correct in scored:
+        if i not in settled or n >= settled[i][0]:
+            settled[i] = (n, name, correct)
+    for _, name, correct in settled.values():
+        per_subset[name]["samples"] += 1
+        per_subset[name]["correct"] += correct
     report_subsets = {
         k: {**v, "accuracy": v["correct"] / v["samples"] if v["samples"] else float("nan")}
         for k, v in per_subset.items()

@@ -1,0 +1,78 @@
+"""The demo: the whole graph in one process with an outage schedule (a short run with an
+untrained checkpoint), and its clear failure when the model is missing."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def untrained_checkpoint(tmp_path_factory):
+    import torch
+
+    from crossmodal_ros.checkpoint import save_checkpoint
+    from crossmodal_ros.codecs import codecs_to_dict, default_codecs
+    from crossmodal_ros.models import build_model
+
+    torch.manual_seed(0)
+    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "untrained.pt", build_model("nexus"),
+                               codecs_to_dict(default_codecs()), half=True))
+
+
+def test_missing_model_says_how_to_train(tmp_path, capsys):
+    from crossmodal_ros import demo
+
+    assert demo.main(["--checkpoint", str(tmp_path / "absent.pt"), "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "crossmodal-train" in err
+
+
+def test_short_demo_runs_the_graph(untrained_checkpoint, tmp_path, capsys):
+    import torch
+
+    from crossmodal_ros import demo
+
+    threads = torch.get_num_threads()
+    try:
+        rc = demo.main(["--duration", "10", "--period", "1.0", "--checkpoint", untrained_checkpoint,
+                        "--device", "cpu", "--out", str(tmp_path)])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0
+    out = capsys.readouterr().out
+    for phase in ("all sensors", "camera off", "pen only", "audio only", "== summary"):
+        assert phase in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    # each sample's settled output fused exactly what the schedule left live in its phase
+    assert set(summary["per_subset"]) == {"image+audio+trajectory", "audio+trajectory", "trajectory", "audio"}
+    # 10 ticks of 1 s, 2 per phase; the 2-core test machine may lose one under load
+    assert all(summary["per_phase"][p]["samples"] >= 1 for p in ("pen only", "audio only"))
+    assert summary["latency_ms"]["n"] >= 8 and 0 < summary["latency_ms"]["median"] < 2000
+    assert summary["outputs"] >= summary["input_sets"] >= summary["samples"] >= 8
+    png = (tmp_path / "reconstructions.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_latent_listener_reads_the_documented_layout():
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+
+    from crossmodal_ros.ros.conversions import latent_to_msg
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "latent_listener.py"
+    spec = importlib.util.spec_from_file_location("latent_listener", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mu = np.linspace(-1, 1, 16).astype(np.float32)
+    logvar = np.full(16, -2.0, np.float32)
+    obs, mu2, lv2 = mod.latent_observation(latent_to_msg(mu, logvar))
+    np.testing.assert_array_equal(mu2, mu)
+    np.testing.assert_array_equal(lv2, logvar)
+    np.testing.assert_allclose(obs, np.concatenate([mu, np.exp(-1.0) * np.ones(16)]), rtol=1e-6)
+    bad = latent_to_msg(mu, logvar)
+    bad.layout.dim[0].label = "x"
+    with pytest.raises(ValueError):
+        mod.latent_observation(bad)
