@@ -156,7 +156,7 @@ def test_every_output_arrives_for_subset(ros_context, checkpoint, subset):
     probs = conv.probs_from_msg(sensors.msgs("label_probs")[-1])
     assert probs.shape == (10,) and int(np.argmax(probs)) == sensors.msgs("label")[-1].data
     mu, logvar = conv.latent_from_msg(sensors.msgs("latent")[-1])
-    assert mu.shape == logvar.shape and mu.size == node.engine.latent_dim
+    assert mu.shape == logvar.shape and mu.size == node.engine.model.latent_dim
     # headers: newest fused input stamp and the frame_id parameter
     for m in (img, mel, traj):
         assert m.header.frame_id == "nexus"
@@ -383,3 +383,96 @@ def test_latest_samples_liveness_and_clock_jumps():
         store.put("smell", _s(0.0))
     assert newest({"a": _s(0, 5.0), "b": _s(0, 7.0)}).stamp_s == 7.0
     assert math.isclose(store.ages(4.0)["image"], 2.0)
+
+
+# --------------------------------------------------------------------------- parameter file, main
+def test_parameter_file_lists_every_parameter_with_its_default():
+    import yaml
+
+    from crossmodal_ros.paths import config_dir
+    from crossmodal_ros.ros.nexus_node import PARAMETERS, _flatten
+
+    doc = yaml.safe_load((config_dir() / "nexus.yaml").read_text())
+    params = _flatten(doc["/**"]["ros__parameters"])
+    assert set(params) == set(PARAMETERS)
+    for name, (default, desc) in PARAMETERS.items():
+        assert params[name] == default, name
+        assert desc.description, name
+
+
+def test_main_runs_with_the_parameter_file_and_stops_on_sigint(checkpoint, tmp_path):
+    """The console entry: params file + override, autostart to active, clean exit on Ctrl-C."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from crossmodal_ros.paths import config_dir
+
+    cmd = [sys.executable, "-c", "from crossmodal_ros.ros.nexus_node import main; main()",
+           "--ros-args", "--params-file", str(config_dir() / "nexus.yaml"),
+           "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu", "-r", "__node:=nexus_main"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)
+    import queue
+    import threading
+
+    q: "queue.Queue[str]" = queue.Queue()
+    reader = threading.Thread(target=lambda: [q.put(x) for x in proc.stdout], daemon=True)
+    reader.start()
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                lines.append(q.get(timeout=0.2))
+            except queue.Empty:
+                continue
+            if "[nexus_main]: active" in lines[-1]:
+                break
+        assert any("[nexus_main]: active" in x for x in lines), "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=5)
+    while not q.empty():
+        lines.append(q.get())
+    out = "".join(lines)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
+
+
+def test_liveness_follows_sim_time(ros_context, checkpoint):
+    """With use_sim_time the staleness windows run on /clock: a stored sample stays live while
+    simulated time stands still, goes stale when /clock moves past its window, and a /clock
+    jump backwards (bag loop) makes it fresh once instead of breaking anything."""
+    from rosgraph_msgs.msg import Clock as ClockMsg
+
+    rc = ros_context
+    node = _nexus(rc, checkpoint, use_sim_time=True, staleness={"label": 2.0})
+    sensors = Sensors(rc)
+    clock_pub = sensors.node.create_publisher(ClockMsg, "/clock", 10)
+
+    def set_clock(t):
+        clock_pub.publish(ClockMsg(clock=conv.seconds_to_stamp(t)))
+        return rc.spin_until(lambda: abs(node._now_s() - t) < 1e-6, timeout=3.0)
+
+    _wait_connected(rc, sensors, node)
+    assert rc.spin_until(lambda: clock_pub.get_subscription_count() > 0, timeout=3.0)
+    assert set_clock(100.0)
+    sensors.publish("label", Int32(data=5))
+    assert _wait_modalities(rc, sensors, "label")
+    out = sensors.msgs("modalities")
+    stamp = conv.stamp_to_seconds(sensors.msgs("image")[-1].header.stamp)
+    assert stamp == pytest.approx(100.0)  # header-less input: arrival on the sim clock
+    rc.spin_for(0.3)  # wall time passes, sim time does not
+    assert node.live_inputs() == ("label",)
+    assert set_clock(101.5) and node.live_inputs() == ("label",)
+    assert set_clock(102.5) and node.live_inputs() == ()
+    assert set_clock(50.0) and node.live_inputs() == ("label",)  # jumped back: fresh once
+    assert set_clock(52.5) and node.live_inputs() == ()
+    assert out

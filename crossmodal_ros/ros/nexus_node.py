@@ -535,9 +535,7 @@ class NexusNode(LifecycleNode):
 
     def _handle_infer_error(self, engine, live: dict, exc: Exception) -> list[str]:
         """Log/count a failed inference; return the modalities to leave out of a retry."""
-        from crossmodal_ros.codecs import CodecError
-
-        if not isinstance(exc, CodecError):
+        if not isinstance(exc, _input_errors()):
             self.last_error = f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"inference failed: {self.last_error}",
                                     throttle_duration_sec=5.0)
@@ -548,7 +546,7 @@ class NexusNode(LifecycleNode):
             for m, s in live.items():
                 try:
                     engine.infer({m: s.value}, sample_rate=int(self._cfg["sample_rate"]))
-                except CodecError as one:
+                except _input_errors() as one:
                     bad.append(m)
                     self._drop(m, "codec", str(one))
         if not bad:  # a single input, or only the combination failed: blame all of them
@@ -638,6 +636,15 @@ class NexusNode(LifecycleNode):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [status]
         self._diag_pub.publish(msg)
+
+
+def _input_errors() -> tuple[type, ...]:
+    """Exceptions meaning 'the engine rejected this input' (not a bug): the codecs'
+    CodecError and the engine's EngineInputError, which wraps it."""
+    from crossmodal_ros.codecs import CodecError
+    from crossmodal_ros import engine
+
+    return (CodecError, getattr(engine, "EngineInputError", CodecError))
 
 
 def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
