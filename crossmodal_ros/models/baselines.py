@@ -57,12 +57,13 @@ class _ExpertModel(HierarchicalModel):
         (callers mask them out with ``present``)."""
         b = present.shape[0]
         d = self.latent_dim
+        dtype = next(iter(z.values())).dtype
         mus, logvars = [], []
         for m in self.modalities:
             if m in z:
                 mu, lv = self.experts[m](z[m])
             else:
-                mu = lv = present.new_zeros((b, d), dtype=torch.float32)
+                mu = lv = present.new_zeros((b, d), dtype=dtype)
             mus.append(mu)
             logvars.append(lv)
         return torch.stack(mus, 1), torch.stack(logvars, 1)
@@ -124,7 +125,7 @@ class HierarchicalMMVAE(_ExpertModel):
         present = self.presence(inputs, mask)
         z = self.bottom_latents(inputs, present, sample)
         mu, logvar = self.expert_params(z, present)
-        w = present.float().unsqueeze(-1) / present.sum(1).view(-1, 1, 1).float()
+        w = present.to(mu.dtype).unsqueeze(-1) / present.sum(1).view(-1, 1, 1).to(mu.dtype)
         mean = (w * mu).sum(1)
         second = (w * (logvar.exp() + mu.pow(2))).sum(1)
         return mean, torch.log((second - mean.pow(2)).clamp_min(1e-8))

@@ -139,7 +139,8 @@ class BottomLevel(nn.Module):
             if m not in batch or not bool(p.any()):
                 continue
             # absent rows are zeroed so that NaN/garbage cannot reach BatchNorm statistics
-            x = torch.where(p.view(-1, *([1] * (batch[m].dim() - 1))), batch[m], torch.zeros((), device=p.device))
+            x = torch.where(p.view(-1, *([1] * (batch[m].dim() - 1))), batch[m],
+                            torch.zeros((), dtype=batch[m].dtype, device=p.device))
             mu, logvar = self.vaes[m].encoder(x)
             z[m] = reparameterize(mu, logvar)
             if m in self.frozen:
@@ -190,7 +191,8 @@ class HierarchicalModel(MultimodalModel):
         for i, m in enumerate(self.modalities):
             p = present[:, i]
             if m in inputs and bool(p.any()):
-                x = torch.where(p.view(-1, *([1] * (inputs[m].dim() - 1))), inputs[m], torch.zeros((), device=p.device))
+                x = torch.where(p.view(-1, *([1] * (inputs[m].dim() - 1))), inputs[m],
+                                torch.zeros((), dtype=inputs[m].dtype, device=p.device))
                 mu, logvar = self.bottom.encode(m, x)
                 z[m] = reparameterize(mu, logvar) if sample else mu
         return z
@@ -245,17 +247,18 @@ class Nexus(HierarchicalModel):
         """Messages of the kept modalities -> aggregate (B, 512) mean or (B, M*512) concat."""
         b = keep.shape[0]
         d = self.config["message_dim"]
+        dtype = next(iter(z.values())).dtype
         parts = []
         for i, m in enumerate(self.modalities):
             if m in z:
-                msg = torch.where(keep[:, i:i + 1], self.messages[m](z[m]), torch.zeros((), device=keep.device))
+                msg = torch.where(keep[:, i:i + 1], self.messages[m](z[m]), torch.zeros((), dtype=dtype, device=keep.device))
             else:
-                msg = keep.new_zeros((b, d), dtype=torch.float32) if self.concat else None
+                msg = keep.new_zeros((b, d), dtype=dtype) if self.concat else None
             if msg is not None:
                 parts.append(msg)
         if self.concat:
             return torch.cat(parts, dim=1)
-        return torch.stack(parts, 0).sum(0) / keep.sum(1, keepdim=True).clamp_min(1).float()
+        return torch.stack(parts, 0).sum(0) / keep.sum(1, keepdim=True).clamp_min(1).to(dtype)
 
     def encode(self, inputs: dict, mask: torch.Tensor | None = None, sample: bool = False):
         present = self.presence(inputs, mask)

@@ -1,0 +1,200 @@
+"""FusionEngine: ROS-free inference on raw sensor arrays (numpy in, numpy out).
+
+The engine owns a model loaded from a checkpoint and the codecs stored with it, so a robot
+preprocesses exactly as in training. ``infer`` takes any non-empty subset of raw readings and
+returns reconstructions of every modality plus the shared latent; ``infer_tensors`` is the
+batched path on model tensors. The inference node (crossmodal_ros.ros.nexus_node) wraps it.
+
+Raw forms: ``image`` camera frame HxW / HxWxC (uint8/uint16/float); ``audio`` mono PCM 1-D
+(needs ``sample_rate``); ``trajectory`` (N, 2) points (or strokes, as the TrajectoryCodec
+accepts); ``label`` int.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint
+from .modalities import AUDIO, IMAGE, LABEL, MODALITIES, TRAJECTORY
+
+
+class EngineInputError(ValueError):
+    """Input the engine cannot fuse: empty subset, unknown modality, bad raw data (the codec's
+    message is included), missing sample rate."""
+
+
+@dataclass(frozen=True)
+class FusionResult:
+    """One fusion: every modality reconstructed from the ``fused`` inputs (numpy arrays).
+
+    ``image`` (28, 28) float32 in [0, 1]; ``audio_mel`` (128, 32) float32 in [0, 1] (mel x
+    frames); ``trajectory`` (100, 2) float32 points (x, y) in [0, 1]; ``label`` int (argmax);
+    ``label_probs`` (10,) float32; ``latent_mu`` / ``latent_logvar`` (latent_dim,) float32;
+    ``fused`` the modality names that were given, in canonical order; ``device`` "cpu"/"cuda".
+    """
+
+    image: np.ndarray
+    audio_mel: np.ndarray
+    trajectory: np.ndarray
+    label: int
+    label_probs: np.ndarray
+    latent_mu: np.ndarray
+    latent_logvar: np.ndarray
+    fused: tuple
+    device: str
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> cuda if available else cpu; asking for cuda without a GPU raises RuntimeError."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    return dev
+
+
+class FusionEngine:
+    """Model + codecs + device. Build with :meth:`from_checkpoint`.
+
+    ``sample`` (attribute, may be changed at run time): sample the shared latent instead of
+    using its mean. ``half``: run the model in float16 (meant for CUDA; it also runs, slowly, on
+    CPU, which is how the tests check it).
+    """
+
+    def __init__(self, model, codecs: dict, device: str = "auto", sample: bool = False, half: bool = False,
+                 meta: dict | None = None):
+        self.device = resolve_device(device)
+        self.half = bool(half)
+        self.model = model.to(self.device).eval()
+        if self.half:
+            self.model.half()
+        self.dtype = torch.float16 if self.half else torch.float32
+        self.codecs = codecs
+        self.sample = bool(sample)
+        self.meta = meta or {}
+        self.kind = getattr(model, "kind", "")
+        self.modalities: tuple[str, ...] = tuple(model.modalities)
+        missing = [m for m in self.modalities if m not in codecs]
+        if missing:
+            raise ValueError(f"no codec for modalities {missing}; the checkpoint's codecs cover {sorted(codecs)}")
+
+    @classmethod
+    def from_checkpoint(cls, path=None, device: str = "auto", sample: bool = False, half: bool = False):
+        """Load ``path`` (default: the shipped ``paths.default_checkpoint()``); raises
+        ``CheckpointError`` for an unusable file."""
+        from .codecs import codecs_from_dict
+        from .paths import default_checkpoint
+
+        resolve_device(device)  # a bad device name fails before any file is read
+        path = default_checkpoint() if path in (None, "") else path
+        model, codecs_dict, meta = load_checkpoint(path, "cpu")
+        return cls(model, codecs_from_dict(codecs_dict), device=device, sample=sample, half=half, meta=meta)
+
+    # ------------------------------------------------------------------ raw -> tensors
+    def encode_raw(self, raw: dict, sample_rate: int | None = None) -> dict[str, np.ndarray]:
+        """Raw sensor readings -> model tensors (numpy, without batch axis) via the codecs."""
+        from .codecs import CodecError
+
+        if not isinstance(raw, dict) or not raw:
+            raise EngineInputError(f"give a non-empty dict of raw readings for a subset of {self.modalities}")
+        unknown = [m for m in raw if m not in self.modalities]
+        if unknown:
+            raise EngineInputError(f"this {self.kind} model fuses {self.modalities}; it has no modality {unknown}")
+        out = {}
+        for m in MODALITIES:
+            if m not in raw:
+                continue
+            value = raw[m]
+            if value is None:
+                raise EngineInputError(f"{m!r} is None; leave a missing modality out of the dict")
+            try:
+                if m == AUDIO:
+                    if sample_rate is None:
+                        raise EngineInputError("audio needs sample_rate (Hz)")
+                    out[m] = self.codecs[m].encode(value, sample_rate)
+                else:
+                    out[m] = self.codecs[m].encode(value)
+            except CodecError as exc:
+                raise EngineInputError(f"{m}: {exc}") from exc
+        return out
+
+    # ------------------------------------------------------------------ inference
+    def infer(self, raw: dict, sample_rate: int | None = None) -> FusionResult:
+        """Fuse one set of raw readings (any non-empty subset) -> :class:`FusionResult`."""
+        arrays = self.encode_raw(raw, sample_rate)
+        tensors = {m: torch.from_numpy(np.ascontiguousarray(a)).unsqueeze(0) for m, a in arrays.items()}
+        out = self._run(tensors, None)
+        return self._result(out, 0, tuple(arrays))
+
+    def infer_tensors(self, tensors: dict, mask: torch.Tensor | np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Batched inference on model tensors ``(B, ...)`` (numpy or torch) with an optional bool
+        presence mask (B, M) over ``engine.modalities``. Returns numpy arrays: ``image``
+        (B,1,28,28), ``audio`` (B,1,128,32), ``trajectory`` (B,200), ``label`` logits (B,10),
+        ``label_probs`` (B,10), ``latent_mu``/``latent_logvar`` (B,D)."""
+        if not tensors:
+            raise EngineInputError(f"give a non-empty subset of {self.modalities}")
+        unknown = [m for m in tensors if m in MODALITIES and m not in self.modalities]
+        if unknown:
+            raise EngineInputError(f"this {self.kind} model fuses {self.modalities}; it has no modality {unknown}")
+        ts = {m: torch.as_tensor(v) for m, v in tensors.items() if m in self.modalities}
+        if mask is not None:
+            mask = torch.as_tensor(mask, dtype=torch.bool)
+        out = self._run(ts, mask)
+        res = {k: v.float().cpu().numpy() for k, v in out.items()}
+        if LABEL in res:
+            res["label_probs"] = _softmax(res[LABEL])
+        return res
+
+    def _run(self, tensors: dict, mask) -> dict:
+        from .models.base import ModelInputError
+
+        dev, dt = self.device, self.dtype
+        inputs = {m: t.to(dev, dt, non_blocking=True) for m, t in tensors.items()}
+        if mask is not None:
+            mask = mask.to(dev)
+        try:
+            with torch.inference_mode():
+                return self.model.infer(inputs, mask, sample=self.sample)
+        except ModelInputError as exc:
+            raise EngineInputError(str(exc)) from exc
+
+    def _result(self, out: dict, i: int, fused: tuple) -> FusionResult:
+        cpu = {k: v[i].float().cpu().numpy() for k, v in out.items()}
+        logits = cpu[LABEL] if LABEL in cpu else None
+        probs = _softmax(logits) if logits is not None else np.zeros(0, np.float32)
+        return FusionResult(
+            image=cpu[IMAGE][0] if IMAGE in cpu else np.zeros((0, 0), np.float32),
+            audio_mel=cpu[AUDIO][0] if AUDIO in cpu else np.zeros((0, 0), np.float32),
+            trajectory=(self.codecs[TRAJECTORY].decode(cpu[TRAJECTORY]) if TRAJECTORY in cpu
+                        else np.zeros((0, 2), np.float32)),
+            label=int(np.argmax(probs)) if logits is not None else -1,
+            label_probs=probs,
+            latent_mu=cpu["latent_mu"],
+            latent_logvar=cpu["latent_logvar"],
+            fused=tuple(m for m in MODALITIES if m in fused),
+            device=self.device.type,
+        )
+
+    def mel_to_waveform(self, mel, n_iter: int = 60) -> np.ndarray:
+        """Model mel (128, 32) or (1, 128, 32) -> waveform at the codec's sample rate
+        (Griffin-Lim; slow, keep it off the inference hot path)."""
+        return self.codecs[AUDIO].decode(np.asarray(mel, dtype=np.float32), n_iter=n_iter)
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate (Hz) of the waveforms :meth:`mel_to_waveform` returns."""
+        return int(self.codecs[AUDIO].sample_rate)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    x = np.asarray(logits, dtype=np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
