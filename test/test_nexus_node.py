@@ -295,6 +295,13 @@ def test_parameter_validation(ros_context, checkpoint):
     assert not ok("autostart", False)  # read-only
     assert ok("staleness.image", 0.25) and ok("device", "cpu") and ok("outputs", ["latent"])
     assert node.get_parameter("staleness.image").value == 0.25
+    # live-tunable values reach a configured node at once
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert ok("staleness.audio", 0.75) and node._staleness()["audio"] == 0.75
+    assert ok("sample_latent", True) and node.engine.sample is True
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert ok("max_rate_hz", 10.0)
+    assert node._fusion_timer.timer_period_ns == 100_000_000
     # values given at construction are validated at configure
     bad = make_node("nexus_bad", context=rc.context, checkpoint=checkpoint, device="tpu")
     rc.add(bad)

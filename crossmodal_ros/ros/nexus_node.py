@@ -141,6 +141,8 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
 }
 
 _STALENESS = {m: f"staleness.{m}" for m in MODALITIES}
+#: Parameters that take effect while the node runs; all others at the next configure.
+_LIVE_PARAMETERS = frozenset({"max_rate_hz", "heartbeat_hz", "sample_latent", *_STALENESS.values()})
 
 
 class NexusNode(LifecycleNode):
@@ -160,6 +162,7 @@ class NexusNode(LifecycleNode):
         for name, (default, desc) in PARAMETERS.items():
             self.declare_parameter(name, default, desc)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._after_set_parameters)
 
         self.received: dict[str, int] = {m: 0 for m in MODALITIES}
         self.dropped: dict[str, Counter] = {m: Counter() for m in MODALITIES}
@@ -243,15 +246,22 @@ class NexusNode(LifecycleNode):
         reason = self._validate(values)
         if reason:
             return SetParametersResult(successful=False, reason=reason)
-        # Live-tunable values take effect at once; the rest at the next configure.
-        live = {"max_rate_hz", "heartbeat_hz", "sample_latent", *(_STALENESS.values())}
-        if self._cfg:
-            for p in params:
-                if p.name in live:
-                    self._cfg[p.name] = p.value
-            if self._engine is not None and any(p.name == "sample_latent" for p in params):
-                self._engine.sample = bool(values["sample_latent"])
         return SetParametersResult(successful=True)
+
+    def _after_set_parameters(self, params: list[Parameter]) -> None:
+        """Apply live-tunable values at once (rates, staleness, sample_latent); the others take
+        effect at the next configure."""
+        if not self._cfg:
+            return
+        changed = {p.name for p in params if p.name in _LIVE_PARAMETERS}
+        for p in params:
+            if p.name in changed:
+                self._cfg[p.name] = p.value
+        if "sample_latent" in changed and self._engine is not None:
+            self._engine.sample = bool(self._cfg["sample_latent"])
+        if "max_rate_hz" in changed and self._fusion_timer is not None:
+            self.destroy_timer(self._fusion_timer)
+            self._start_fusion_timer()
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
