@@ -269,7 +269,7 @@ def test_dataset_playback_nodes_follow_schedule_and_agree(ros, digits):
     got = _collector(ros, {"camera/image_raw": Image, "audio/chunk": Float32MultiArray, "pen/stroke": Path})
     start = time.time() + 0.3
     common = dict(period_s=0.25, seed=7, schedule_start=start,
-                  outage_schedule=["0-1: all", "1-2: pen"])
+                  outage_schedule=["0-1: all", "1-3: pen"])
     cam = ros.add(CameraNode(context=ros.ctx, dataset=digits, parameter_overrides=_params(**common)))
     mic = ros.add(MicrophoneNode(context=ros.ctx, dataset=digits,
                                  parameter_overrides=_params(sample_rate=8000, **common)))
@@ -277,8 +277,15 @@ def test_dataset_playback_nodes_follow_schedule_and_agree(ros, digits):
     ros.spin_until(lambda: time.time() > start + 2.0, 5.0)
     ros.spin_until(lambda: False, 0.2)  # drain
     n_img, n_aud, n_pen = (len(got[t]) for t in ("camera/image_raw", "audio/chunk", "pen/stroke"))
-    # 4 ticks in the all phase, 4 more for the pen only
-    assert 3 <= n_img <= 5 and 3 <= n_aud <= 5 and 7 <= n_pen <= 9, (n_img, n_aud, n_pen)
+    def playback_time(msg):
+        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9 - start
+
+    # 4 ticks in the all phase, 4 more for the pen only (a tick may be lost on a loaded machine)
+    assert 2 <= n_img <= 4 and 2 <= n_aud <= 4 and 6 <= n_pen <= 9, (n_img, n_aud, n_pen)
+
+    assert all(0 <= playback_time(m) < 1.0 + 0.1 for _, m in got["camera/image_raw"])
+    assert all(0 <= playback_time(m) < 2.5 for _, m in got["pen/stroke"])
+    assert any(playback_time(m) >= 1.0 for _, m in got["pen/stroke"])
     assert cam.playback.skipped >= 3 and mic.playback.skipped >= 3
     # the same tick plays the same dataset row on every sensor
     clock = cam.playback.clock
@@ -287,14 +294,20 @@ def test_dataset_playback_nodes_follow_schedule_and_agree(ros, digits):
         return clock.index_for_tick(clock.tick_at(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
 
     pen_rows = [row_of(m) for _, m in got["pen/stroke"]]
-    for (_, img), (_, aud) in zip(got["camera/image_raw"], got["audio/chunk"]):  # audio has no header
+    for _, img in got["camera/image_raw"]:
         row = row_of(img)
         assert row in pen_rows
         np.testing.assert_allclose(image_to_numpy(img) / 255.0, digits[IMAGE][row, 0], atol=1 / 255)
-        np.testing.assert_allclose(audio_to_numpy(aud), sample_for(digits, AUDIO, row), atol=1e-6)
+    all_phase_rows = [r for (_, m), r in zip(got["pen/stroke"], pen_rows) if playback_time(m) < 1.0]
+    for _, aud in got["audio/chunk"]:  # audio has no header: it must be one of the phase's samples
+        pcm = audio_to_numpy(aud)
+        assert any(
+            pcm.shape == sample_for(digits, AUDIO, r).shape
+            and np.allclose(pcm, sample_for(digits, AUDIO, r), atol=1e-6) for r in all_phase_rows
+        )
     for (_, path), row in zip(got["pen/stroke"], pen_rows):
         np.testing.assert_allclose(path_to_numpy(path), sample_for(digits, TRAJECTORY, row), atol=1e-6)
-    assert pen.digits_published == n_pen
+    assert n_pen <= pen.digits_published <= n_pen + 1  # the last one may still be in flight
 
 
 def test_camera_node_captures_a_video_file(ros, tmp_path, digits):
