@@ -15,22 +15,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 
 @dataclass
 class RosContext:
-    """An initialised rclpy context with one single-threaded executor and its nodes."""
+    """An initialised rclpy context with one executor and its nodes."""
 
     context: Context
-    executor: SingleThreadedExecutor
+    executor: Any
     nodes: list = field(default_factory=list)
 
     def add(self, node: Node) -> Node:
@@ -83,7 +83,17 @@ def ros_module_context():
 @pytest.fixture
 def ros_context(ros_module_context):
     """A fresh executor on the module's context; destroys the test's nodes afterwards."""
-    executor = SingleThreadedExecutor(context=ros_module_context)
+    yield from _ros_context(ros_module_context, SingleThreadedExecutor(context=ros_module_context))
+
+
+@pytest.fixture
+def ros_context_mt(ros_module_context):
+    """Like ``ros_context`` with a 2-thread MultiThreadedExecutor (as the demo runs)."""
+    executor = MultiThreadedExecutor(num_threads=2, context=ros_module_context)
+    yield from _ros_context(ros_module_context, executor)
+
+
+def _ros_context(ros_module_context, executor):
     rc = RosContext(context=ros_module_context, executor=executor)
     try:
         yield rc

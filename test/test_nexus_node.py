@@ -18,7 +18,7 @@ from crossmodal_ros.ros import conversions as conv
 from crossmodal_ros.ros.fusion import LatestSamples, Sample, newest
 from crossmodal_ros.ros.nexus_node import OUTPUT_NAMES, make_node
 
-from ros_helpers import Collector, ros_context, ros_module_context  # noqa: F401 (fixtures)
+from ros_helpers import Collector, ros_context, ros_context_mt, ros_module_context  # noqa: F401
 
 OUT_TYPES = {"image": Image, "audio_mel": Image, "trajectory": Path, "label": Int32,
              "label_probs": Float32MultiArray, "latent": Float32MultiArray,
@@ -170,6 +170,26 @@ def test_every_output_arrives_for_subset(ros_context, checkpoint, subset):
     assert node.fused_count >= 1 and node.last_latency_s > 0
     assert node.received[subset[0]] == 1 and not any(node.dropped[m] for m in subset)
     assert not sensors.msgs("audio"), "audio waveform must be off without griffin_lim"
+
+
+def test_two_thread_executor_with_lifecycle_changes_mid_stream(ros_context_mt, checkpoint):
+    """The demo's executor: inputs and fusion on separate threads; deactivate/activate while
+    messages flow must neither crash nor publish while inactive."""
+    rc = ros_context_mt
+    node = _nexus(rc, checkpoint, heartbeat_hz=20.0)
+    sensors = Sensors(rc)
+    _wait_connected(rc, sensors, node)
+    for _ in range(3):
+        sensors.publish("image", _image_msg(time.time()))
+        sensors.publish("audio", _audio_msg(4000))
+        assert rc.spin_until(lambda: node.last_fused == ("image", "audio"), timeout=5.0)
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        n = len(sensors.msgs("modalities"))
+        rc.spin_for(0.2)
+        assert len(sensors.msgs("modalities")) <= n + 1  # one publish may have been in flight
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        node.last_fused = ()
+    assert node.fused_count >= 3
 
 
 def test_griffin_lim_waveform_output(ros_context, checkpoint):

@@ -21,7 +21,7 @@ clock* is younger than its ``staleness.<modality>`` window (the node clock follo
 under ``use_sim_time``; a clock jump backwards makes a stored sample fresh once instead of
 failing). Arrival time, not the header stamp, decides liveness, so a sensor with a skewed clock
 still works; output headers carry the newest header stamp among the fused inputs (arrival time
-for the header-less audio and label inputs) and the ``frame_id`` parameter.
+for the header-less audio and label inputs, and for a zero stamp) and the ``frame_id`` parameter.
 """
 from __future__ import annotations
 
@@ -194,6 +194,10 @@ class NexusNode(LifecycleNode):
         self._gl_stop = threading.Event()
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._input_group = MutuallyExclusiveCallbackGroup()
+        # Held while fusing/publishing and while lifecycle transitions tear things down, so a
+        # transition served on another executor thread never pulls a publisher from under a
+        # running fusion.
+        self._fusion_lock = threading.RLock()
         self._fusion_group = MutuallyExclusiveCallbackGroup()
 
         if self.get_parameter("autostart").value:
@@ -355,21 +359,24 @@ class NexusNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop fusing (the model stays loaded). SUCCESS: nothing is published any more."""
-        self._active = False
-        self._stop_fusion()
+        with self._fusion_lock:
+            self._active = False
+            self._stop_fusion()
         self.get_logger().info("inactive")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Destroy publishers/subscriptions and release the model. SUCCESS: unconfigured."""
-        self._release()
+        with self._fusion_lock:
+            self._release()
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop and release everything from any state. SUCCESS: finalized."""
-        self._active = False
-        self._stop_fusion()
-        self._release()
+        with self._fusion_lock:
+            self._active = False
+            self._stop_fusion()
+            self._release()
         return super().on_shutdown(state)
 
     def _start_fusion_timer(self) -> None:
@@ -536,8 +543,12 @@ class NexusNode(LifecycleNode):
         return self._fuse()
 
     def _fuse(self) -> bool:
+        with self._fusion_lock:
+            return self._fuse_locked()
+
+    def _fuse_locked(self) -> bool:
         engine = self._engine
-        if engine is None:
+        if engine is None or not self._active:
             return False
         self._last_fuse_mono = time.monotonic()
         live = self._store.live(self._now_s(), self._staleness(), take=True)
