@@ -112,7 +112,8 @@ def stamp_to_seconds(stamp: Time) -> float:
 def seconds_to_stamp(seconds: float) -> Time:
     """Seconds (float, >= 0) -> ``builtin_interfaces/Time``."""
     if not np.isfinite(seconds) or seconds < 0:
-        raise ConversionError(f"stamp must be a finite time >= 0 s, got {seconds!r}", reason="range")
+        raise ConversionError(f"stamp must be a finite time >= 0 s, got {seconds!r}",
+                              reason="range")
     ns = int(round(float(seconds) * 1e9))
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
@@ -148,18 +149,21 @@ def image_to_numpy(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     enc = msg.encoding
     if enc not in IMAGE_ENCODINGS:
         raise ConversionError(
-            f"unsupported image encoding {enc!r}; supported: {', '.join(IMAGE_ENCODINGS)}", reason="encoding")
+            f"unsupported image encoding {enc!r}; supported: {', '.join(IMAGE_ENCODINGS)}",
+            reason="encoding")
     dtype, channels = IMAGE_ENCODINGS[enc]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise ConversionError(f"image has zero size ({width}x{height})", reason="size")
     if width * height > max_pixels:
         raise ConversionError(
-            f"image {width}x{height} has {width * height} pixels, over the cap of {max_pixels}", reason="size")
+            f"image {width}x{height} has {width * height} pixels, over the cap of {max_pixels}",
+            reason="size")
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise ConversionError(
-            f"step {step} is smaller than one row of {width} {enc} pixels ({row_bytes} bytes)", reason="step")
+            f"step {step} is smaller than one row of {width} {enc} pixels ({row_bytes} bytes)",
+            reason="step")
     nbytes = len(msg.data)
     if nbytes != step * height:
         raise ConversionError(
@@ -194,7 +198,8 @@ def numpy_to_image(
     """
     if encoding not in IMAGE_ENCODINGS:
         raise ConversionError(
-            f"unsupported image encoding {encoding!r}; supported: {', '.join(IMAGE_ENCODINGS)}", reason="encoding")
+            f"unsupported image encoding {encoding!r}; supported: {', '.join(IMAGE_ENCODINGS)}",
+            reason="encoding")
     dtype, channels = IMAGE_ENCODINGS[encoding]
     arr = np.asarray(arr)
     if arr.ndim == 3 and channels == 1 and arr.shape[2] == 1:
@@ -249,7 +254,8 @@ def audio_to_numpy(msg: Float32MultiArray) -> np.ndarray:
     dims = [int(d.size) for d in msg.layout.dim]
     if dims:
         if sum(1 for s in dims if s > 1) > 1:
-            raise ConversionError(f"audio must be mono (one dimension), got layout sizes {dims}", reason="layout")
+            raise ConversionError(f"audio must be mono (one dimension), got layout sizes {dims}",
+                                  reason="layout")
         n = int(np.prod(dims))
         if offset + n > data.size:
             raise ConversionError(
@@ -263,7 +269,8 @@ def audio_to_numpy(msg: Float32MultiArray) -> np.ndarray:
         raise ConversionError("audio chunk contains NaN or Inf", reason="nonfinite")
     peak = float(np.abs(pcm).max())
     if peak > 1.0:
-        raise ConversionError(f"audio samples must lie in [-1, 1], peak is {peak:.4g}", reason="range")
+        raise ConversionError(f"audio samples must lie in [-1, 1], peak is {peak:.4g}",
+                              reason="range")
     return pcm
 
 
@@ -271,7 +278,8 @@ def numpy_to_audio(pcm: np.ndarray) -> Float32MultiArray:
     """1-D PCM (float, finite, in [-1, 1]) -> ``Float32MultiArray`` labelled ``"samples"``."""
     pcm = np.asarray(pcm)
     if pcm.ndim != 1 or pcm.size == 0:
-        raise ConversionError(f"audio must be a non-empty 1-D array, got shape {pcm.shape}", reason="shape")
+        raise ConversionError(f"audio must be a non-empty 1-D array, got shape {pcm.shape}",
+                              reason="shape")
     if not np.issubdtype(pcm.dtype, np.floating):
         raise ConversionError(f"audio must be floating point PCM, got {pcm.dtype}", reason="dtype")
     pcm = np.ascontiguousarray(pcm, dtype=np.float32)
@@ -329,13 +337,15 @@ def numpy_to_path(
     """
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] not in (2, 3) or pts.shape[0] == 0:
-        raise ConversionError(f"points must be a non-empty (N, 2) or (N, 3) array, got {pts.shape}", reason="shape")
+        raise ConversionError(f"points must be a non-empty (N, 2) or (N, 3) array, got {pts.shape}",
+                              reason="shape")
     if not np.isfinite(pts).all():
         raise ConversionError("points contain NaN or Inf", reason="nonfinite")
     if stamps is not None:
         stamps = np.asarray(stamps, dtype=np.float64)
         if stamps.shape != (pts.shape[0],):
-            raise ConversionError(f"stamps must have shape ({pts.shape[0]},), got {stamps.shape}", reason="shape")
+            raise ConversionError(f"stamps must have shape ({pts.shape[0]},), got {stamps.shape}",
+                                  reason="shape")
     msg = Path()
     msg.header = _header(header, stamp, frame_id)
     poses = []
@@ -361,7 +371,8 @@ def latent_to_msg(mu: np.ndarray, logvar: np.ndarray) -> Float32MultiArray:
     logvar = np.asarray(logvar, dtype=np.float32).reshape(-1)
     if mu.size == 0 or mu.shape != logvar.shape:
         raise ConversionError(
-            f"mu and logvar must be non-empty with equal sizes, got {mu.shape} and {logvar.shape}", reason="shape")
+            f"mu and logvar must be non-empty with equal sizes, got {mu.shape} and {logvar.shape}",
+            reason="shape")
     d = mu.size
     msg = Float32MultiArray()
     msg.layout.dim = [
@@ -379,12 +390,14 @@ def latent_from_msg(msg: Float32MultiArray) -> tuple[np.ndarray, np.ndarray]:
     labels = tuple(d.label for d in dims)
     if labels != _LATENT_LABELS or int(dims[0].size) != 2:
         raise ConversionError(
-            f"latent layout must be [stat(2), z(D)], got {[(d.label, d.size) for d in dims]}", reason="layout")
+            f"latent layout must be [stat(2), z(D)], got {[(d.label, d.size) for d in dims]}",
+            reason="layout")
     d = int(dims[1].size)
     off = int(msg.layout.data_offset)
     data = np.frombuffer(msg.data, dtype=np.float32) if len(msg.data) else np.zeros(0, np.float32)
     if d == 0 or data.size < off + 2 * d:
-        raise ConversionError(f"latent data has {data.size} values, layout needs {off + 2 * d}", reason="layout")
+        raise ConversionError(f"latent data has {data.size} values, layout needs {off + 2 * d}",
+                              reason="layout")
     stats = data[off:off + 2 * d].reshape(2, d)
     return stats[0].copy(), stats[1].copy()
 
@@ -411,5 +424,6 @@ def probs_from_msg(msg: Float32MultiArray, atol: float = 1e-3) -> np.ndarray:
     if data.size == 0 or not np.isfinite(data).all() or (data < 0).any() or (data > 1).any():
         raise ConversionError("probabilities must be finite values in [0, 1]", reason="range")
     if abs(float(data.sum()) - 1.0) > atol:
-        raise ConversionError(f"probabilities sum to {float(data.sum()):.4f}, not 1", reason="range")
+        raise ConversionError(f"probabilities sum to {float(data.sum()):.4f}, not 1",
+                              reason="range")
     return data.copy()
