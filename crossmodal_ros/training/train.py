@@ -187,7 +187,7 @@ def _n_batches(tensors, batch_size):
 def _check_finite(loss: torch.Tensor, logs: dict, where: str) -> None:
     if not torch.isfinite(loss):
         terms = ", ".join(f"{k}={v:.4g}" for k, v in logs.items())
-        raise TrainingError(f"loss is {float(loss)} at {where} (terms: {terms}); lower train.lr, "
+        raise TrainingError(f"loss is {loss.item()} at {where} (terms: {terms}); lower train.lr, "
                             "set train.grad_clip, or check the data for NaN/Inf")
 
 
@@ -306,7 +306,8 @@ def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict |
 
     n_total = count_parameters(model)
     log(f"{cfg['kind']}: {n_total / 1e6:.2f} M parameters ({count_parameters(model, True) / 1e6:.2f} M trainable), "
-        f"{next(iter(train.values())).shape[0]} train / {next(iter(val.values())).shape[0]} val samples, device {dev}")
+        f"{next(iter(train.values())).shape[0]} train / {next(iter(val.values())).shape[0]} val samples, device {dev}"
+        f"{f', {torch.get_num_threads()} CPU threads' if dev.type == 'cpu' else ''}")
 
     t_run = time.time()
     bottom = getattr(model, "bottom", None)

@@ -1,0 +1,139 @@
+"""crossmodal-train: end-to-end tiny runs on the embedded data, resume, config errors, NaN."""
+import json
+
+import pytest
+import torch
+import yaml
+
+from crossmodal_ros.checkpoint import load_checkpoint, read_checkpoint
+from crossmodal_ros.training import train as T
+
+TINY = {"kind": "nexus", "data": "digits",
+        "model": {"latent_dims": {"audio": 16}},
+        "train": {"epochs": 1, "batch_size": 8, "sound_pretrain_epochs": 1, "sound_pretrain_batch_size": 8,
+                  "val_fraction": 0.25, "num_threads": 1}}
+
+
+def write_cfg(tmp_path, cfg, name="cfg.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def rand_tensors(n=24, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 10, (n,), generator=g)
+    return {"image": torch.rand(n, 1, 28, 28, generator=g), "audio": torch.rand(n, 1, 128, 32, generator=g),
+            "trajectory": torch.rand(n, 200, generator=g), "label": torch.nn.functional.one_hot(y, 10).float(), "y": y}
+
+
+def test_cli_end_to_end_and_resume(tmp_path, capsys):
+    cfg = write_cfg(tmp_path, TINY)
+    out = tmp_path / "run"
+    assert T.main(["--config", str(cfg), "--limit", "40", "--out", str(out), "--quiet", "--seed", "3"]) == 0
+    for name in ("best.pt", "last.pt", "log.csv", "log.json"):
+        assert (out / name).is_file(), name
+    model, codecs, meta = load_checkpoint(out / "best.pt")
+    assert meta["kind"] == "nexus" and set(codecs) == {"image", "audio", "trajectory", "label"}
+    assert bool(model.bottom.audio_pretrained)  # the sound stage ran and its result was kept
+    assert "optimizer" not in meta["train"]     # the shippable checkpoint stays small
+    last = read_checkpoint(out / "last.pt")
+    assert last["train"]["epoch"] == 1 and "optimizer" in last["train"]
+    log = json.loads((out / "log.json").read_text())
+    assert len(log["epochs"]) == 1 and log["sound_pretrain"]["sound_pretrain_epochs"] == 1
+    assert "val/loss" in log["epochs"][0] and "train/loss" in log["epochs"][0]
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["epochs"] == 1
+
+    # resume: continues at epoch 2 without re-running the sound stage
+    assert T.main(["--config", str(cfg), "--limit", "40", "--out", str(out), "--quiet", "--seed", "3",
+                   "--epochs", "2", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "resuming nexus" in err and "stage 1" not in err
+    log = json.loads((out / "log.json").read_text())
+    assert [r["epoch"] for r in log["epochs"]] == [1, 2]
+    assert (out / "log.csv").read_text().count("\n") == 3
+    assert read_checkpoint(out / "last.pt")["train"]["epoch"] == 2
+
+
+def test_resume_refuses_another_config(tmp_path):
+    cfg = T.resolve_config({**TINY, "train": {**TINY["train"], "sound_pretrain_epochs": 0}})
+    tr, va = T.split_train_val(rand_tensors(), 0.25, 0)
+    T.run_training(cfg, tr, va, tmp_path, {}, quiet=True, log=lambda s: None)
+    other = T.resolve_config({**TINY, "model": {"fpd_rho": 0.5}})
+    with pytest.raises(T.TrainingError, match="another model config"):
+        T.run_training(other, tr, va, tmp_path, {}, resume=True, quiet=True, log=lambda s: None)
+    with pytest.raises(T.TrainingError, match="nothing to resume"):
+        T.run_training(cfg, tr, va, tmp_path / "empty", {}, resume=True, quiet=True, log=lambda s: None)
+
+
+@pytest.mark.parametrize("kind", ["nexus0", "mvae", "mmvae"])
+def test_other_kinds_train(tmp_path, kind):
+    cfg = T.resolve_config({**TINY, "kind": kind, "train": {**TINY["train"], "sound_pretrain_epochs": 0}})
+    tr, va = T.split_train_val(rand_tensors(), 0.25, 0)
+    summary = T.run_training(cfg, tr, va, tmp_path, {}, quiet=True, log=lambda s: None)
+    assert summary["kind"] == kind and (tmp_path / "best.pt").is_file()
+    assert load_checkpoint(tmp_path / "best.pt")[0].kind == kind
+
+
+def test_nan_loss_is_reported(tmp_path):
+    cfg = T.resolve_config({**TINY, "train": {**TINY["train"], "sound_pretrain_epochs": 0}})
+    data = rand_tensors()
+    data["trajectory"][:] = float("nan")
+    tr, va = T.split_train_val(data, 0.25, 0)
+    with pytest.raises(T.TrainingError, match="loss is nan at epoch 1 step 1.*NaN/Inf"):
+        T.run_training(cfg, tr, va, tmp_path, {}, quiet=True, log=lambda s: None)
+
+
+@pytest.mark.parametrize("patch, key", [
+    ({"kind": "gan"}, "kind"),
+    ({"learning_rate": 1}, "learning_rate"),
+    ({"train": {"epochz": 3}}, "train.epochz"),
+    ({"train": {"lr": -1.0}}, "train.lr"),
+    ({"train": {"batch_size": 1}}, "train.batch_size"),
+    ({"train": {"val_fraction": 1.5}}, "train.val_fraction"),
+    ({"train": {"device": "tpu"}}, "train.device"),
+    ({"train": {"epochs": 2.5}}, "train.epochs"),
+    ({"model": {"aggregator": "sum"}}, "model.aggregator"),
+    ({"model": {"fpd_rho": 2}}, "model.fpd_rho"),
+    ({"model": {"bottom_weights": {"image": -1}}}, "model.bottom_weights.image"),
+    ({"data": 5}, "data"),
+])
+def test_bad_config_names_the_key(tmp_path, capsys, patch, key):
+    cfg = {**TINY, **patch}
+    with pytest.raises(T.ConfigError, match=key.replace(".", r"\.")):
+        T.load_config(write_cfg(tmp_path, cfg))
+    assert T.main(["--config", str(write_cfg(tmp_path, cfg))]) == 2
+    assert key in capsys.readouterr().err
+
+
+def test_bad_config_files(tmp_path):
+    with pytest.raises(T.ConfigError, match="does not exist"):
+        T.load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: [nexus\n")
+    with pytest.raises(T.ConfigError, match="not valid YAML"):
+        T.load_config(bad)
+    bad.write_text("- just a list\n")
+    with pytest.raises(T.ConfigError, match="mapping"):
+        T.load_config(bad)
+
+
+def test_shipped_configs_are_valid_and_use_the_reference_setup():
+    for kind in ("nexus", "nexus0", "mvae", "mmvae"):
+        cfg = T.load_config(f"config/train_{kind}.yaml")
+        assert cfg["kind"] == kind
+        assert (cfg["train"]["epochs"], cfg["train"]["batch_size"], cfg["train"]["lr"]) == (100, 64, 1e-3)
+        assert cfg["model"]["sound_pretrain"] is True and cfg["model"]["warmup_epochs"] == 20
+    assert T.load_config("config/train_nexus.yaml")["model"]["fpd_rho"] == 0.2
+
+
+def test_split_is_seeded_and_disjoint():
+    data = rand_tensors(40)
+    a_tr, a_va = T.split_train_val(data, 0.25, 7)
+    b_tr, b_va = T.split_train_val(data, 0.25, 7)
+    assert torch.equal(a_va["y"], b_va["y"]) and a_tr["image"].shape[0] == 30 and a_va["image"].shape[0] == 10
+    rows = {tuple(r.flatten()[:5].tolist()) for r in torch.cat([a_tr["image"], a_va["image"]])}
+    assert len(rows) == 40
+    with pytest.raises(T.TrainingError, match="too few"):
+        T.split_train_val(data, 0.25, 0, limit=3)
