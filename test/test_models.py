@@ -217,3 +217,40 @@ def test_fpd_respects_presence_and_never_drops_all():
     two = present.sum(1) == 2
     assert ((present[two] & ~keep[two]).sum(1) <= 1).all()
     assert (present[two] & ~keep[two]).any(1).float().mean().item() == pytest.approx(0.9, abs=0.01)
+
+
+# ---------------------------------------------------------------- sound network = reference network
+def test_sound_networks_equal_the_reference_2d_formulation():
+    """Our 1-D sound convolutions compute exactly the reference 2-D network on 1x32x128
+    (frames x mel) with kernels (1,128) and (4,1), with the weights reshaped."""
+    import torch.nn.functional as F
+
+    from crossmodal_ros.models.networks import SoundDecoder, SoundEncoder
+
+    torch.manual_seed(0)
+    enc, dec = SoundEncoder(8).eval(), SoundDecoder(8).eval()
+    for bn in [m for m in list(enc.modules()) + list(dec.modules()) if isinstance(m, torch.nn.BatchNorm1d)]:
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+    x = torch.rand(3, 1, 128, 32)
+
+    def bn_relu(h, bn):  # BatchNorm2d with the same statistics, then ReLU
+        return F.relu(F.batch_norm(h, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps))
+
+    f = enc.features
+    h = x.transpose(2, 3)                                                   # (B, 1, 32 frames, 128 mel)
+    h = bn_relu(F.conv2d(h, f[0].weight.permute(0, 2, 1).unsqueeze(1)), f[1])       # k(1,128) -> (B,128,32,1)
+    h = bn_relu(F.conv2d(h, f[3].weight.unsqueeze(-1), stride=(2, 1), padding=(1, 0)), f[4])
+    h = bn_relu(F.conv2d(h, f[6].weight.unsqueeze(-1), stride=(2, 1), padding=(1, 0)), f[7])
+    assert h.shape == (3, 256, 8, 1)
+    with torch.no_grad():
+        assert torch.allclose(enc.features(x.reshape(3, 128, 32)), h.flatten(1), atol=1e-5)
+
+        z = torch.randn(3, 8)
+        d = dec.deconv
+        g = dec.fc(z).view(-1, 256, 8, 1)
+        g = bn_relu(F.conv_transpose2d(g, d[0].weight.unsqueeze(-1), stride=(2, 1), padding=(1, 0)), d[1])
+        g = bn_relu(F.conv_transpose2d(g, d[3].weight.unsqueeze(-1), stride=(2, 1), padding=(1, 0)), d[4])
+        g = F.conv_transpose2d(g, d[6].weight.permute(0, 2, 1).unsqueeze(1), bias=dec.out_bias)  # k(1,128)
+        assert g.shape == (3, 1, 32, 128)                                   # frames x mel
+        assert torch.allclose(dec(z), torch.sigmoid(g).transpose(2, 3), atol=1e-5)
