@@ -79,6 +79,7 @@ def fusion_status(
     checkpoint: str,
     checkpoint_kind: str,
     last_error: str = "",
+    qos_incompatible: Optional[Mapping[str, int]] = None,
 ) -> DiagnosticStatus:
     """One ``DiagnosticStatus``: OK while active with live input, WARN when inactive, idle or
     dropping input, ERROR after a failed inference (``last_error``)."""
@@ -100,6 +101,11 @@ def fusion_status(
         values.append(KeyValue(key=f"{m} received", value=str(n)))
     for m, n in superseded.items():
         values.append(KeyValue(key=f"{m} superseded", value=str(n)))
+    n_incompatible = 0
+    for m, n in (qos_incompatible or {}).items():
+        if n:
+            n_incompatible += n
+            values.append(KeyValue(key=f"{m} incompatible QoS publishers", value=str(n)))
     n_dropped = 0
     for m, reasons in dropped.items():
         for reason, n in sorted(reasons.items()):
@@ -111,6 +117,8 @@ def fusion_status(
         level, message = DiagnosticStatus.WARN, f"node is {state}"
     elif not live:
         level, message = DiagnosticStatus.WARN, "no live input"
+        if n_incompatible:
+            message += " (a publisher has incompatible QoS: see qos_reliability)"
     else:
         level = DiagnosticStatus.OK
         message = f"fusing {'+'.join(live)} on {device}"

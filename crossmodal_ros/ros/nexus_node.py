@@ -45,6 +45,7 @@ from rcl_interfaces.msg import (
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -149,7 +150,8 @@ class NexusNode(LifecycleNode):
     """Lifecycle node running the Nexus model on the live subset of four sensor inputs.
 
     Counters for in-process users (the demo, tests), all plain attributes:
-    ``received[m]``, ``dropped[m][reason]`` (Counter; reasons are
+    ``received[m]``, ``qos_incompatible[m]`` (publishers that can never deliver because of
+    their QoS), ``dropped[m][reason]`` (Counter; reasons are
     :class:`~crossmodal_ros.ros.conversions.ConversionError` categories, ``codec``,
     ``range`` or ``inactive``), ``superseded[m]`` (replaced before being fused),
     ``fused_count``, ``published_count``, ``last_latency_s`` (inference time of the last
@@ -165,6 +167,7 @@ class NexusNode(LifecycleNode):
         self.add_post_set_parameters_callback(self._after_set_parameters)
 
         self.received: dict[str, int] = {m: 0 for m in MODALITIES}
+        self.qos_incompatible: dict[str, int] = {m: 0 for m in MODALITIES}
         self.dropped: dict[str, Counter] = {m: Counter() for m in MODALITIES}
         self.fused_count = 0
         self.published_count = 0
@@ -312,8 +315,10 @@ class NexusNode(LifecycleNode):
         handlers = {IMAGE: (Image, self._on_image), AUDIO: (Float32MultiArray, self._on_audio),
                     TRAJECTORY: (Path, self._on_stroke), LABEL: (Int32, self._on_label)}
         self._subs = [
-            self.create_subscription(msg_type, INPUT_TOPICS[m], cb, in_qos,
-                                     callback_group=self._input_group)
+            self.create_subscription(
+                msg_type, INPUT_TOPICS[m], cb, in_qos, callback_group=self._input_group,
+                event_callbacks=SubscriptionEventCallbacks(
+                    incompatible_qos=self._make_qos_warning(m)))
             for m, (msg_type, cb) in handlers.items()]
         self._wake = self.create_guard_condition(self._on_wake, callback_group=self._fusion_group)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -456,6 +461,17 @@ class NexusNode(LifecycleNode):
         wake = self._wake
         if wake is not None and self._active:
             wake.trigger()
+
+    def _make_qos_warning(self, modality: str):
+        def on_incompatible(info) -> None:
+            self.qos_incompatible[modality] += 1
+            self.get_logger().warning(
+                f"a publisher on {INPUT_TOPICS[modality]!r} has QoS incompatible with this "
+                f"node's {self._cfg.get('qos_reliability')} subscription (policy id "
+                f"{info.last_policy_kind}); it delivers nothing. A best-effort publisher needs "
+                f"qos_reliability:=best_effort here.")
+
+        return on_incompatible
 
     def _accept(self, modality: str) -> bool:
         self.received[modality] += 1
@@ -672,6 +688,7 @@ class NexusNode(LifecycleNode):
             checkpoint=self._checkpoint_path,
             checkpoint_kind=self._checkpoint_kind,
             last_error=self.last_error,
+            qos_incompatible=self.qos_incompatible,
         )
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
