@@ -332,12 +332,14 @@ def test_parameter_validation(ros_context, checkpoint):
 
 def test_incompatible_qos_publisher_is_reported(ros_context, checkpoint):
     """The classic camera pitfall: a best-effort camera and a reliable subscription."""
+    from rclpy.event_handler import PublisherEventCallbacks
     from rclpy.qos import qos_profile_sensor_data
 
     rc = ros_context
     node = _nexus(rc, checkpoint, qos_reliability="reliable")
     cam = rc.add(rc_node(rc, "best_effort_camera"))
-    cam.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
+    cam.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data,
+                         event_callbacks=PublisherEventCallbacks(incompatible_qos=lambda i: None))
     assert rc.spin_until(lambda: node.qos_incompatible["image"] > 0, timeout=5.0)
 
 
