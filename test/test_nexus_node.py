@@ -279,6 +279,18 @@ def test_configure_with_bad_checkpoint_fails_then_recovers(ros_context, checkpoi
     assert node.engine is None and node.lifecycle_state == "unconfigured"
 
 
+def test_cuda_without_a_gpu_fails_configure_instead_of_falling_back(ros_context, checkpoint):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    node = _nexus(ros_context, checkpoint, device="cuda", autostart=False)
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    node.set_parameters([Parameter("device", value="auto")])
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert str(node.engine.device) == "cpu"
+
+
 def test_diagnostics_report_device_and_live_inputs(ros_context, checkpoint):
     rc = ros_context
     node = _nexus(rc, checkpoint)
