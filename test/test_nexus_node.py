@@ -528,3 +528,27 @@ def test_liveness_follows_sim_time(ros_context, checkpoint):
     assert set_clock(50.0) and node.live_inputs() == ("label",)  # jumped back: fresh once
     assert set_clock(52.5) and node.live_inputs() == ()
     assert out
+
+
+def test_a_model_without_a_modality_does_not_subscribe_to_it(ros_context, tmp_path):
+    import torch
+
+    from crossmodal_ros.checkpoint import save_checkpoint
+    from crossmodal_ros.codecs import codecs_to_dict, default_codecs
+    from crossmodal_ros.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("nexus", {"modalities": ["image", "trajectory"]})
+    path = save_checkpoint(tmp_path / "two.pt", model, codecs_to_dict(default_codecs()), half=True)
+    rc = ros_context
+    node = _nexus(rc, str(path))
+    sensors = Sensors(rc)
+    assert rc.spin_until(lambda: sensors.pub["image"].get_subscription_count() > 0, timeout=5.0)
+    assert sensors.pub["label"].get_subscription_count() == 0
+    assert sensors.pub["audio"].get_subscription_count() == 0
+    sensors.publish("image", _image_msg(time.time()))
+    assert _wait_modalities(rc, sensors, "image")
+    assert node.lifecycle_state == "active" and node.last_error == ""
+    assert rc.spin_until(lambda: sensors.msgs("image") and sensors.msgs("trajectory"), 2.0)
+    assert not sensors.msgs("audio_mel") and not sensors.msgs("label_probs")
+    assert sorted(node._pubs) == ["image", "latent", "modalities", "trajectory"]

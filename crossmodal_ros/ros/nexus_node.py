@@ -142,6 +142,9 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
 }
 
 _STALENESS = {m: f"staleness.{m}" for m in MODALITIES}
+#: Outputs that exist only when the model decodes this modality.
+_OUTPUT_NEEDS = {"image": IMAGE, "audio_mel": AUDIO, "audio": AUDIO, "trajectory": TRAJECTORY,
+                 "label": LABEL, "label_probs": LABEL}
 #: Parameters that take effect while the node runs; all others at the next configure.
 _LIVE_PARAMETERS = frozenset({"max_rate_hz", "heartbeat_hz", "sample_latent", *_STALENESS.values()})
 
@@ -306,6 +309,13 @@ class NexusNode(LifecycleNode):
         outputs = set(values["outputs"])
         if not values["griffin_lim"]:
             outputs.discard("audio")
+        fused_by_model = tuple(getattr(engine, "modalities", MODALITIES))
+        cannot = sorted(o for o in outputs
+                        if o in _OUTPUT_NEEDS and _OUTPUT_NEEDS[o] not in fused_by_model)
+        if cannot:
+            self.get_logger().warning(
+                f"the {self._checkpoint_kind} model does not decode {cannot}; not publishing them")
+            outputs -= set(cannot)
         types = {"image": Image, "audio_mel": Image, "audio": Float32MultiArray,
                  "trajectory": Path, "label": Int32, "label_probs": Float32MultiArray,
                  "latent": Float32MultiArray, "modalities": String}
@@ -314,12 +324,16 @@ class NexusNode(LifecycleNode):
         in_qos = input_qos(values["qos_reliability"], values["qos_depth"])
         handlers = {IMAGE: (Image, self._on_image), AUDIO: (Float32MultiArray, self._on_audio),
                     TRAJECTORY: (Path, self._on_stroke), LABEL: (Int32, self._on_label)}
+        skipped = [m for m in MODALITIES if m not in fused_by_model]
+        if skipped:
+            self.get_logger().info(f"the {self._checkpoint_kind} model has no {skipped} input; "
+                                   f"not subscribing to {[INPUT_TOPICS[m] for m in skipped]}")
         self._subs = [
             self.create_subscription(
                 msg_type, INPUT_TOPICS[m], cb, in_qos, callback_group=self._input_group,
                 event_callbacks=SubscriptionEventCallbacks(
                     incompatible_qos=self._make_qos_warning(m)))
-            for m, (msg_type, cb) in handlers.items()]
+            for m, (msg_type, cb) in handlers.items() if m in fused_by_model]
         self._wake = self.create_guard_condition(self._on_wake, callback_group=self._fusion_group)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics,
@@ -586,7 +600,11 @@ class NexusNode(LifecycleNode):
             self.last_result = result
             self.last_fused = tuple(result.fused)
             self.last_error = ""
-            self._publish(result, newest(live).stamp)
+            try:
+                self._publish(result, newest(live).stamp)
+            except Exception as exc:  # noqa: BLE001 - a bad result must not stop the executor
+                self.last_error = f"publishing failed: {type(exc).__name__}: {exc}"
+                self.get_logger().error(self.last_error, throttle_duration_sec=5.0)
             return True
         return False
 
