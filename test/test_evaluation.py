@@ -187,8 +187,9 @@ def test_a_class_blind_generator_scores_chance(data, judges):
     res = evaluate_model(PerfectGenerator(test, wrong_class=True), test, judges, progress=None)
     assert all(r["accuracy"] == pytest.approx(0.1) for r in res["rows"])
     # every generated sample is the same class-0 sample: far from each class's real spread
-    fds = [r["frechet"] for r in res["rows"] if r["target"] != "label"]
-    assert len(fds) == 15 * 3 and all(fd > 1.0 for fd in fds)
+    fds = [r["frechet"] for r in res["rows"] if r["target"] != "label" and r["kind"] == "cross"]
+    assert len(fds) == 28 - 7 and all(fd > 1.0 for fd in fds)
+    assert all(r["frechet"] is None for r in res["rows"] if r["kind"] == "self")
 
 
 def test_fewer_modalities_and_output_files(tmp_path, data, judges):

@@ -102,7 +102,7 @@ def evaluate_model(model, tensors: dict, instruments: Instruments, *, batch_size
     Result keys: ``modalities``, ``n_samples``, ``sample``, ``seed``, ``judge_accuracy``
     (judges on these real tensors), ``judge_test_accuracy`` (stored in the instruments),
     ``rows`` (one per subset x target: ``given``, ``given_name``, ``n_given``, ``target``,
-    ``kind`` = ``cross``|``self``, ``accuracy``, ``frechet``), ``summary``
+    ``kind`` = ``cross``|``self``, ``accuracy``, ``frechet`` (cross rows only)), ``summary``
     (``{target: {n_given: {accuracy_mean, accuracy_std, frechet_mean, frechet_std, n_subsets}}}``
     over cross rows), ``self_summary`` (``{target: {"alone": acc, "all": acc}}``),
     ``mean_cross_accuracy``, ``mean_cross_accuracy_by_n``, ``seconds``.
@@ -144,13 +144,13 @@ def evaluate_model(model, tensors: dict, instruments: Instruments, *, batch_size
             parts = []
             for target in mods:
                 acc = accuracy(instruments.classify(target, gen[target]), y)
+                kind = "self" if target in given else "cross"
                 fd = None
-                if target in real_feats:
+                if target in real_feats and kind == "cross":  # MFD for cross-modal rows only
                     try:
                         fd = per_class_frechet(real_feats[target], instruments.features(target, gen[target]), y)
                     except EvaluationError:
                         fd = None  # too few samples per class (tiny --limit)
-                kind = "self" if target in given else "cross"
                 rows.append({"given": list(given), "given_name": subset_name(given), "n_given": len(given),
                              "target": target, "kind": kind, "accuracy": acc, "frechet": fd})
                 if kind == "cross":
