@@ -338,6 +338,9 @@ def test_parameter_validation(ros_context, checkpoint):
     bad = make_node("nexus_bad", context=rc.context, checkpoint=checkpoint, device="tpu")
     rc.add(bad)
     assert bad.lifecycle_state == "unconfigured"
+    ints = make_node("nexus_ints", context=rc.context, autostart=False, staleness={"image": 1})
+    rc.add(ints)
+    assert ints.get_parameter("staleness.image").value == 1.0
     with pytest.raises(ValueError, match="unknown NexusNode parameter"):
         make_node(context=rc.context, checkpoin="typo.pt")
 
