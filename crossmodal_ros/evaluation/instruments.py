@@ -322,6 +322,7 @@ class Instruments(nn.Module):
         os.close(fd)
         try:
             torch.save(self.to_checkpoint(), tmp)
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; shipped files are world-readable
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
