@@ -41,13 +41,14 @@ def test_loss_decreases_on_tiny_batch(kind):
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     losses = []
     for _ in range(30):
+        torch.manual_seed(1)  # the same reparameterisation noise every step: a fixed objective
         loss, logs = model.loss(batch, None, epoch=0)
         assert torch.isfinite(loss) and logs["loss"] == pytest.approx(loss.item())
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert sum(losses[-5:]) / 5 < 0.85 * sum(losses[:5]) / 5, losses
+    assert sum(losses[-5:]) / 5 < 0.75 * sum(losses[:5]) / 5, losses
 
 
 @pytest.mark.parametrize("kind", KINDS)
