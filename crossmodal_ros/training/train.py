@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from ..modalities import LABEL, MODALITIES
+from ..modalities import LABEL
 from ..models import MODEL_KINDS, build_model, count_parameters
 from ..models.base import ModelConfigError, merge_config
 from ..models.nexus import sigma_vae_loss
