@@ -765,8 +765,10 @@ def main(args=None) -> None:
     """Console entry ``nexus_node``: spin one NexusNode until Ctrl-C or shutdown."""
     try:
         with rclpy.init(args=args):
-            node = NexusNode()
+            # The executor first: a Ctrl-C during the node's (autostart) configure must not
+            # interrupt the executor's constructor.
             executor = SingleThreadedExecutor()
+            node = NexusNode()
             executor.add_node(node)
             try:
                 executor.spin()
