@@ -34,7 +34,7 @@ import yaml
 from crossmodal_ros.modalities import AUDIO, IMAGE, TRAJECTORY, subset_name
 from crossmodal_ros.paths import config_dir, default_checkpoint
 
-__all__ = ["main", "run_demo", "DemoRecord"]
+__all__ = ["main", "run_demo", "build_graph", "DemoGraph", "DemoRecord"]
 
 TRAIN_HINT = (
     "Train it with:\n"
@@ -137,6 +137,88 @@ def _print_row(rec: DemoRecord, rel: float, live: str, n_outputs: int, out) -> N
           f"{rec.truth:>5d} {rec.label:>5d}  {ok}  {1e3 * rec.latency_s:8.1f}", file=out, flush=True)
 
 
+@dataclass
+class DemoGraph:
+    """The demo's nodes, built by :func:`build_graph` on one rclpy context (not yet added to an
+    executor): the inference node, the monitor (and its node) and the three playback sensors
+    (camera, microphone, pen). ``nodes`` lists them all, for adding to an executor and for
+    destruction."""
+
+    nexus: object
+    monitor_node: object
+    monitor: "_Monitor"
+    sensors: list
+    nodes: list
+    load_s: float
+    start: float
+
+    def destroy(self, executor=None) -> None:
+        """Remove the nodes from ``executor`` (when given) and destroy them."""
+        for n in self.nodes:
+            if executor is not None:
+                try:
+                    executor.remove_node(n)
+                except Exception:  # noqa: BLE001 - not added
+                    pass
+            n.destroy_node()
+
+
+def build_graph(ctx, checkpoint: str, nexus_params: dict, dataset: dict, schedule, period: float,
+                seed: int, sample_rate: int, start: float | None = None, sensor_params: dict | None = None,
+                prefix: str = "/nexus") -> DemoGraph:
+    """Build the demo graph on rclpy context ``ctx``: NexusNode ``nexus`` (autostarted with
+    ``nexus_params`` and ``checkpoint``; RuntimeError if it does not activate, warmed up on one
+    dataset sample), the output monitor, and camera/microphone/pen playback of ``dataset``
+    starting at wall time ``start`` (None: the second whole period after the model is loaded)
+    with one sample per ``period`` following ``schedule`` (an OutageSchedule). ``sensor_params``: extra parameters for every sensor node."""
+    from rclpy.parameter import Parameter
+
+    from crossmodal_ros.ros.camera_node import CameraNode
+    from crossmodal_ros.ros.microphone_node import MicrophoneNode
+    from crossmodal_ros.ros.nexus_node import make_node
+    from crossmodal_ros.ros.pen_node import PenNode
+    from crossmodal_ros.ros.playback import resample_audio, sample_for
+
+    ncfg = dict(nexus_params)
+    ncfg.update(checkpoint=str(checkpoint), sample_rate=sample_rate, autostart=True)
+    nodes: list = []
+    try:
+        t_load = time.monotonic()
+        nexus = make_node("nexus", context=ctx, **ncfg)
+        nodes.append(nexus)
+        if nexus.engine is None or nexus.lifecycle_state != "active":
+            raise RuntimeError(f"the inference node did not activate: {nexus.last_error or 'see log'}")
+        load_s = time.monotonic() - t_load
+        # warm-up (first-call costs of torch and librosa) before playback starts; not measured
+        warm = {IMAGE: sample_for(dataset, IMAGE, 0), TRAJECTORY: sample_for(dataset, TRAJECTORY, 0),
+                AUDIO: resample_audio(sample_for(dataset, AUDIO, 0), int(dataset["sample_rate"]), sample_rate)}
+        for _ in range(2):
+            nexus.engine.infer(warm, sample_rate=sample_rate)
+        import rclpy
+
+        monitor_node = rclpy.create_node("demo_monitor", context=ctx)
+        nodes.append(monitor_node)
+        monitor = _Monitor(monitor_node, prefix)
+        if start is None:  # a moment after everything is loaded and connected
+            start = (math.floor(time.time() / period) + 2) * period
+        params = [
+            Parameter("period_s", value=period), Parameter("seed", value=seed),
+            Parameter("schedule_start", value=start),
+            Parameter("outage_schedule", value=schedule.to_strings()),
+        ] + [Parameter(k, value=v) for k, v in (sensor_params or {}).items()]
+        sensors = []
+        for cls, extra in ((CameraNode, []), (MicrophoneNode, [Parameter("sample_rate", value=sample_rate)]),
+                           (PenNode, [])):
+            sensors.append(cls(context=ctx, dataset=dataset, parameter_overrides=params + extra))
+            nodes.append(sensors[-1])
+    except BaseException:
+        for n in nodes:
+            n.destroy_node()
+        raise
+    return DemoGraph(nexus=nexus, monitor_node=monitor_node, monitor=monitor, sensors=sensors,
+                     nodes=nodes, load_s=load_s, start=start)
+
+
 def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = None,
              device: str | None = None, out_dir: str | Path = "out/demo", config: str | None = None,
              seed: int | None = None, out=None) -> dict:
@@ -146,13 +228,8 @@ def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = Non
     out = out if out is not None else sys.stdout
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
-    from rclpy.parameter import Parameter
 
-    from crossmodal_ros.ros.camera_node import CameraNode
-    from crossmodal_ros.ros.microphone_node import MicrophoneNode
-    from crossmodal_ros.ros.nexus_node import make_node
     from crossmodal_ros.ros.outages import demo_schedule, describe_live
-    from crossmodal_ros.ros.pen_node import PenNode
     from crossmodal_ros.ros.sensor_base import load_playback_dataset
 
     cfg = _load_config(config)
@@ -165,46 +242,18 @@ def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = Non
     dataset = load_playback_dataset(str(dcfg.get("dataset", "digits")), str(dcfg.get("split", "test")))
     if device:
         ncfg["device"] = device
-    ncfg.update(checkpoint=str(checkpoint), sample_rate=sample_rate, autostart=True)
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     # Two threads: inference (the node's fusion callback group) runs beside the sensors and
     # the monitor, so playback keeps its timing while a forward pass is under way.
     executor = MultiThreadedExecutor(num_threads=2, context=ctx)
-    nodes = []
+    graph = None
     try:
-        t_load = time.monotonic()
-        nexus = make_node("nexus", context=ctx, **ncfg)
-        nodes.append(nexus)
-        if nexus.engine is None or nexus.lifecycle_state != "active":
-            raise RuntimeError(f"the inference node did not activate: {nexus.last_error or 'see log'}")
-        load_s = time.monotonic() - t_load
-        # warm-up (first-call costs of torch and librosa) before playback starts; not measured
-        from crossmodal_ros.ros.playback import resample_audio, sample_for
-
-        warm = {IMAGE: sample_for(dataset, IMAGE, 0), TRAJECTORY: sample_for(dataset, TRAJECTORY, 0),
-                AUDIO: resample_audio(sample_for(dataset, AUDIO, 0), int(dataset["sample_rate"]), sample_rate)}
-        for _ in range(2):
-            nexus.engine.infer(warm, sample_rate=sample_rate)
-        monitor_node = rclpy.create_node("demo_monitor", context=ctx)
-        nodes.append(monitor_node)
-        monitor = _Monitor(monitor_node, "/nexus")
-        # playback starts on the next whole period, a moment after everything is connected
-        start = (math.floor(time.time() / period) + 2) * period
-        params = [
-            Parameter("period_s", value=period), Parameter("seed", value=seed),
-            Parameter("schedule_start", value=start),
-            Parameter("outage_schedule", value=schedule.to_strings()),
-        ]
-        sensors = [
-            CameraNode(context=ctx, dataset=dataset, parameter_overrides=params),
-            MicrophoneNode(context=ctx, dataset=dataset,
-                           parameter_overrides=params + [Parameter("sample_rate", value=sample_rate)]),
-            PenNode(context=ctx, dataset=dataset, parameter_overrides=params),
-        ]
-        nodes += sensors
-        for n in nodes:
+        graph = build_graph(ctx, checkpoint, ncfg, dataset, schedule, period, seed, sample_rate)
+        nexus, monitor, sensors, load_s = graph.nexus, graph.monitor, graph.sensors, graph.load_s
+        start = graph.start
+        for n in graph.nodes:
             executor.add_node(n)
         clock = sensors[0].playback.clock
         print(f"crossmodal_ros demo: model {checkpoint} on {nexus.engine.device} "
@@ -258,12 +307,8 @@ def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = Non
             "published": {type(s).__name__: s.playback.published for s in sensors},
         }
     finally:
-        for n in nodes:
-            try:
-                executor.remove_node(n)
-            except Exception:  # noqa: BLE001 - not added (construction failed)
-                pass
-            n.destroy_node()
+        if graph is not None:
+            graph.destroy(executor)
         executor.shutdown()
         rclpy.shutdown(context=ctx)
 

@@ -80,6 +80,8 @@ def fusion_status(
     checkpoint_kind: str,
     last_error: str = "",
     qos_incompatible: Optional[Mapping[str, int]] = None,
+    fused_inputs: Optional[Mapping[str, int]] = None,
+    expired: Optional[Mapping[str, int]] = None,
 ) -> DiagnosticStatus:
     """One ``DiagnosticStatus``: OK while active with live input, WARN when inactive, idle or
     dropping input, ERROR after a failed inference (``last_error``)."""
@@ -101,6 +103,10 @@ def fusion_status(
         values.append(KeyValue(key=f"{m} received", value=str(n)))
     for m, n in superseded.items():
         values.append(KeyValue(key=f"{m} superseded", value=str(n)))
+    for m, n in (fused_inputs or {}).items():
+        values.append(KeyValue(key=f"{m} fused", value=str(n)))
+    for m, n in (expired or {}).items():
+        values.append(KeyValue(key=f"{m} expired unfused", value=str(n)))
     n_incompatible = 0
     for m, n in (qos_incompatible or {}).items():
         if n:

@@ -7,6 +7,9 @@ node so the offline bag evaluator can run the same logic over bag time:
 * a modality is *live* while ``now - arrival < staleness[modality]``, all in seconds of one
   clock chosen by the caller (the node uses its ROS clock, so ``use_sim_time`` works);
 * a staleness window of 0 disables a modality (never live);
+* bookkeeping for reconciling message counts: ``superseded[m]`` (replaced before any fusion
+  took it) and ``expired[m]`` (not live any more when a fusion took the pending inputs, so
+  never fused);
 * if the clock jumps backwards (``now < arrival``, e.g. a bag loops or ``/clock`` restarts), the
   sample is treated as fresh once: its arrival is re-based to ``now`` and it then ages normally.
 
@@ -24,13 +27,15 @@ from typing import Any, Iterable, Mapping
 class Sample:
     """One validated input: ``value`` for the engine, its header ``stamp`` (opaque, copied into
     output headers), ``stamp_s`` (the same in seconds, to find the newest), ``arrival_s`` (on
-    the liveness clock) and the sender's ``frame_id``."""
+    the liveness clock), the sender's ``frame_id`` and ``seq``, a caller-chosen message number
+    (the node uses it to count each input message once, however many fusions reuse it)."""
 
     value: Any
     stamp: Any
     stamp_s: float
     arrival_s: float
     frame_id: str = ""
+    seq: int = -1
 
 
 class LatestSamples:
@@ -42,6 +47,7 @@ class LatestSamples:
         self._samples: dict[str, Sample] = {}
         self._unfused: set[str] = set()
         self.superseded: dict[str, int] = {m: 0 for m in self.modalities}
+        self.expired: dict[str, int] = {m: 0 for m in self.modalities}
 
     def put(self, modality: str, sample: Sample) -> None:
         """Store ``sample`` as the newest of ``modality`` and mark new input pending."""
@@ -62,7 +68,8 @@ class LatestSamples:
     def live(self, now_s: float, staleness: Mapping[str, float], take: bool = False) -> dict:
         """The live samples at ``now_s`` as ``{modality: Sample}`` in canonical order.
 
-        With ``take=True`` the pending flag is cleared (the caller fuses them now).
+        With ``take=True`` the pending flag is cleared (the caller fuses them now); a pending
+        sample that is not live at that moment is counted in ``expired``.
         """
         out: dict[str, Sample] = {}
         with self._lock:
@@ -79,8 +86,21 @@ class LatestSamples:
                 if age < window:
                     out[m] = s
             if take:
+                for m in self._unfused:
+                    if m not in out:
+                        self.expired[m] += 1
                 self._unfused.clear()
         return out
+
+    def pending_modalities(self) -> tuple[str, ...]:
+        """The modalities holding a sample that no fusion has taken yet."""
+        with self._lock:
+            return tuple(m for m in self.modalities if m in self._unfused)
+
+    def __len__(self) -> int:
+        """Number of stored samples (at most one per modality: the store is bounded)."""
+        with self._lock:
+            return len(self._samples)
 
     def ages(self, now_s: float) -> dict[str, float]:
         """Seconds since each stored modality's newest arrival (negative after a clock jump)."""

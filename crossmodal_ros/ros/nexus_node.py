@@ -136,7 +136,13 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         "Configure and activate at startup (deployments without a lifecycle manager).",
         ParameterType.PARAMETER_BOOL, read_only=True)),
     "max_image_pixels": (4096 * 4096, _int_desc(
-        "Larger camera frames (width*height) are dropped.", 1, 1 << 30)),
+        "Larger camera frames (width*height) are dropped (reason 'size'). Read at configure.",
+        1, 1 << 30)),
+    "modalities": ([""], _desc(
+        "Inputs this deployment needs the model to fuse (any of image, audio, trajectory, "
+        "label); configure fails when the checkpoint was trained without one of them. "
+        "Empty: whatever the checkpoint has. Read at configure.",
+        ParameterType.PARAMETER_STRING_ARRAY)),
     "frame_id": ("nexus", _desc("frame_id of every output header.",
                                 ParameterType.PARAMETER_STRING)),
 }
@@ -173,6 +179,8 @@ class NexusNode(LifecycleNode):
         self.qos_incompatible: dict[str, int] = {m: 0 for m in MODALITIES}
         self.dropped: dict[str, Counter] = {m: Counter() for m in MODALITIES}
         self.fused_count = 0
+        self.fused_inputs: dict[str, int] = {m: 0 for m in MODALITIES}
+        self._fused_seq: dict[str, int] = {m: -1 for m in MODALITIES}
         self.published_count = 0
         self.last_latency_s: Optional[float] = None
         self.latency = LatencyStats()
@@ -226,6 +234,30 @@ class NexusNode(LifecycleNode):
         """Messages per modality replaced by a newer one before they were fused."""
         return dict(self._store.superseded)
 
+    @property
+    def expired(self) -> dict[str, int]:
+        """Messages per modality that went stale before any fusion took them."""
+        return dict(self._store.expired)
+
+    def accounting(self) -> dict[str, dict[str, int]]:
+        """Where every received input message went, per modality.
+
+        ``{m: {received, dropped, superseded, fused, expired, pending, unaccounted}}`` where
+        ``unaccounted = received - dropped - superseded - fused - expired - pending`` is 0 for a
+        running node (every message is dropped with a reason, replaced before fusion, fused at
+        least once, expired unfused, or still waiting); ``dropped`` sums all reasons.
+        """
+        pending = set(self._store.pending_modalities())
+        sup, exp = self._store.superseded, self._store.expired
+        out = {}
+        for m in MODALITIES:
+            row = {"received": self.received[m], "dropped": sum(self.dropped[m].values()),
+                   "superseded": sup[m], "fused": self.fused_inputs[m], "expired": exp[m],
+                   "pending": int(m in pending)}
+            row["unaccounted"] = row["received"] - sum(v for k, v in row.items() if k != "received")
+            out[m] = row
+        return out
+
     def _validate(self, values: dict[str, Any]) -> str:
         """Check choices and cross-parameter rules; return '' when valid, else the reason."""
         if values["device"] not in DEVICE_CHOICES:
@@ -236,6 +268,9 @@ class NexusNode(LifecycleNode):
         unknown = [o for o in values["outputs"] if o not in OUTPUT_NAMES]
         if unknown:
             return f"unknown outputs {unknown}; known: {list(OUTPUT_NAMES)}"
+        unknown = [m for m in values["modalities"] if m and m not in MODALITIES]
+        if unknown:
+            return f"unknown modalities {unknown}; known: {list(MODALITIES)}"
         if values["heartbeat_hz"] > values["max_rate_hz"]:
             return (f"heartbeat_hz ({values['heartbeat_hz']}) must not exceed max_rate_hz "
                     f"({values['max_rate_hz']})")
@@ -284,8 +319,7 @@ class NexusNode(LifecycleNode):
         values = self._current_values()
         reason = self._validate(values)
         if reason:
-            self.get_logger().error(f"configure failed: {reason}")
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(reason)
         from crossmodal_ros.checkpoint import CheckpointError
         from crossmodal_ros.engine import FusionEngine
         from crossmodal_ros.paths import default_checkpoint
@@ -295,8 +329,17 @@ class NexusNode(LifecycleNode):
             engine = FusionEngine.from_checkpoint(
                 path, device=values["device"], sample=bool(values["sample_latent"]))
         except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
-            self.get_logger().error(f"configure failed: cannot load checkpoint {path!r}: {exc}")
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(f"cannot load checkpoint {path!r}: {exc}")
+        fused_by_model = tuple(getattr(engine, "modalities", MODALITIES))
+        wanted = [m for m in MODALITIES if m in values["modalities"]]
+        lacking = [m for m in wanted if m not in fused_by_model]
+        if lacking:
+            del engine
+            return self._configure_failed(
+                f"checkpoint {path!r} was trained for modalities {'+'.join(fused_by_model)}; "
+                f"the node was configured for {'+'.join(wanted)} (parameter 'modalities'), and "
+                f"the model cannot fuse {'+'.join(lacking)}. Use a checkpoint trained with "
+                f"them or change 'modalities'.")
         self._warm_up(engine, int(values["sample_rate"]))
         self._engine = engine
         self._checkpoint_path = path
@@ -309,7 +352,6 @@ class NexusNode(LifecycleNode):
         outputs = set(values["outputs"])
         if not values["griffin_lim"]:
             outputs.discard("audio")
-        fused_by_model = tuple(getattr(engine, "modalities", MODALITIES))
         cannot = sorted(o for o in outputs
                         if o in _OUTPUT_NEEDS and _OUTPUT_NEEDS[o] not in fused_by_model)
         if cannot:
@@ -343,6 +385,13 @@ class NexusNode(LifecycleNode):
             f"outputs {sorted(self._pubs)}; inputs {values['qos_reliability']} depth "
             f"{values['qos_depth']}")
         return super().on_configure(state)
+
+    def _configure_failed(self, reason: str) -> TransitionCallbackReturn:
+        """Log ``reason``, keep it in ``last_error`` and fail the transition (node stays up,
+        unconfigured, and can be configured again)."""
+        self.last_error = f"configure failed: {reason}"
+        self.get_logger().error(self.last_error)
+        return TransitionCallbackReturn.FAILURE
 
     def _warm_up(self, engine, sample_rate: int) -> None:
         """One inference per modality on synthetic input, so first-call costs (the audio
@@ -471,7 +520,8 @@ class NexusNode(LifecycleNode):
             stamp, frame = now.to_msg(), (header.frame_id if header is not None else "")
         self._store.put(modality, Sample(value=value, stamp=stamp,
                                          stamp_s=conv.stamp_to_seconds(stamp),
-                                         arrival_s=now.nanoseconds * 1e-9, frame_id=frame))
+                                         arrival_s=now.nanoseconds * 1e-9, frame_id=frame,
+                                         seq=self.received[modality]))
         wake = self._wake
         if wake is not None and self._active:
             wake.trigger()
@@ -597,6 +647,10 @@ class NexusNode(LifecycleNode):
             self.last_latency_s = dt
             self.latency.add(dt)
             self.fused_count += 1
+            for m, s in live.items():  # count each input message once, at its first fusion
+                if s.seq != self._fused_seq[m]:
+                    self._fused_seq[m] = s.seq
+                    self.fused_inputs[m] += 1
             self.last_result = result
             self.last_fused = tuple(result.fused)
             self.last_error = ""
@@ -702,6 +756,8 @@ class NexusNode(LifecycleNode):
             received=self.received,
             dropped=self.dropped,
             superseded=self.superseded,
+            fused_inputs=self.fused_inputs,
+            expired=self.expired,
             device=str(getattr(engine, "device", "none")),
             checkpoint=self._checkpoint_path,
             checkpoint_kind=self._checkpoint_kind,
