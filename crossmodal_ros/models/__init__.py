@@ -54,5 +54,9 @@ except ImportError as _exc:  # pragma: no cover - only while baselines.py is bei
     if "baselines" not in str(_exc):
         raise
 
+from . import associator as _associator  # noqa: E402,F401  (paper 000)
+from . import alignment as _alignment  # noqa: E402,F401  (papers 001/003)
+from . import latent_constraint as _latent_constraint  # noqa: E402,F401  (paper 002)
+
 __all__ = ["MODEL_KINDS", "ModelConfigError", "ModelInputError", "MultimodalModel", "build_model",
            "count_parameters", "register_model"]

@@ -8,7 +8,10 @@ Usage::
 
 Stages: (1) when the model config says ``sound_pretrain: true``, the sound VAE is pretrained
 alone as a SigmaVAE for ``train.sound_pretrain_epochs`` and frozen; (2) the model is trained
-with its own loss. Every epoch is validated on ``train.val_fraction`` of the training split
+with its own loss. A phased model (one with ``training_phases()``: associator, alignment,
+latent_constraint) instead runs its phases in order, each with its own optimizer over the
+phase's trainable parameters, on the phase's fraction of the training data, for the phase's
+``model.phase_epochs`` (0 = ``train.epochs``). Every epoch is validated on ``train.val_fraction`` of the training split
 (a seeded split); ``<out>/best.pt`` (lowest validation loss, the shippable model, no optimizer
 state) and ``<out>/last.pt`` (with optimizer and RNG state, for ``--resume``) are written
 atomically; ``<out>/log.csv`` and ``<out>/log.json`` record every epoch.
@@ -323,6 +326,15 @@ def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict |
             "random initialisation, frozen")
 
     keys = list(model.modalities)
+    if hasattr(model, "training_phases"):
+        if resume:
+            raise TrainingError(f"--resume is not supported for the phased kind {cfg['kind']!r}; start a new run")
+        stage_info = run_phases(model, train, val, tcfg, dev, gen, out, codecs_dict, cfg, quiet, log)
+        summary = {"kind": cfg["kind"], "best_val_loss": stage_info["best_val"], "epochs": stage_info["epochs"],
+                   "parameters": n_total, "time_s": time.time() - t_run, "best": str(best_path),
+                   "last": str(last_path), "history": stage_info["history"], "phases": stage_info["phases"]}
+        _write_logs(out, stage_info["history"], cfg, {"phases": stage_info["phases"]}, summary)
+        return summary
     epochs = tcfg["epochs"]
     summary = {}
     for epoch in range(start_epoch, epochs):
@@ -377,6 +389,95 @@ def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict |
                "history": history, "sound_pretrain": stage_info}
     _write_logs(out, history, cfg, stage_info, summary)
     return summary
+
+
+def fraction_subset(tensors: dict, fraction: float) -> dict:
+    """The first ``ceil(fraction * N)`` samples (at least 2) of an already shuffled tensor dict:
+    a fixed subset, e.g. the few paired samples of a semi-supervised phase."""
+    n = next(iter(tensors.values())).shape[0]
+    k = min(n, max(2, math.ceil(fraction * n)))
+    return {key: v[:k] for key, v in tensors.items()}
+
+
+def run_phase(model, phase, train: dict, val: dict, tcfg: dict, device, gen, quiet=False, log=print,
+              on_epoch=None) -> list:
+    """Train one :class:`~crossmodal_ros.models.phased.TrainingPhase` of a phased model.
+
+    A fresh Adam optimizer over the phase's trainable parameters (the rest frozen by
+    ``model.set_phase``), ``phase.epochs`` passes over ``phase.data_fraction`` of ``train``,
+    validation on all of ``val`` after each epoch. ``on_epoch(record, val_metrics)`` is called
+    after each epoch. Returns the epoch records.
+    """
+    params = model.set_phase(phase.name)
+    opt = torch.optim.Adam(params, lr=tcfg["lr"])
+    data = fraction_subset(train, phase.data_fraction) if phase.data_fraction < 1.0 else train
+    keys = list(model.modalities)
+    n = next(iter(data.values())).shape[0]
+    bs = min(tcfg["batch_size"], n)
+    log(f"{phase.description}: {phase.epochs} epochs on {n} samples, {sum(p.numel() for p in params) / 1e6:.2f} M "
+        "trainable parameters")
+    history = []
+    for epoch in range(phase.epochs):
+        t0 = time.time()
+        model.train()
+        sums, count = {}, 0
+        bar = _progress(batches(data, bs, gen, device, keys), _n_batches(data, bs),
+                        f"{phase.name} {epoch + 1}/{phase.epochs}", quiet)
+        for step, batch in enumerate(bar):
+            loss, logs = model.loss(batch, None, epoch)
+            _check_finite(loss, logs, f"phase {phase.name} epoch {epoch + 1} step {step + 1}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if tcfg["grad_clip"] > 0:
+                torch.nn.utils.clip_grad_norm_(params, tcfg["grad_clip"])
+            opt.step()
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + v
+            count += 1
+        val_metrics = validate(model, val, device, epoch)
+        record = {"phase": phase.name, "epoch": epoch + 1, "time_s": round(time.time() - t0, 3)}
+        record.update({f"train/{k}": v / max(count, 1) for k, v in sums.items()})
+        record.update({f"val/{k}": v for k, v in val_metrics.items()})
+        history.append(record)
+        log(f"{phase.name} epoch {epoch + 1}/{phase.epochs}: train loss {record.get('train/loss', float('nan')):.2f}, "
+            f"val loss {val_metrics['loss']:.2f}, {record['time_s']:.1f}s")
+        if on_epoch is not None:
+            on_epoch(record, val_metrics)
+    return history
+
+
+def run_phases(model, train, val, tcfg, device, gen, out: Path, codecs_dict, cfg, quiet=False, log=print) -> dict:
+    """Run every phase of a phased model in order (``model.training_phases(train.epochs)``).
+
+    ``best.pt`` is the epoch of the *last* phase with the lowest validation loss (earlier phases
+    optimise other objectives; their final state is what the next phase builds on); ``last.pt``
+    is written after every epoch (no resume for phased models).
+    """
+    phases = model.training_phases(tcfg["epochs"])
+    history, info, best = [], [], {"val": float("inf")}
+    for i, phase in enumerate(phases):
+        t0 = time.time()
+        final = i == len(phases) - 1
+
+        def on_epoch(record, val_metrics, final=final):
+            metrics = _metrics(record, {})
+            state = {"epoch": len(history) + 1, "phase": record["phase"], "seed": tcfg["seed"], "data": cfg["data"],
+                     "train_config_json": json.dumps(tcfg)}
+            if final and val_metrics["loss"] < best["val"]:
+                best["val"] = val_metrics["loss"]
+                save_checkpoint(out / "best.pt", model, codecs_dict, metrics=metrics, train_state=state,
+                                half=tcfg["half_best"])
+            save_checkpoint(out / "last.pt", model, codecs_dict, metrics=metrics, train_state=state)
+            history.append(record)
+            _write_logs(out, history, cfg, {"phases": info})
+
+        run_phase(model, phase, train, val, tcfg, device, gen, quiet, log, on_epoch)
+        info.append({"phase": phase.name, "epochs": phase.epochs, "data_fraction": phase.data_fraction,
+                     "time_s": round(time.time() - t0, 2)})
+    model.unfreeze()
+    if phases and phases[-1].epochs == 0 or not (out / "best.pt").is_file():
+        save_checkpoint(out / "best.pt", model, codecs_dict, metrics={}, half=tcfg["half_best"])
+    return {"best_val": best["val"], "epochs": sum(p.epochs for p in phases), "history": history, "phases": info}
 
 
 def _metrics(record: dict, stage_info: dict) -> dict:

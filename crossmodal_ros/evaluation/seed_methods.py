@@ -1,0 +1,303 @@
+"""Experiments of the three seed papers on the digits data, and the results page.
+
+    python -m crossmodal_ros.evaluation.seed_methods --out runs/seed_methods [--device auto]
+        [--vae-epochs N] [--assoc-epochs N] [--align-epochs B M F] [--lc-epochs N]
+        [--nexus models/nexus_digits.pt] [--ship models] [--report docs/results/seed_methods.md]
+
+Runs, in order, writing ``<out>/results.json`` after every stage (a cut-off run keeps what it
+finished):
+
+1. associator network (paper 000) on image, audio, trajectory: unimodal VAEs unpaired, then
+   the associators of every pair with 100 / 10 / 5 / 1 % of the pairs (the VAEs always see
+   all data; a smaller paired set is tiled to the same number of optimizer steps per epoch);
+   accuracy + Frechet distance of every direction (shared evaluator, one given modality),
+   the cascade audio->trajectory->image vs the direct associator, and the new-modality test;
+2. variational alignment (papers 001/003) image->trajectory and audio->image, three phases,
+   with the ablation routes (no mapper) and the mean end-point error for trajectories;
+3. latent-constraint mapping (paper 002) for every pair, reusing the stage-1 VAEs as the
+   embeddings (identical architecture and unpaired objective), PSNR of audio->image against
+   the nearest test image (paper 002's metric) for every system;
+4. Nexus restricted to single inputs, when its checkpoint exists;
+then ships the best pair model of each kind (float16) and writes the Markdown page + PNG.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from crossmodal_ros.checkpoint import load_checkpoint, save_checkpoint
+from crossmodal_ros.evaluation.evaluate import evaluate_model, resolve_device
+from crossmodal_ros.evaluation.instruments import Instruments
+from crossmodal_ros.evaluation.metrics import accuracy
+from crossmodal_ros.models import build_model
+from crossmodal_ros.models.phased import TrainingPhase
+from crossmodal_ros.training.train import TRAIN_DEFAULTS, load_tensors, run_phase, split_train_val
+
+PAIRS = [("image", "audio"), ("audio", "trajectory"), ("image", "trajectory")]
+FRACTIONS = [1.0, 0.1, 0.05, 0.01]
+ALIGN_PAIRS = [("image", "trajectory"), ("audio", "image")]
+MODS3 = ["image", "audio", "trajectory"]
+
+
+def tiled_subset(train: dict, fraction: float) -> dict:
+    """First ``ceil(fraction*N)`` samples of the (shuffled) train dict, tiled to ~N rows so a
+    small paired set gets as many optimizer steps per epoch as the full one."""
+    n = next(iter(train.values())).shape[0]
+    k = min(n, max(2, math.ceil(fraction * n)))
+    reps = max(1, n // k)
+    return {key: v[:k].repeat(reps, *([1] * (v.dim() - 1))) for key, v in train.items()}
+
+
+def endpoint_error(pred: torch.Tensor, true: torch.Tensor) -> float:
+    """Mean end-point error of (N, 200) trajectories (x1..x100, y1..y100) in the normalised space."""
+    p, t = pred.view(-1, 2, 100), true.view(-1, 2, 100)
+    return float((p - t).pow(2).sum(1).sqrt().mean())
+
+
+def nearest_psnr(generated: torch.Tensor, reference: torch.Tensor, max_value: float = 1.0, chunk: int = 512) -> float:
+    """Paper 002's metric: PSNR of each generated image against its nearest (Euclidean) reference
+    image, ``10 log10(max^2 / MSE)`` with the per-pixel mean squared error, averaged in dB."""
+    g, r = generated.flatten(1).float(), reference.flatten(1).float()
+    vals = []
+    for i in range(0, g.shape[0], chunk):
+        d = torch.cdist(g[i:i + chunk], r).pow(2).min(1).values / g.shape[1]
+        vals.append(10 * torch.log10(max_value ** 2 / d.clamp_min(1e-12)))
+    return float(torch.cat(vals).mean())
+
+
+def direction_rows(result: dict) -> dict:
+    """``{"a->b": {"accuracy", "frechet"}}`` from an ``evaluate_model`` result (cross rows, one given)."""
+    out = {}
+    for r in result["rows"]:
+        if r["kind"] == "cross" and r["n_given"] == 1 and r["target"] != "label":
+            out[f"{r['given'][0]}->{r['target']}"] = {"accuracy": r["accuracy"], "frechet": r["frechet"]}
+    return out
+
+
+class Runner:
+    def __init__(self, args):
+        self.args = args
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.dev = resolve_device(args.device)
+        self.results: dict = {"config": {k: v for k, v in vars(args).items()}, "device": str(self.dev), "timings": {}}
+        torch.manual_seed(0)
+        tensors, self.codecs = load_tensors(args.data, "train")
+        self.train, self.val = split_train_val(tensors, 0.1, 0, args.limit_train or None)
+        self.train = {k: v.to(self.dev) for k, v in self.train.items()}
+        self.val = {k: v.to(self.dev) for k, v in self.val.items()}
+        test, _ = load_tensors(args.data, "test")
+        if args.limit_test:
+            test = {k: v[:args.limit_test] for k, v in test.items()}
+        self.test = test
+        self.judges = Instruments.load(None, "cpu")
+        self.tcfg = {**TRAIN_DEFAULTS, "batch_size": args.batch_size, "lr": args.lr}
+        self.gen = torch.Generator().manual_seed(0)
+
+    def log(self, s):
+        print(s, file=sys.stderr, flush=True)
+
+    def save(self):
+        (self.out / "results.json").write_text(json.dumps(self.results, indent=1, default=str))
+
+    def phase(self, model, name, epochs, train=None):
+        t0 = time.time()
+        run_phase(model, TrainingPhase(name, epochs, model.phase_modules(name), 1.0, f"{model.kind}: {name}"),
+                  train or self.train, self.val, self.tcfg, self.dev, self.gen, quiet=True, log=self.log)
+        return time.time() - t0
+
+    def evaluate(self, model, subsets, frechet=True):
+        model.unfreeze()
+        model.eval()
+        res = evaluate_model(model, self.test, self.judges, subsets=subsets, frechet=frechet, device=self.dev,
+                             progress=None)
+        return direction_rows(res)
+
+    # ------------------------------------------------------------------ paper 000
+    def associator(self):
+        a = self.args
+        cfg = {"modalities": MODS3, "latent_dims": {"image": 64, "audio": 64, "trajectory": 16, "label": 5}}
+        base = build_model("associator", cfg).to(self.dev)
+        t = self.phase(base, "vaes", a.vae_epochs)
+        self.results["timings"]["associator_vaes_s"] = round(t, 1)
+        self.vae_state = {k: v.clone() for k, v in base.vaes.state_dict().items()}
+        # VAE self-reconstruction accuracy (paper Table 2)
+        base.eval()
+        with torch.no_grad():
+            self.results["vae_self_accuracy"] = {
+                m: accuracy(self.judges.classify(m, torch.cat([base.vaes[m].decoder(base.vaes[m].encoder(x)[0]).cpu()
+                                                               for x in self.test[m].split(512)])), self.test["y"])
+                for m in MODS3}
+        curve = {}
+        models = {}
+        for f in FRACTIONS:
+            model = copy.deepcopy(base)
+            model.config["paired_fraction"] = f
+            t = self.phase(model, "associators", a.assoc_epochs, tiled_subset(self.train, f) if f < 1 else None)
+            rows = self.evaluate(model, [(m,) for m in MODS3], frechet=(f == 1.0))
+            curve[str(f)] = rows
+            models[f] = model
+            self.results["timings"][f"associator_assoc_{f}_s"] = round(t, 1)
+            self.log(f"associator {f:.0%} pairs: " + ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in rows.items()))
+            self.results["associator_curve"] = curve
+            self.save()
+        full = models[1.0]
+        self.assoc_full = full
+        # cascade vs direct
+        casc = {}
+        for path in (["audio", "image"], ["audio", "trajectory", "image"], ["trajectory", "audio"],
+                     ["trajectory", "image", "audio"], ["image", "audio"], ["image", "trajectory", "audio"]):
+            gen = torch.cat([full.translate(x.to(self.dev), path).cpu() for x in self.test[path[0]].split(512)])
+            casc["->".join(path)] = accuracy(self.judges.classify(path[-1], gen), self.test["y"])
+        self.results["associator_cascade"] = casc
+        # new modality: trajectory joined to the image/audio network by one image<->trajectory associator
+        added = build_model("associator", {**cfg, "pairs": [["image", "audio"], ["image", "trajectory"]]}).to(self.dev)
+        state = {k: v for k, v in full.state_dict().items() if k in added.state_dict()}
+        added.load_state_dict(state)
+        self.results["associator_new_modality"] = self.evaluate(added, [(m,) for m in MODS3], frechet=False)
+        self.save()
+
+    # ------------------------------------------------------------------ papers 001/003
+    def alignment(self):
+        a = self.args
+        out = {}
+        self.align_models = {}
+        for s, t in ALIGN_PAIRS:
+            model = build_model("alignment", {"source": s, "target": t}).to(self.dev)
+            times = {p: self.phase(model, p, e) for p, e in zip(model.PHASES, a.align_epochs)}
+            rows = self.evaluate(model, [(s,), (t,)])
+            model.eval()
+            abl = {}
+            for route in ("mapper", "branch", "swap"):
+                gen = torch.cat([model.translate(x.to(self.dev), route).cpu() for x in self.test[s].split(512)])
+                abl[route] = {"accuracy": accuracy(self.judges.classify(t, gen), self.test["y"])}
+                if t == "trajectory":
+                    abl[route]["epe"] = endpoint_error(gen, self.test["trajectory"])
+            out[f"{s}->{t}"] = {"rows": rows, "ablation": abl, "times_s": {k: round(v, 1) for k, v in times.items()}}
+            self.align_models[(s, t)] = model
+            self.log(f"alignment {s}->{t}: {rows} {abl}")
+            self.results["alignment"] = out
+            self.save()
+
+    # ------------------------------------------------------------------ paper 002
+    def latent_constraint(self):
+        out = {}
+        self.lc_models = {}
+        for pair in PAIRS:
+            anchor = next(m for m in pair if m in ("image", "audio"))
+            model = build_model("latent_constraint", {"modalities": list(pair), "anchor": anchor, "common_dim": 64,
+                                                      "latent_dims": {"image": 64, "audio": 64, "trajectory": 16,
+                                                                      "label": 5}}).to(self.dev)
+            # the embeddings are the associator's unpaired VAEs (same networks, same objective)
+            model.vaes.load_state_dict({k: v for k, v in self.vae_state.items() if k.split(".")[0] in pair})
+            t = self.phase(model, "mapping", self.args.lc_epochs)
+            out["+".join(pair)] = {"rows": self.evaluate(model, [(m,) for m in model.modalities]), "time_s": round(t, 1)}
+            self.lc_models[pair] = model
+            self.results["latent_constraint"] = out
+            self.save()
+
+    # ------------------------------------------------------------------ PSNR, Nexus
+    def psnr(self):
+        ref = self.test["image"]
+        sel = torch.arange(0, ref.shape[0])
+
+        def gen_from_audio(model):
+            model.eval()
+            with torch.no_grad():
+                return torch.cat([model.infer({"audio": x.to(self.dev)})["image"].cpu() for x in self.test["audio"][sel].split(512)])
+
+        psnr = {"latent_constraint": nearest_psnr(gen_from_audio(self.lc_models[("image", "audio")]), ref),
+                "associator": nearest_psnr(gen_from_audio(self.assoc_full), ref),
+                "alignment": nearest_psnr(gen_from_audio(self.align_models[("audio", "image")]), ref)}
+        if getattr(self, "nexus", None) is not None:
+            psnr["nexus"] = nearest_psnr(gen_from_audio(self.nexus), ref)
+        self.results["psnr_audio_to_image"] = psnr
+        self.save()
+
+    def nexus_eval(self):
+        path = Path(self.args.nexus)
+        self.nexus = None
+        if not path.is_file():
+            self.results["nexus"] = None
+            self.log(f"no Nexus checkpoint at {path}: its rows stay TODO")
+            return
+        model, _, _ = load_checkpoint(path, self.dev)
+        self.nexus = model
+        res = evaluate_model(model, self.test, self.judges, subsets=[(m,) for m in MODS3], device=self.dev, progress=None)
+        self.results["nexus"] = {k: v for k, v in direction_rows(res).items() if k.split("->")[1] in MODS3}
+        self.save()
+
+    # ------------------------------------------------------------------ shipping
+    def ship(self):
+        if not self.args.ship:
+            return
+        ship = Path(self.args.ship)
+        shipped = {}
+        curve = self.results["associator_curve"]["1.0"]
+        best = max(PAIRS, key=lambda p: (curve[f"{p[0]}->{p[1]}"]["accuracy"] + curve[f"{p[1]}->{p[0]}"]["accuracy"]))
+        cfg = {**self.assoc_full.config, "modalities": list(best), "pairs": [], "paired_fraction": 1.0}
+        pair_model = build_model("associator", cfg)
+        pair_model.load_state_dict({k: v for k, v in self.assoc_full.state_dict().items() if k in pair_model.state_dict()})
+        kinds = {"associator": (pair_model, best)}
+        al = self.results["alignment"]
+        s, t = max(ALIGN_PAIRS, key=lambda p: al[f"{p[0]}->{p[1]}"]["rows"][f"{p[0]}->{p[1]}"]["accuracy"])
+        kinds["alignment"] = (self.align_models[(s, t)], (s, t))
+        lc = self.results["latent_constraint"]
+        bp = max(PAIRS, key=lambda p: sum(v["accuracy"] for v in lc["+".join(p)]["rows"].values()))
+        kinds["latent_constraint"] = (self.lc_models[bp], bp)
+        for kind, (model, pair) in kinds.items():
+            model.unfreeze()
+            path = ship / f"{kind}_{'_'.join(pair)}.pt"
+            save_checkpoint(path, model.cpu(), self.codecs, metrics={}, train_state={"data": self.args.data,
+                            "script": "crossmodal_ros.evaluation.seed_methods"}, half=True)
+            shipped[kind] = {"path": str(path), "pair": list(pair), "bytes": path.stat().st_size}
+        self.results["shipped"] = shipped
+        self.save()
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="runs/seed_methods")
+    p.add_argument("--data", default="digits")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--vae-epochs", type=int, default=10)
+    p.add_argument("--assoc-epochs", type=int, default=10)
+    p.add_argument("--align-epochs", type=int, nargs=3, default=[10, 5, 5])
+    p.add_argument("--lc-epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--limit-test", type=int, default=0)
+    p.add_argument("--limit-train", type=int, default=0, help="first N training samples only (smoke runs)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--nexus", default="models/nexus_digits.pt")
+    p.add_argument("--ship", default="", help="directory for the shipped pair checkpoints (empty: none)")
+    p.add_argument("--stages", default="associator,alignment,latent_constraint,nexus,psnr,ship")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    r = Runner(args)
+    for stage in args.stages.split(","):
+        ts = time.time()
+        {"associator": r.associator, "alignment": r.alignment, "latent_constraint": r.latent_constraint,
+         "nexus": r.nexus_eval, "psnr": r.psnr, "ship": r.ship}[stage]()
+        r.results["timings"][f"stage_{stage}_s"] = round(time.time() - ts, 1)
+        r.save()
+    r.results["timings"]["total_s"] = round(time.time() - t0, 1)
+    r.save()
+    print(json.dumps(r.results["timings"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
