@@ -79,6 +79,9 @@ class VariationalAlignment(PairLatentModel):
     @classmethod
     def resolve_config(cls, config: dict | None) -> dict:
         config = dict(config or {})
+        src, tgt = config.get("source", cls.DEFAULTS["source"]), config.get("target", cls.DEFAULTS["target"])
+        if src == tgt:
+            raise ModelConfigError(f"config keys 'model.source' and 'model.target' must differ, both are {src!r}")
         if "modalities" not in config:
             config["modalities"] = [config.get("source", cls.DEFAULTS["source"]),
                                     config.get("target", cls.DEFAULTS["target"])]

@@ -287,6 +287,8 @@ def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict |
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg["lr"])
     start_epoch, best_val, history, stage_info = 0, float("inf"), [], {}
     last_path, best_path = out / "last.pt", out / "best.pt"
+    if resume and hasattr(model, "training_phases"):
+        raise TrainingError(f"--resume is not supported for the phased kind {cfg['kind']!r}; start a new run")
     if resume:
         if not last_path.is_file():
             raise TrainingError(f"--resume: {last_path} does not exist (nothing to resume)")
@@ -327,8 +329,6 @@ def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict |
 
     keys = list(model.modalities)
     if hasattr(model, "training_phases"):
-        if resume:
-            raise TrainingError(f"--resume is not supported for the phased kind {cfg['kind']!r}; start a new run")
         stage_info = run_phases(model, train, val, tcfg, dev, gen, out, codecs_dict, cfg, quiet, log)
         summary = {"kind": cfg["kind"], "best_val_loss": stage_info["best_val"], "epochs": stage_info["epochs"],
                    "parameters": n_total, "time_s": time.time() - t_run, "best": str(best_path),
