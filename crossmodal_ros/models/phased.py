@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
 from .base import ModelConfigError, MultimodalModel
@@ -120,10 +119,3 @@ def phase_defaults(phases: tuple[str, ...]) -> dict:
     """``{"phase_epochs": {phase: 0, ...}}``: the config entry every phased model has."""
     return {"phase_epochs": {p: 0 for p in phases}}
 
-
-def frozen_no_grad(module: nn.Module):
-    """Context: ``torch.no_grad()`` when every parameter of ``module`` is frozen, else a no-op
-    (saves the backward graph through frozen encoders)."""
-    if any(p.requires_grad for p in module.parameters()):
-        return torch.enable_grad() if torch.is_grad_enabled() else torch.no_grad()
-    return torch.no_grad()
