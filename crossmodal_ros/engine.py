@@ -66,17 +66,26 @@ class FusionEngine:
 
     ``sample`` (attribute, may be changed at run time): sample the shared latent instead of
     using its mean. ``half``: run the model in float16 (meant for CUDA; it also runs, slowly, on
-    CPU, which is how the tests check it).
+    CPU, which is how the tests check it). ``fast`` (default on): run Nexus-family models through
+    :class:`~crossmodal_ros.models.fast.FastNexus` (folded weights, only the live subset's
+    encoders; same outputs as the reference ``model.infer``, which other kinds and ``fast=False``
+    use). ``cuda_graphs``: on CUDA, replay a captured graph per (subset, batch size) for unmasked
+    calls of the fast path (ignored on CPU). ``engine.path`` says which path runs.
     """
 
     def __init__(self, model, codecs: dict, device: str = "auto", sample: bool = False, half: bool = False,
-                 meta: dict | None = None):
+                 meta: dict | None = None, fast: bool = True, cuda_graphs: bool = False):
         self.device = resolve_device(device)
         self.half = bool(half)
         self.model = model.to(self.device).eval()
         if self.half:
             self.model.half()
         self.dtype = torch.float16 if self.half else torch.float32
+        self.fast = bool(fast)
+        self.cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
+        self._fast = None
+        self._graphs = None
+        self.refresh_fast_path()
         self.codecs = codecs
         self.sample = bool(sample)
         self.meta = meta or {}
@@ -86,8 +95,27 @@ class FusionEngine:
         if missing:
             raise ValueError(f"no codec for modalities {missing}; the checkpoint's codecs cover {sorted(codecs)}")
 
+    def refresh_fast_path(self) -> None:
+        """(Re)build the fast path from the model's current weights (call after changing them)."""
+        from .models.fast import FastNexus
+
+        self._fast = FastNexus(self.model) if self.fast and FastNexus.supports(self.model) else None
+        self._graphs = None
+        if self._fast is not None and self.cuda_graphs:
+            from .models.fast import CudaGraphRunner
+
+            self._graphs = CudaGraphRunner(self._fast)
+
+    @property
+    def path(self) -> str:
+        """Which inference path runs: ``"cuda-graphs"``, ``"fast"`` or ``"reference"``."""
+        if self._graphs is not None:
+            return "cuda-graphs"
+        return "fast" if self._fast is not None else "reference"
+
     @classmethod
-    def from_checkpoint(cls, path=None, device: str = "auto", sample: bool = False, half: bool = False):
+    def from_checkpoint(cls, path=None, device: str = "auto", sample: bool = False, half: bool = False,
+                        fast: bool = True, cuda_graphs: bool = False):
         """Load ``path`` (default: the shipped ``paths.default_checkpoint()``); raises
         ``CheckpointError`` for an unusable file."""
         from .codecs import codecs_from_dict
@@ -96,7 +124,8 @@ class FusionEngine:
         resolve_device(device)  # a bad device name fails before any file is read
         path = default_checkpoint() if path in (None, "") else path
         model, codecs_dict, meta = load_checkpoint(path, "cpu")
-        return cls(model, codecs_from_dict(codecs_dict), device=device, sample=sample, half=half, meta=meta)
+        return cls(model, codecs_from_dict(codecs_dict), device=device, sample=sample, half=half, meta=meta,
+                   fast=fast, cuda_graphs=cuda_graphs)
 
     # ------------------------------------------------------------------ raw -> tensors
     def encode_raw(self, raw: dict, sample_rate: int | None = None) -> dict[str, np.ndarray]:
@@ -162,6 +191,10 @@ class FusionEngine:
             mask = mask.to(dev)
         try:
             with torch.inference_mode():
+                if self._graphs is not None and mask is None and not self.sample:
+                    return self._graphs.infer(inputs)
+                if self._fast is not None:
+                    return self._fast.infer(inputs, mask, sample=self.sample)
                 return self.model.infer(inputs, mask, sample=self.sample)
         except ModelInputError as exc:
             raise EngineInputError(str(exc)) from exc

@@ -1,0 +1,210 @@
+"""The fast inference path (models/fast.py, FusionEngine fast=True) equals the reference path.
+
+Every input subset, masked batches, seeded sampling, Nexus-0, half precision, models with fewer
+modalities, raw sensor input through the engine, and the errors. BatchNorm statistics are
+randomised so that the BN folding is actually exercised (fresh BN layers are identities).
+"""
+import numpy as np
+import pytest
+import torch
+
+from crossmodal_ros.codecs import default_codecs
+from crossmodal_ros.engine import EngineInputError, FusionEngine
+from crossmodal_ros.modalities import MODEL_SHAPES, all_subsets
+from crossmodal_ros.models import build_model
+from crossmodal_ros.models.base import ModelInputError
+from crossmodal_ros.models.fast import FastNexus
+
+ATOL = 2e-5
+
+
+def _randomise(model):
+    """Non-trivial BatchNorm statistics and affine parameters, eval mode."""
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+                n = mod.running_mean.numel()
+                mod.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+                mod.running_var.copy_(0.5 + torch.rand(n, generator=g))
+                mod.weight.copy_(0.5 + torch.rand(n, generator=g))
+                mod.bias.copy_(0.2 * torch.rand(n, generator=g) - 0.1)
+        if "audio" in model.modalities:
+            model.bottom.vaes["audio"].decoder.out_bias.fill_(0.3)
+    return model.eval()
+
+
+@pytest.fixture(scope="module", params=["nexus", "nexus0"])
+def pair(request):
+    torch.manual_seed(0)
+    model = _randomise(build_model(request.param, {}))
+    return model, FastNexus(model)
+
+
+def _inputs(batch, modalities=("image", "audio", "trajectory", "label"), seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return {m: torch.rand(batch, *MODEL_SHAPES[m], generator=g) for m in modalities}
+
+
+def _assert_same(a: dict, b: dict, atol=ATOL):
+    assert set(a) == set(b)
+    for k in a:
+        assert a[k].shape == b[k].shape, k
+        err = (a[k].float() - b[k].float()).abs().max().item()
+        assert err <= atol, f"{k}: max abs difference {err:.3g} > {atol}"
+
+
+@pytest.mark.parametrize("subset", all_subsets(), ids=lambda s: "+".join(s))
+def test_every_subset_matches_reference(pair, subset):
+    model, fast = pair
+    x = _inputs(2)
+    with torch.inference_mode():
+        _assert_same(model.infer({m: x[m] for m in subset}), fast.infer({m: x[m] for m in subset}))
+
+
+def test_batch_one_all_outputs(pair):
+    model, fast = pair
+    x = _inputs(1, seed=3)
+    with torch.inference_mode():
+        out = fast.infer(x)
+        _assert_same(model.infer(x), out)
+    assert out["image"].shape == (1, 1, 28, 28) and out["audio"].shape == (1, 1, 128, 32)
+    assert out["trajectory"].shape == (1, 200) and out["label"].shape == (1, 10)
+
+
+def test_masked_batch_matches_reference(pair):
+    model, fast = pair
+    x = _inputs(6, seed=4)
+    mask = torch.tensor([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1], [1, 1, 1, 1], [1, 0, 1, 0], [0, 1, 0, 1]],
+                        dtype=torch.bool)
+    x["image"][1] = float("nan")  # an absent row must not leak
+    with torch.inference_mode():
+        a, b = model.infer(x, mask), fast.infer(x, mask)
+    _assert_same(a, b)
+    assert all(torch.isfinite(v).all() for v in b.values())
+
+
+def test_seeded_sampling_matches_reference(pair):
+    model, fast = pair
+    x = _inputs(3, ("image", "trajectory"), seed=5)
+    with torch.inference_mode():
+        torch.manual_seed(11)
+        a = model.infer(x, sample=True)
+        torch.manual_seed(11)
+        b = fast.infer(x, sample=True)
+        torch.manual_seed(12)
+        c = fast.infer(x, sample=True)
+    _assert_same(a, b)
+    assert not torch.allclose(b["latent_mu"], c["latent_mu"]) or not torch.allclose(b["image"], c["image"])
+
+
+def test_errors_match_reference(pair):
+    model, fast = pair
+    with pytest.raises(ModelInputError, match="no modality"):
+        fast.infer({})
+    with pytest.raises(ModelInputError, match="shape"):
+        fast.infer({"image": torch.zeros(1, 28, 28)})
+    with pytest.raises(ModelInputError, match="batch sizes differ"):
+        fast.infer({"image": torch.zeros(1, 1, 28, 28), "label": torch.zeros(2, 10)})
+    with pytest.raises(ModelInputError, match="empty subset"):
+        fast.infer(_inputs(1), torch.zeros(1, 4, dtype=torch.bool))
+
+
+def test_snapshot_leaves_model_untouched():
+    model = _randomise(build_model("nexus", {}))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    FastNexus(model)
+    after = model.state_dict()
+    assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
+
+
+def test_fewer_modalities_and_training_mode():
+    model = _randomise(build_model("nexus", {"modalities": ["image", "label"]}))
+    fast = FastNexus(model)
+    x = _inputs(2, ("image", "label"))
+    for subset in (("image",), ("label",), ("image", "label")):
+        with torch.inference_mode():
+            _assert_same(model.infer({m: x[m] for m in subset}), fast.infer({m: x[m] for m in subset}))
+    with pytest.raises(ModelInputError, match="modalities"):
+        fast.infer({"audio": torch.zeros(1, 1, 128, 32)})
+    model.train()
+    assert not FastNexus.supports(model)  # BN folding needs eval statistics
+    assert not FastNexus.supports(build_model("mvae", {}).eval())
+
+
+def test_half_precision_close_to_float(pair):
+    model, _ = pair
+    half = FastNexus(model, dtype=torch.float16)
+    x = _inputs(1, seed=8)
+    with torch.inference_mode():
+        a = model.infer(x)
+        b = half.infer({m: v.half() for m, v in x.items()})
+    assert b["image"].dtype == torch.float16
+    for k in ("image", "audio", "trajectory", "latent_mu"):
+        assert (a[k] - b[k].float()).abs().max().item() < 3e-2, k
+
+
+def _raw(subset):
+    rng = np.random.default_rng(0)
+    img = np.zeros((48, 64), np.uint8)
+    img[10:38, 30:34] = 255
+    t = np.linspace(0, 1, 40)
+    raw = {"image": img, "audio": (0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)
+                                   + 0.01 * rng.standard_normal(8000)).astype(np.float32),
+           "trajectory": np.stack([t, np.sin(3 * t)], 1).astype(np.float32), "label": 3}
+    return {m: raw[m] for m in subset}
+
+
+def test_engine_fast_equals_reference_on_raw_input():
+    torch.manual_seed(0)
+    model = _randomise(build_model("nexus", {}))
+    codecs = default_codecs()
+    fast = FusionEngine(model, codecs, device="cpu")
+    ref = FusionEngine(model, codecs, device="cpu", fast=False)
+    assert fast.path == "fast" and ref.path == "reference"
+    for subset in all_subsets():
+        a = ref.infer(_raw(subset), sample_rate=8000)
+        b = fast.infer(_raw(subset), sample_rate=8000)
+        assert a.fused == b.fused == subset
+        for field in ("image", "audio_mel", "trajectory", "label_probs", "latent_mu", "latent_logvar"):
+            np.testing.assert_allclose(getattr(a, field), getattr(b, field), atol=ATOL, err_msg=field)
+        assert a.label == b.label
+    x = _inputs(5)
+    mask = np.array([[1, 0, 1, 0]] * 5, bool)
+    ra, rb = ref.infer_tensors(x, mask), fast.infer_tensors(x, mask)
+    for k in ra:
+        np.testing.assert_allclose(ra[k], rb[k], atol=ATOL, err_msg=k)
+    with pytest.raises(EngineInputError, match="empty subset"):
+        fast.infer_tensors({"image": x["image"]}, np.zeros((5, 4), bool))
+
+
+def test_engine_refresh_after_weight_change():
+    model = _randomise(build_model("nexus", {}))
+    eng = FusionEngine(model, default_codecs(), device="cpu")
+    before = eng.infer({"label": 1}).latent_mu
+    with torch.no_grad():
+        eng.model.shared_encoder.heads.mu.bias.add_(1.0)
+    assert np.allclose(eng.infer({"label": 1}).latent_mu, before)  # snapshot until refreshed
+    eng.refresh_fast_path()
+    np.testing.assert_allclose(eng.infer({"label": 1}).latent_mu, before + 1.0, atol=1e-4)
+
+
+def test_engine_uses_reference_for_other_kinds():
+    eng = FusionEngine(build_model("mvae", {}), default_codecs(), device="cpu")
+    assert eng.path == "reference"
+    assert eng.infer({"label": 2}).image.shape == (28, 28)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_cuda_graphs_match_fast_path():
+    model = _randomise(build_model("nexus", {}))
+    codecs = default_codecs()
+    plain = FusionEngine(model, codecs, device="cuda", fast=True)
+    graphs = FusionEngine(model, codecs, device="cuda", cuda_graphs=True)
+    assert graphs.path == "cuda-graphs"
+    for subset in all_subsets():
+        for _ in range(2):  # capture, then replay
+            a = plain.infer(_raw(subset), sample_rate=8000)
+            b = graphs.infer(_raw(subset), sample_rate=8000)
+            np.testing.assert_allclose(a.image, b.image, atol=1e-4)
+            np.testing.assert_allclose(a.latent_mu, b.latent_mu, atol=1e-4)
