@@ -3,7 +3,13 @@
 Layout (docs/architecture.md)::
 
     {"format": "crossmodal_ros", "format_version": 1, "kind", "config", "modalities",
-     "codecs": codecs_to_dict(...), "state_dict", "metrics", "train", "created"}
+     "codecs": codecs_to_dict(...), "state_dict", "metrics", "train", "created",
+     "state_sha256"}
+
+``state_sha256`` (optional, written since the reliability work) is a SHA-256 of the state dict's
+names, dtypes, shapes and bytes: torch does not verify the CRCs of its zip entries, so without it
+a flipped bit in the weights loads silently. Loading checks it when present and refuses weights
+holding NaN/Inf.
 
 ``load_checkpoint`` rebuilds the model from the checkpoint alone. A shipped model is saved with
 ``half=True`` (float16 state, upcast on load) and without optimizer state; the trainer keeps the
@@ -26,6 +32,18 @@ _REQUIRED = ("kind", "config", "modalities", "state_dict")
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used; the message names the file and the problem."""
+
+
+def state_digest(state: dict) -> str:
+    """SHA-256 (hex) over a state dict's names, dtypes, shapes and raw bytes, in name order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _half_state(state: dict) -> dict:
@@ -57,6 +75,7 @@ def save_checkpoint(path, model, codecs_dict: dict | None, metrics: dict | None 
         "metrics": metrics or {},
         "train": train_state or {},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "state_sha256": state_digest(state),
     }
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
@@ -87,12 +106,17 @@ def read_checkpoint(path, device="cpu") -> dict:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
         msg = str(exc)
-        if "Weights only load failed" in msg or "weights_only" in msg:
+        # torch reports every failure of its safe unpickler as "Weights only load failed";
+        # only an unsupported GLOBAL means the file references code or foreign objects. Other
+        # details ("Unsupported operand ...") are damaged or non-checkpoint bytes.
+        detail = _unpickler_detail(msg)
+        if "global" in detail.lower():
             raise CheckpointError(
                 f"checkpoint {path} contains pickled code or objects other than tensors and plain "
                 "values; refusing to load it (torch.load weights_only=True). Only load files you "
-                f"trust, and re-save them as plain checkpoints. Detail: {msg.splitlines()[0]}") from exc
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated: {msg.splitlines()[0] if msg else exc!r}") from exc
+                f"trust, and re-save them as plain checkpoints. Detail: {detail}") from exc
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated, or not a PyTorch "
+                              f"checkpoint ({detail or exc!r})") from exc
     except Exception as exc:  # noqa: BLE001 - torch.load raises many types on damaged files
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
@@ -105,7 +129,31 @@ def read_checkpoint(path, device="cpu") -> dict:
     missing = [k for k in _REQUIRED if k not in ckpt]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks the entries {missing}")
+    expected = ckpt.get("state_sha256")
+    if expected is not None and isinstance(ckpt["state_dict"], dict):
+        try:
+            actual = state_digest(ckpt["state_dict"])
+        except Exception as exc:  # noqa: BLE001 - non-tensor entries
+            raise CheckpointError(f"checkpoint {path} has a malformed state_dict: {exc}") from exc
+        if actual != expected:
+            raise CheckpointError(
+                f"checkpoint {path}: the weights do not match the checksum stored with them "
+                "(the file was damaged on disk or in transfer, or edited); restore or re-copy it")
     return ckpt
+
+
+def _unpickler_detail(msg: str) -> str:
+    """The specific reason inside torch's weights-only load error, without torch's boilerplate
+    (which advises retrying with weights_only=False)."""
+    boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation",
+                   "(1)", "(2)", "In PyTorch")
+    for line in msg.splitlines():
+        line = line.strip()
+        if "WeightsUnpickler error:" in line:
+            line = line.split("WeightsUnpickler error:", 1)[1].strip()
+        if line and not line.startswith(boilerplate):
+            return line.split(" Please use ")[0]
+    return msg.strip().splitlines()[0] if msg.strip() else ""
 
 
 def model_from_checkpoint_dict(ckpt: dict, path="<checkpoint>", device="cpu"):
@@ -122,6 +170,12 @@ def model_from_checkpoint_dict(ckpt: dict, path="<checkpoint>", device="cpu"):
     except ModelConfigError as exc:
         raise CheckpointError(f"checkpoint {path} has a config this version cannot build: {exc}") from exc
     ref = model.state_dict()
+    bad = sorted(k for k, v in ckpt["state_dict"].items()
+                 if torch.is_tensor(v) and torch.is_floating_point(v) and not torch.isfinite(v).all())
+    if bad:
+        raise CheckpointError(f"checkpoint {path} holds NaN/Inf weights in {len(bad)} tensors (e.g. "
+                              f"{bad[:3]}); it comes from a diverged training run - retrain or use "
+                              "an earlier checkpoint")
     state = {k: (v.to(ref[k].dtype) if k in ref and torch.is_floating_point(v) else v)
              for k, v in ckpt["state_dict"].items()}
     missing = sorted(set(ref) - set(state))

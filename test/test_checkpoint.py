@@ -128,8 +128,23 @@ def _edit(tmp_path, model, **changes):
             del ck[k]
         else:
             ck[k] = v(ck) if callable(v) else v
+    if changes.get("state_dict") is not None and "state_sha256" in ck:  # consistent, other weights
+        from crossmodal_ros.checkpoint import state_digest
+
+        ck["state_sha256"] = state_digest(ck["state_dict"])
     torch.save(ck, path)
     return path
+
+
+def test_flipped_weight_bytes_fail_the_checksum(tmp_path, model):
+    """torch does not check zip CRCs: without the stored digest a flipped bit loads silently."""
+    path = save_checkpoint(tmp_path / "m.pt", model, CODECS)
+    ck = torch.load(path, weights_only=True)
+    name = next(k for k, v in ck["state_dict"].items() if torch.is_floating_point(v))
+    ck["state_dict"][name].view(-1)[0] += 1.0
+    torch.save(ck, path)
+    with pytest.raises(CheckpointError, match="do not match the checksum"):
+        load_checkpoint(path)
 
 
 def test_wrong_format_version(tmp_path, model):

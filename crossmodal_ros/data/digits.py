@@ -54,7 +54,12 @@ def load_manifest(root=None) -> dict:
             f"digits dataset incomplete in {r}: missing {', '.join(missing)}. Rebuild it with "
             f"`python -m crossmodal_ros.data.build_digits --raw ../shared/data --out {r}`"
         )
-    manifest = json.loads((r / "manifest.json").read_text())
+    try:
+        manifest = json.loads((r / "manifest.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise _corrupt(r / "manifest.json", exc) from exc
+    if not isinstance(manifest, dict):
+        raise _corrupt(r / "manifest.json", TypeError("not a JSON object"))
     if manifest.get("format_version") != FORMAT_VERSION:
         raise DatasetError(
             f"digits dataset in {r} has format_version {manifest.get('format_version')}, "
@@ -63,18 +68,33 @@ def load_manifest(root=None) -> dict:
     return manifest
 
 
+def _corrupt(path: Path, exc: BaseException) -> DatasetError:
+    """The error for a dataset file that exists but cannot be read."""
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    return DatasetError(
+        f"digits dataset file {path} is corrupt or unreadable ({type(exc).__name__}: {detail}). "
+        f"Restore it from git (git checkout -- {path.name}) or rebuild the dataset with "
+        f"`python -m crossmodal_ros.data.build_digits --raw ../shared/data --out {path.parent}`")
+
+
 def load_recordings(root=None) -> tuple[list[np.ndarray], list[str], int]:
     """Every distinct recording as int16 arrays, their FSDD file stems, and the sample rate."""
     import soundfile as sf
 
     r = digits_root(root)
-    meta = np.load(r / "recordings.npz", allow_pickle=False)
-    pcm, sr = sf.read(str(r / "recordings.flac"), dtype="int16", always_2d=False)
-    off = meta["offset"]
+    try:
+        meta = np.load(r / "recordings.npz", allow_pickle=False)
+        off, names = meta["offset"], meta["name"]
+    except Exception as exc:  # noqa: BLE001 - zip, pickle, key and value errors alike
+        raise _corrupt(r / "recordings.npz", exc) from exc
+    try:
+        pcm, sr = sf.read(str(r / "recordings.flac"), dtype="int16", always_2d=False)
+    except Exception as exc:  # noqa: BLE001 - libsndfile errors
+        raise _corrupt(r / "recordings.flac", exc) from exc
     if off[-1] != len(pcm):
         raise DatasetError(f"{r}: recordings.flac holds {len(pcm)} samples, the index expects {off[-1]}")
     clips = [pcm[off[i] : off[i + 1]] for i in range(len(off) - 1)]
-    return clips, [str(n) for n in meta["name"]], int(sr)
+    return clips, [str(n) for n in names], int(sr)
 
 
 def load_digits(split: str, root=None) -> dict:
@@ -89,9 +109,17 @@ def load_digits(split: str, root=None) -> dict:
         raise DatasetError(f"unknown split {split!r}; expected one of {SPLITS}")
     load_manifest(root)
     r = digits_root(root)
-    z = np.load(r / "samples.npz", allow_pickle=False)
+    try:
+        with np.load(r / "samples.npz", allow_pickle=False) as npz:
+            z = {k: npz[k] for k in npz.files if k.startswith(f"{split}_")}
+        missing = [k for k in ("recording", "image", "trajectory", "label", "writer")
+                   if f"{split}_{k}" not in z]
+        if missing:
+            raise KeyError(f"no {split} arrays {missing}")
+        rec = z[f"{split}_recording"].astype(np.int64)
+    except Exception as exc:  # noqa: BLE001 - zip, pickle, key and value errors alike
+        raise _corrupt(r / "samples.npz", exc) from exc
     clips, names, sr = load_recordings(root)
-    rec = z[f"{split}_recording"].astype(np.int64)
     n = len(rec)
     lengths = np.array([len(clips[k]) for k in rec], np.int64)
     width = int(lengths.max()) if n else 0

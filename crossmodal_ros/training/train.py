@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from ..data.digits import DatasetError
 from ..modalities import LABEL
 from ..models import MODEL_KINDS, build_model, count_parameters
 from ..models.base import ModelConfigError, merge_config
@@ -540,7 +541,7 @@ def main(argv=None) -> int:
         train, val = split_train_val(tensors, cfg["train"]["val_fraction"], cfg["train"]["seed"], args.limit)
         summary = run_training(cfg, train, val, out, codecs, resume=args.resume, device=cfg["train"]["device"],
                                quiet=args.quiet, log=lambda s: print(s, file=sys.stderr))
-    except (ConfigError, TrainingError, CheckpointError) as exc:
+    except (ConfigError, TrainingError, CheckpointError, DatasetError) as exc:
         print(f"crossmodal-train: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
