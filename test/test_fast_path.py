@@ -208,3 +208,25 @@ def test_cuda_graphs_match_fast_path():
             b = graphs.infer(_raw(subset), sample_rate=8000)
             np.testing.assert_allclose(a.image, b.image, atol=1e-4)
             np.testing.assert_allclose(a.latent_mu, b.latent_mu, atol=1e-4)
+
+
+def test_preprocessing_cache_reuses_equal_input_and_sees_changes(monkeypatch):
+    eng = FusionEngine(_randomise(build_model("nexus", {})), default_codecs(), device="cpu")
+    calls = []
+    cls = type(eng.codecs["audio"])
+    real = cls.encode
+    monkeypatch.setattr(cls, "encode", lambda self, x, sr: calls.append(1) or real(self, x, sr))  # frozen class
+    audio = _raw(("audio",))["audio"]
+    a = eng.infer({"audio": audio, "label": 1}, sample_rate=8000)
+    b = eng.infer({"audio": audio.copy(), "label": 2}, sample_rate=8000)  # equal content: reused
+    assert len(calls) == 1
+    np.testing.assert_array_equal(a.audio_mel, eng.infer({"audio": audio, "label": 1}, sample_rate=8000).audio_mel)
+    audio[:100] = 0.5  # changed in place: recomputed
+    eng.infer({"audio": audio}, sample_rate=8000)
+    eng.infer({"audio": audio}, sample_rate=16000)  # other sample rate: recomputed
+    assert len(calls) == 3
+    assert b.fused == ("audio", "label")
+    off = FusionEngine(eng.model, default_codecs(), device="cpu", cache_preprocessing=False)
+    off.infer({"audio": audio}, sample_rate=8000)
+    off.infer({"audio": audio}, sample_rate=8000)
+    assert len(calls) == 5
