@@ -32,3 +32,18 @@ test: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+# ---- benchmarks (benchmarks/README.md). multivae lives only in benchmarks/.venv-multivae.
+BENCH_VENV ?= benchmarks/.venv-multivae
+BENCH_PY := $(BENCH_VENV)/bin/python
+.PHONY: bench-env bench
+
+bench-env:
+	bash benchmarks/setup_multivae.sh
+
+bench: bench-env
+	@uptime
+	nice -n 5 $(BENCH_PY) benchmarks/bench_inference.py
+	nice -n 5 $(BENCH_PY) benchmarks/bench_training.py
+	nice -n 5 $(BENCH_PY) benchmarks/bench_scaling.py
+	nice -n 5 $(BENCH_PY) benchmarks/bench_ros_latency.py

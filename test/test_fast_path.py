@@ -72,6 +72,18 @@ def test_batch_one_all_outputs(pair):
     assert out["trajectory"].shape == (1, 200) and out["label"].shape == (1, 10)
 
 
+def test_large_batch_native_convolutions_match_reference(pair):
+    from crossmodal_ros.models.fast import NATIVE_CONV_BATCH
+
+    model, fast = pair
+    x = _inputs(NATIVE_CONV_BATCH + 3, seed=9)
+    mask = torch.rand(NATIVE_CONV_BATCH + 3, 4, generator=torch.Generator().manual_seed(2)) < 0.6
+    mask[:, 2] = True
+    with torch.inference_mode():
+        _assert_same(model.infer(x), fast.infer(x))
+        _assert_same(model.infer(x, mask), fast.infer(x, mask))
+
+
 def test_masked_batch_matches_reference(pair):
     model, fast = pair
     x = _inputs(6, seed=4)

@@ -38,6 +38,9 @@ from .base import ModelInputError
 
 #: negative slope of nn.LeakyReLU() as used by networks.mlp_stack
 _LEAK = 0.01
+#: from this batch size on, the image convolutions use PyTorch's (oneDNN) kernels: unfold/fold
+#: products win at small batches, oneDNN at large ones (measured, benchmarks/bench_scaling.py)
+NATIVE_CONV_BATCH = 8
 
 
 def _bn_scale_shift(bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,7 +92,7 @@ def _conv1d_s2(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tenso
     bsz, t, c = x.shape
     p = F.pad(x, (0, 0, 1, 1))
     win = p.as_strided((bsz, t // 2, 4 * c), (p.stride(0), 2 * c, 1))
-    return torch.matmul(win, w) + b if bsz > 1 else torch.addmm(b, win[0], w).unsqueeze(0)
+    return torch.addmm(b, win.reshape(bsz * (t // 2), 4 * c), w).view(bsz, t // 2, -1)
 
 
 def _convt1d_s2(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -189,6 +192,7 @@ class FastNexus:
             f = enc.features
             out["c1"] = t(f[0].weight.reshape(f[0].out_channels, -1))
             out["c2"] = t(f[2].weight.reshape(f[2].out_channels, -1))
+            out["c1_native"], out["c2_native"] = t(f[0].weight), t(f[2].weight)
             out["fc"] = [(t(f[5].weight.t()), t(f[5].bias)), (t(f[7].weight.t()), t(f[7].bias))]
         elif m == AUDIO:
             f = enc.features
@@ -217,6 +221,7 @@ class FastNexus:
             return {"fc": [(t(fc[k].weight.t()), t(fc[k].bias)) for k in (0, 2, 4)],
                     "t1": (t(t1.weight.reshape(t1.in_channels, -1).t()), t(t1.bias).view(1, -1, 1, 1)),
                     "t2": (t(t2.weight.reshape(t2.in_channels, -1).t()), t(t2.bias).view(1, -1, 1, 1)),
+                    "native": ((t(t1.weight), t(t1.bias)), (t(t2.weight), t(t2.bias))),
                     "shape": (t1.in_channels, 7)}
         if m == AUDIO:
             lin, bn = dec.fc[0], dec.fc[1]
@@ -233,7 +238,7 @@ class FastNexus:
                 convs.append((t(wc.permute(0, 2, 1).reshape(conv.in_channels, -1)), t(shc)))
             last = d[6]
             return {"fc": (t(w.t()), t(b)), "convt": convs, "frames": fr, "channels": ch,
-                    "last": t(last.weight[:, :, 0].t()), "out_bias": t(dec.out_bias)}
+                    "last": t(last.weight[:, :, 0]), "out_bias": t(dec.out_bias)}
         layers = _fold_mlp(dec.net[0])
         head = dec.net[1]
         return {"mlp": [(t(w), t(b)) for w, b in layers], "out": (t(head.weight.t()), t(head.bias))}
@@ -243,14 +248,18 @@ class FastNexus:
         p = self.enc[m]
         bsz = x.shape[0]
         if m == IMAGE:
-            h = F.silu(p["c1"] @ F.unfold(x, 4, padding=1, stride=2))                       # (B, 32, 196)
-            h = F.silu(p["c2"] @ F.unfold(h.view(bsz, -1, 14, 14), 4, padding=1, stride=2))  # (B, 64, 49)
+            if bsz >= NATIVE_CONV_BATCH:  # oneDNN convolutions win at larger batches
+                h = F.silu(F.conv2d(F.silu(F.conv2d(x, p["c1_native"], None, 2, 1)), p["c2_native"], None, 2, 1))
+            else:
+                h = F.silu(p["c1"] @ F.unfold(x, 4, padding=1, stride=2))                       # (B, 32, 196)
+                h = F.silu(p["c2"] @ F.unfold(h.view(bsz, -1, 14, 14), 4, padding=1, stride=2))  # (B, 64, 49)
             h = h.reshape(bsz, -1)
             for wt, b in p["fc"]:
                 h = F.silu(torch.addmm(b, h, wt))
         elif m == AUDIO:
             w1, b1 = p["c1"]
-            h = torch.relu(torch.matmul(x.view(bsz, x.shape[2], x.shape[3]).transpose(1, 2), w1) + b1)  # (B,32,128)
+            frames = x.reshape(bsz, x.shape[2], x.shape[3]).transpose(1, 2).reshape(-1, x.shape[2])  # (B*32, mel)
+            h = torch.relu(torch.addmm(b1, frames, w1)).view(bsz, x.shape[3], -1)                  # (B, 32, 128)
             h = torch.relu(_conv1d_s2(h, *p["c2"]))
             h = torch.relu(_conv1d_s2(h, *p["c3"])).reshape(bsz, -1)                            # (B, 2048)
         else:
@@ -266,6 +275,10 @@ class FastNexus:
             for wt, b in p["fc"]:
                 h = F.silu(torch.addmm(b, h, wt))
             cin, side = p["shape"]
+            if bsz >= NATIVE_CONV_BATCH:
+                (n1, nb1), (n2, nb2) = p["native"]
+                h = F.silu(F.conv_transpose2d(h.view(bsz, cin, side, side), n1, nb1, 2, 1))
+                return torch.sigmoid(F.conv_transpose2d(h, n2, nb2, 2, 1))
             w1, b1 = p["t1"]
             h = F.silu(F.fold(w1 @ h.view(bsz, cin, side * side), (2 * side, 2 * side), 4, padding=1, stride=2) + b1)
             w2, b2 = p["t2"]
@@ -275,8 +288,8 @@ class FastNexus:
             h = torch.relu(_lin(zb, *p["fc"])).view(bsz, p["frames"], p["channels"])
             for w, b in p["convt"]:
                 h = torch.relu(_convt1d_s2(h, w, b))                                           # (B, 32, 128)
-            mel = torch.matmul(p["last"], h.transpose(1, 2)) + p["out_bias"]                   # (B, mel, frames)
-            return torch.sigmoid(mel).unsqueeze(1)
+            mel = (h.reshape(-1, h.shape[2]) @ p["last"]).view(bsz, -1, p["last"].shape[1])   # (B, frames, mel)
+            return torch.sigmoid(mel.transpose(1, 2) + p["out_bias"]).unsqueeze(1)             # (B, 1, mel, frames)
         h = _lin(_mlp(zb, p["mlp"]), *p["out"])
         return torch.sigmoid(h) if m == TRAJECTORY else h
 

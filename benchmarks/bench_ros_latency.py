@@ -1,0 +1,252 @@
+"""Benchmark 3: end-to-end ROS latency across processes, and the inference node's CPU and RSS.
+
+Three processes on loopback (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, own ROS_DOMAIN_ID):
+
+1. ``--role publisher`` (this script): camera frames at ``--camera-hz`` (mono8, ``--frame``
+   pixels square, the camera node's playback format), 1 s audio windows (16 kHz) at
+   ``--audio-hz`` and pen strokes (nav_msgs/Path, 60 poses) at ``--stroke-hz``; every header is
+   stamped with the wall clock at publish time;
+2. the inference node, ``python -m crossmodal_ros.ros.nexus_node`` (shipped checkpoint, CPU,
+   ``max_rate_hz`` above the camera rate so every frame is fused on arrival);
+3. this script, subscribed to ``/nexus/image`` and ``/nexus/latent``.
+
+Latency = receive time of ``/nexus/image`` - its header stamp (the newest fused input's stamp,
+i.e. the publish time of the newest camera frame or stroke; audio windows carry no header and
+are stamped on arrival by the node). Also: sustained output rate, camera frames whose stamp
+never came back (dropped fusion ticks), the node's CPU use (utime+stime from /proc/<pid>/stat
+over the window) and its RSS (VmRSS / VmHWM). Licence: Apache-2.0.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # network rule: loopback only
+os.environ.setdefault("ROS_DOMAIN_ID", "73")
+
+HERE = Path(__file__).resolve().parent
+
+
+def _stamp_now():
+    from builtin_interfaces.msg import Time
+
+    t = time.time()
+    return Time(sec=int(t), nanosec=int((t - int(t)) * 1e9))
+
+
+def run_publisher(args) -> int:
+    """Role 1: publish camera, audio and strokes until killed or ``--seconds`` + margin."""
+    import numpy as np
+    import rclpy
+    from nav_msgs.msg import Path as PathMsg
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Float32MultiArray
+
+    sys.path.insert(0, str(HERE.parent))
+    from crossmodal_ros.ros import conversions as conv
+    from crossmodal_ros.ros.qos import input_qos
+
+    rclpy.init()
+    node = rclpy.create_node("bench_publisher")
+    qos = input_qos("best_effort", 5)
+    cam = node.create_publisher(Image, "camera/image_raw", qos)
+    mic = node.create_publisher(Float32MultiArray, "audio/chunk", qos)
+    pen = node.create_publisher(PathMsg, "pen/stroke", qos)
+    rng = np.random.default_rng(0)
+    n = args.frame
+    frames = []
+    for k in range(10):
+        f = np.zeros((n, n), np.uint8)
+        f[n // 5: 4 * n // 5, (n // 3 + k) % n: (n // 3 + k) % n + max(2, n // 7)] = 255
+        frames.append(f)
+    t = np.arange(16000) / 16000.0
+    windows = [(0.3 * np.sin(2 * np.pi * (200 + 40 * k) * t) * np.exp(-3 * t)
+                + 0.01 * rng.standard_normal(16000)).astype(np.float32) for k in range(4)]
+    s = np.linspace(0, 1, 60)
+    strokes = [np.stack([0.5 + 0.3 * np.cos(5 * s + k), 0.5 + 0.3 * np.sin(5 * s)], 1) for k in range(4)]
+    count = {"camera": 0, "audio": 0, "stroke": 0}
+
+    def on_cam():
+        cam.publish(conv.numpy_to_image(frames[count["camera"] % 10], "mono8", stamp=_stamp_now(), frame_id="cam"))
+        count["camera"] += 1
+
+    def on_mic():
+        mic.publish(conv.numpy_to_audio(windows[count["audio"] % 4]))
+        count["audio"] += 1
+
+    def on_pen():
+        pen.publish(conv.numpy_to_path(strokes[count["stroke"] % 4], stamp=_stamp_now(), frame_id="pen"))
+        count["stroke"] += 1
+
+    node.create_timer(1.0 / args.camera_hz, on_cam)
+    if args.audio_hz > 0:
+        node.create_timer(1.0 / args.audio_hz, on_mic)
+    if args.stroke_hz > 0:
+        node.create_timer(1.0 / args.stroke_hz, on_pen)
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    end = time.monotonic() + args.seconds + args.warmup + 60
+    try:
+        while rclpy.ok() and time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.1)
+    except KeyboardInterrupt:
+        pass
+    print(f"publisher: {count}", flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+def _proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_mem_mb(pid: int) -> dict:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("VmRSS", "VmHWM")):
+            key, val = line.split(":")
+            out[key.lower() + "_mb"] = round(int(val.split()[0]) / 1024, 1)
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    """The node may re-exec itself once (the ROS wheels set library paths): follow its children."""
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def run_bench(args) -> int:
+    """Role 3 (default): start publisher + node, measure, write results."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Float32MultiArray
+
+    from common import load_average, summarize_ms, table, write_result
+
+    load_before = load_average()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")])
+    env.setdefault("OMP_NUM_THREADS", str(args.threads))
+    node_cmd = [sys.executable, "-m", "crossmodal_ros.ros.nexus_node", "--ros-args", "-r", "__node:=nexus",
+                "-p", "device:=cpu", "-p", f"max_rate_hz:={float(args.max_rate_hz)}",
+                "-p", f"heartbeat_hz:={float(args.heartbeat_hz)}", "-p", "staleness.image:=0.5",
+                "-p", "staleness.audio:=3.0", "-p", "staleness.trajectory:=3.0"]
+    if args.checkpoint:
+        node_cmd += ["-p", f"checkpoint:={args.checkpoint}"]
+    pub_cmd = [sys.executable, str(Path(__file__).resolve()), "--role", "publisher", "--frame", str(args.frame),
+               "--camera-hz", str(args.camera_hz), "--audio-hz", str(args.audio_hz),
+               "--stroke-hz", str(args.stroke_hz), "--seconds", str(args.seconds), "--warmup", str(args.warmup)]
+
+    rclpy.init()
+    node = rclpy.create_node("bench_subscriber")
+    recv: list[tuple[float, float]] = []   # (receive wall time, header stamp)
+    latents = [0]
+
+    def on_image(msg):
+        now = time.time()
+        recv.append((now, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
+
+    def on_latent(_msg):
+        latents[0] += 1
+
+    from crossmodal_ros.ros.qos import output_qos
+
+    node.create_subscription(Image, "/nexus/image", on_image, output_qos())
+    node.create_subscription(Float32MultiArray, "/nexus/latent", on_latent, output_qos())
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+
+    nexus = subprocess.Popen(node_cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pub = None
+    try:
+        # wait for the node to come up (configure loads the model and warms up)
+        t_start = time.monotonic()
+        while time.monotonic() - t_start < 120 and node.count_publishers("/nexus/image") == 0:
+            ex.spin_once(timeout_sec=0.1)
+            if nexus.poll() is not None:
+                raise RuntimeError("nexus_node exited:\n" + (nexus.stdout.read() if nexus.stdout else ""))
+        pub = subprocess.Popen(pub_cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < args.warmup:
+            ex.spin_once(timeout_sec=0.05)
+        pids = [nexus.pid] + _children(nexus.pid)
+        node_pid = pids[-1]
+        cpu0, wall0 = _proc_cpu_s(node_pid), time.monotonic()
+        recv.clear()
+        latents[0] = 0
+        w0 = time.time()
+        while time.monotonic() - wall0 < args.seconds:
+            ex.spin_once(timeout_sec=0.05)
+        w1 = time.time()
+        cpu1, wall1 = _proc_cpu_s(node_pid), time.monotonic()
+        mem = _proc_mem_mb(node_pid)
+    finally:
+        for p in (pub, nexus):
+            if p is not None and p.poll() is None:
+                p.send_signal(2)  # SIGINT: clean rclpy shutdown
+        for p in (pub, nexus):
+            if p is not None:
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+    window = w1 - w0
+    lat = [r - s for r, s in recv if s > 0]
+    stats = summarize_ms(lat) if lat else {}
+    # camera frames published inside the window whose stamp came back at least once
+    stamps = sorted({s for _, s in recv})
+    expected = int(round(window * (args.camera_hz + args.stroke_hz)))  # stamped inputs published
+    cam_stamps = len(stamps)
+    row = {"outputs": len(recv), "rate_hz": round(len(recv) / window, 2),
+           "median_ms": stats.get("median_ms"), "p99_ms": stats.get("p99_ms"), "mean_ms": stats.get("mean_ms"),
+           "stamped_inputs": expected, "stamps_returned": cam_stamps,
+           "dropped": max(0, expected - cam_stamps),
+           "node_cpu_pct": round(100.0 * (cpu1 - cpu0) / (wall1 - wall0), 1), **mem}
+    load_after = load_average()
+    print(table([row], list(row), f"End-to-end ROS latency, publisher -> nexus_node -> subscriber ({args.seconds} s; "
+                                  f"camera {args.camera_hz} Hz {args.frame}x{args.frame} mono8, audio 1 s windows at "
+                                  f"{args.audio_hz} Hz, strokes at {args.stroke_hz} Hz; load avg before {load_before} "
+                                  f"after {load_after})"))
+    path = write_result("ros_latency", {"seconds": args.seconds, "camera_hz": args.camera_hz, "frame": args.frame,
+                                        "audio_hz": args.audio_hz, "stroke_hz": args.stroke_hz,
+                                        "max_rate_hz": args.max_rate_hz, "heartbeat_hz": args.heartbeat_hz,
+                                        "load_avg_before": load_before, "load_avg_after": load_after,
+                                        "result": row, "latency": stats,
+                                        "ros_domain_id": os.environ.get("ROS_DOMAIN_ID")}, args.out)
+    print("wrote", path)
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--role", choices=["bench", "publisher"], default="bench")
+    ap.add_argument("--seconds", type=float, default=20.0, help="measurement window")
+    ap.add_argument("--warmup", type=float, default=4.0)
+    ap.add_argument("--camera-hz", type=float, default=30.0)
+    ap.add_argument("--audio-hz", type=float, default=2.0)
+    ap.add_argument("--stroke-hz", type=float, default=2.0)
+    ap.add_argument("--frame", type=int, default=28, help="camera frame side (28 = the camera node's playback)")
+    ap.add_argument("--max-rate-hz", type=float, default=60.0)
+    ap.add_argument("--heartbeat-hz", type=float, default=5.0)
+    ap.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the node if unset")
+    ap.add_argument("--checkpoint", default="", help="node checkpoint (default: the shipped one)")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    return run_publisher(args) if args.role == "publisher" else run_bench(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
