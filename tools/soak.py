@@ -207,6 +207,7 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
             sample = {
                 "t_s": round(time.time() - start, 1),
                 "rss_mb": round(rss_mb(), 1),
+                "loadavg_1min": round(os.getloadavg()[0], 2),  # the machine may be shared
                 "latency_ms_p50": round(_pct(window_lat, 50), 2),
                 "latency_ms_p99": round(_pct(window_lat, 99), 2),
                 "latency_ms_p99_all_sensors": round(_pct(window_lat_all, 99), 2),
@@ -220,7 +221,8 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
             }
             samples.append(sample)
             log(f"soak: t={sample['t_s']:6.0f} s RSS {sample['rss_mb']:7.1f} MiB, latency p50 "
-                f"{sample['latency_ms_p50']:6.1f} ms p99 {sample['latency_ms_p99']:6.1f} ms, "
+                f"{sample['latency_ms_p50']:6.1f} ms p99 {sample['latency_ms_p99']:6.1f} ms, load "
+                f"{sample['loadavg_1min']:.1f}, "
                 f"fusions {sample['fusions']}, in {sample['in_received']}")
             prev = {"received": dict(nexus.received), "fused": nexus.fused_count,
                     "records": records_total, "sent": sent}
@@ -237,9 +239,9 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
         report = _report(nexus, graph, monitor, counter, outputs, samples, crashes, records_total,
                          duration_s, checkpoint, period, schedule)
     finally:
+        executor.shutdown()  # first: no callback may be running on a node being destroyed
         if graph is not None:
             graph.destroy(executor)
-        executor.shutdown()
         rclpy.shutdown(context=ctx)
         if tmp is not None:
             tmp.cleanup()
@@ -332,10 +334,10 @@ def print_report(report: dict, out=sys.stdout) -> None:
           f"{a['superseded']:>6} {a['dropped']:>7} {a['expired']:>7} {a['pending']:>7} "
           f"{a['unaccounted']:>6}")
     p(f"  reconciled: {report['reconciled']}")
-    p("  per sample: t [s], RSS [MiB], latency p50/p99 [ms], fusions")
+    p("  per sample: t [s], RSS [MiB], latency p50/p99 [ms], fusions, 1-min load average")
     for s in report["samples"]:
         p(f"    {s['t_s']:7.0f} {s['rss_mb']:8.1f} {s['latency_ms_p50']:7.1f} "
-          f"{s['latency_ms_p99']:7.1f} {s['fusions']:6d}")
+          f"{s['latency_ms_p99']:7.1f} {s['fusions']:6d} {s['loadavg_1min']:6.2f}")
 
 
 def main(argv=None) -> int:
