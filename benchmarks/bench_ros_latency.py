@@ -14,7 +14,10 @@ Latency = receive time of ``/nexus/image`` - its header stamp (the newest fused 
 i.e. the publish time of the newest camera frame or stroke; audio windows carry no header and
 are stamped on arrival by the node). Also: sustained output rate, camera frames whose stamp
 never came back (dropped fusion ticks), the node's CPU use (utime+stime from /proc/<pid>/stat
-over the window) and its RSS (VmRSS / VmHWM). Licence: Apache-2.0.
+over the window), its RSS (VmRSS / VmHWM), and the node's own median inference time per fusion
+(``FusionEngine.infer``, preprocessing included; from its /diagnostics), which splits the
+end-to-end latency into inference and everything else (transport, conversions, executor,
+publishing seven outputs). Licence: Apache-2.0.
 """
 from __future__ import annotations
 
@@ -161,6 +164,17 @@ def run_bench(args) -> int:
 
     from crossmodal_ros.ros.qos import output_qos
 
+    diag = {}
+
+    def on_diag(msg):
+        for status in msg.status:
+            for kv in status.values:
+                if kv.key in ("inference latency median (ms)", "fused", "published", "live inputs"):
+                    diag[kv.key] = kv.value
+
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
     node.create_subscription(Image, "/nexus/image", on_image, output_qos())
     node.create_subscription(Float32MultiArray, "/nexus/latent", on_latent, output_qos())
     ex = SingleThreadedExecutor()
@@ -214,6 +228,7 @@ def run_bench(args) -> int:
            "median_ms": stats.get("median_ms"), "p99_ms": stats.get("p99_ms"), "mean_ms": stats.get("mean_ms"),
            "stamped_inputs": expected, "stamps_returned": cam_stamps,
            "dropped": max(0, expected - cam_stamps),
+           "node_infer_med_ms": diag.get("inference latency median (ms)"),
            "node_cpu_pct": round(100.0 * (cpu1 - cpu0) / (wall1 - wall0), 1), **mem}
     load_after = load_average()
     print(table([row], list(row), f"End-to-end ROS latency, publisher -> nexus_node -> subscriber ({args.seconds} s; "
