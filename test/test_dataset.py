@@ -83,7 +83,7 @@ def test_missing_files_clear_error(tmp_path):
         load_digits("validation")
     with pytest.raises(DatasetError):
         load_dataset("nope", "train")
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(DatasetError, match="nonexistent"):
         load_dataset("bag:/nonexistent.mcap", "train")
 
 
