@@ -81,8 +81,9 @@ def main(argv=None) -> int:
         live_rows.append({"live_modalities": k, "subsets": len(meds), "median_ms": round(statistics.median(meds), 4),
                           "worst_median_ms": max(meds), "worst_p99_ms": max(p99s)})
     load_after = load_average()
-    print(table(batch_rows, list(batch_rows[0]), f"Latency vs batch size, all four inputs (torch {torch.__version__}, "
-                                                 f"{args.threads} thread(s); load avg before {load_before} after {load_after})"))
+    print(table(batch_rows, list(batch_rows[0]),
+                f"Latency vs batch size, all four inputs (torch {torch.__version__}, {args.threads} thread(s); "
+                f"load avg before {load_before} after {load_after})"))
     print(table(live_rows, list(live_rows[0]), "Latency vs number of live modalities, batch 1 (fast path)"))
     mem_rows = [{"stage": k, **v} for k, v in mem.items()]
     print(table(mem_rows, ["stage", "vmrss_mb", "vmhwm_mb"], "Memory of the inference process"))

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modalities import AUDIO, IMAGE, LABEL, MODEL_SHAPES, TRAJECTORY
+from ..modalities import AUDIO, IMAGE, MODEL_SHAPES, TRAJECTORY
 from .base import ModelInputError
 
 #: negative slope of nn.LeakyReLU() as used by networks.mlp_stack
