@@ -242,3 +242,20 @@ def test_preprocessing_cache_reuses_equal_input_and_sees_changes(monkeypatch):
     off.infer({"audio": audio}, sample_rate=8000)
     off.infer({"audio": audio}, sample_rate=8000)
     assert len(calls) == 5
+
+
+def test_shipped_checkpoint_fast_equals_reference():
+    from crossmodal_ros.paths import default_checkpoint
+
+    path = default_checkpoint()
+    if not path or not __import__("os").path.exists(path):
+        pytest.skip("no shipped checkpoint")
+    fast = FusionEngine.from_checkpoint(path, device="cpu")
+    ref = FusionEngine(fast.model, fast.codecs, device="cpu", fast=False)
+    assert fast.path == ("fast" if FastNexus.supports(fast.model) else "reference")
+    x = _inputs(2, fast.modalities, seed=21)
+    for subset in all_subsets(fast.modalities):
+        a = ref.infer_tensors({m: x[m] for m in subset})
+        b = fast.infer_tensors({m: x[m] for m in subset})
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], atol=1e-4, err_msg=f"{subset} {k}")
