@@ -371,10 +371,10 @@ def write_report(results: dict, md_path, png_path=None) -> str:
         L += ["## Tuning: KL weight of the unimodal VAEs (stage `vae_probe`)", "",
               f"The three unimodal VAEs trained for {pr['epochs']} epochs on the first {pr['train']} training "
               f"samples, self-reconstruction accuracy (%) on the first {pr['test']} test samples (a short probe: "
-              "read the trend, not the values). With the papers' KL weight 1 the image VAE stays near chance "
-              "in this budget whatever the batch and learning rate; at weight 0.1 it learns once it gets more, "
-              "larger optimizer steps (batch 32, lr 3e-3); at batch 64, lr 1e-3 no weight learns the image in "
-              "3 epochs. The full run uses the setting of the last row.", "",
+              "read the trend, not the values; chance is 10 %). With the papers' KL weight 1 the image VAE "
+              "learns little in this budget at either batch/lr; with weight 0.1 it learns once it gets more or "
+              "larger optimizer steps (smaller batch, higher lr), while at batch 64, lr 1e-3 no weight learns "
+              "the image in 3 epochs. The full run uses the setting of the last row.", "",
               "| KL weight | batch | lr | image | audio | trajectory | time s |", "|---|---|---|---|---|---|---|"]
         for r in pr["runs"]:
             a_ = r["self_accuracy"]
