@@ -304,3 +304,17 @@ def test_codecs_from_bad_dict():
         codecs_from_dict([1, 2])
     with pytest.raises(CodecError):
         AudioCodec(hop_length=400)  # 32 frames would no longer span the window
+
+
+def test_audio_features_equal_librosa_melspectrogram():
+    """The codec builds its mel filterbank once; the features must equal librosa's own path."""
+    import librosa
+
+    c = AudioCodec()
+    w = (np.random.default_rng(3).standard_normal((2, c.sample_rate)) * 0.1).astype(np.float32)
+    mel = librosa.feature.melspectrogram(y=w, sr=c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length,
+                                         n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax, power=2.0,
+                                         center=True)[..., : c.n_frames]
+    ref = np.clip((10 * np.log10(np.maximum(mel, 1e-12)) - c.db_min) / (c.db_max - c.db_min), 0, 1)
+    np.testing.assert_allclose(c._features(w)[:, 0], ref, atol=1e-6)
+    np.testing.assert_allclose(c._features(w)[:, 0], ref, atol=1e-6)  # second call: cached basis
