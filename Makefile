@@ -7,6 +7,9 @@ PY := $(VENV)/bin/python
 # Network rule: every ROS process started from here stays on loopback, in its own domain.
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= 73
+# Extra pip arguments, e.g. PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu" on a
+# machine whose pip would otherwise fetch the large CUDA build of torch from PyPI.
+PIP_ARGS ?=
 # Keep the two cores for the work itself.
 export OMP_NUM_THREADS ?= 2
 
@@ -17,7 +20,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt setup.py setup.cfg pack
 $(STAMP): requirements.txt setup.py setup.cfg package.xml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "== installing pinned dependencies into $(VENV) (first run only, ~2-4 min) =="
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check $(PIP_ARGS) -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $@

@@ -15,6 +15,7 @@ from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 
 def generate_launch_description():
@@ -31,6 +32,8 @@ def generate_launch_description():
                               description="Start microphone_node (publishes audio/chunk)."),
         DeclareLaunchArgument("enable_pen", default_value="true",
                               description="Start pen_node (publishes pen/stroke)."),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="true: nexus_node configures and activates itself; false: a lifecycle manager drives it."),
         DeclareLaunchArgument("checkpoint", default_value="",
                               description="Model checkpoint (.pt); empty: the shipped models/nexus_digits.pt."),
         DeclareLaunchArgument("device", default_value="auto",
@@ -53,13 +56,13 @@ def generate_launch_description():
              namespace=namespace, parameters=[sensors_params], output="screen",
              condition=IfCondition(LaunchConfiguration("enable_pen"))),
     ]
-    # A lifecycle node that configures and activates itself (autostart); set autostart false in
-    # the parameter file when a lifecycle manager drives it.
+    # A lifecycle node that configures and activates itself (launch argument autostart:=true,
+    # the default); autostart:=false when a lifecycle manager drives it.
     nexus = LifecycleNode(
         package="crossmodal_ros", executable="nexus_node", name="nexus", namespace=namespace,
         parameters=[nexus_params, {"checkpoint": LaunchConfiguration("checkpoint"),
                                    "device": LaunchConfiguration("device"),
-                                   "autostart": True}],
+                                   "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool)}],
         output="screen",
     )
     return LaunchDescription(args + sensors + [nexus])

@@ -9,12 +9,15 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
+from launch_ros.parameter_descriptions import ParameterValue
 
 
 def generate_launch_description():
     share = get_package_share_directory("crossmodal_ros")
     args = [
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node."),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="true: nexus_node configures and activates itself; false: a lifecycle manager drives it."),
         DeclareLaunchArgument("checkpoint", default_value="",
                               description="Model checkpoint (.pt); empty: the shipped models/nexus_digits.pt."),
         DeclareLaunchArgument("device", default_value="auto", description="Inference device: auto | cpu | cuda."),
@@ -31,7 +34,7 @@ def generate_launch_description():
         namespace=LaunchConfiguration("namespace"),
         parameters=[LaunchConfiguration("nexus_params"),
                     {"checkpoint": LaunchConfiguration("checkpoint"),
-                     "device": LaunchConfiguration("device"), "autostart": True}],
+                     "device": LaunchConfiguration("device"), "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool)}],
         remappings=[("camera/image_raw", LaunchConfiguration("camera_topic")),
                     ("audio/chunk", LaunchConfiguration("audio_topic")),
                     ("pen/stroke", LaunchConfiguration("pen_topic"))],

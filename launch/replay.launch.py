@@ -11,6 +11,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 
 def generate_launch_description():
@@ -18,6 +19,8 @@ def generate_launch_description():
     args = [
         DeclareLaunchArgument("bag", description="MCAP or sqlite3 bag (file or bag directory) to replay."),
         DeclareLaunchArgument("rate", default_value="1.0", description="Replay speed factor."),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="true: nexus_node configures and activates itself; false: a lifecycle manager drives it."),
         DeclareLaunchArgument("checkpoint", default_value="",
                               description="Model checkpoint (.pt); empty: the shipped models/nexus_digits.pt."),
         DeclareLaunchArgument("device", default_value="auto", description="Inference device: auto | cpu | cuda."),
@@ -34,7 +37,7 @@ def generate_launch_description():
         parameters=[LaunchConfiguration("replay_params"),
                     {"checkpoint": LaunchConfiguration("checkpoint"),
                      "device": LaunchConfiguration("device"), "use_sim_time": True,
-                     "autostart": True}],
+                     "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool)}],
         output="screen",
     )
     return LaunchDescription(args + [player, nexus])
