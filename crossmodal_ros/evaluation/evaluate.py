@@ -37,16 +37,13 @@ from crossmodal_ros.modalities import LABEL, MODALITIES, MODEL_SHAPES, all_subse
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; other values are passed to torch."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``auto`` -> ``cuda`` when available, else ``cpu`` (engine.resolve_device, EvaluationError)."""
+    from crossmodal_ros.engine import resolve_device as _resolve
+
     try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise EvaluationError(f"unknown device {device!r}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise EvaluationError("device 'cuda' requested but CUDA is not available; use --device cpu or auto")
-    return dev
+        return _resolve(str(device))
+    except (ValueError, RuntimeError) as exc:
+        raise EvaluationError(f"{exc} (--device)") from exc
 
 
 def _validate_tensors(tensors: dict, modalities) -> int:

@@ -125,13 +125,13 @@ def _check_train(t: dict, source: str) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda if available else cpu; ``cuda`` without a GPU raises TrainingError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"device {name!r} requested but CUDA is not available here; use --device cpu or auto")
-    return dev
+    """``auto`` -> cuda if available else cpu (engine.resolve_device); errors as TrainingError."""
+    from ..engine import resolve_device as _resolve
+
+    try:
+        return _resolve(name)
+    except (ValueError, RuntimeError) as exc:
+        raise TrainingError(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------- data
