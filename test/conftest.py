@@ -24,3 +24,29 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Inference on one thread: the test machine's 2 cores are shared (2 threads contended made
+    one forward pass ~10x slower). Modules opt in with ``pytestmark = usefixtures(...)``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def untrained_checkpoint(tmp_path_factory):
+    """Path of an untrained Nexus checkpoint (float16, default codecs): enough for contract tests."""
+    import torch
+
+    from crossmodal_ros.checkpoint import save_checkpoint
+    from crossmodal_ros.codecs import codecs_to_dict, default_codecs
+    from crossmodal_ros.models import build_model
+
+    torch.manual_seed(0)
+    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "untrained.pt", build_model("nexus"),
+                               codecs_to_dict(default_codecs()), half=True))

@@ -7,17 +7,6 @@ import json
 import pytest
 
 
-@pytest.fixture(scope="module")
-def untrained_checkpoint(tmp_path_factory):
-    import torch
-
-    from crossmodal_ros.checkpoint import save_checkpoint
-    from crossmodal_ros.codecs import codecs_to_dict, default_codecs
-    from crossmodal_ros.models import build_model
-
-    torch.manual_seed(0)
-    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "untrained.pt", build_model("nexus"),
-                               codecs_to_dict(default_codecs()), half=True))
 
 
 def test_missing_model_says_how_to_train(tmp_path, capsys):

@@ -44,16 +44,8 @@ TYPES = {"image": Image, "audio": Float32MultiArray, "trajectory": Path, "label"
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    import torch
-
-    from crossmodal_ros.checkpoint import save_checkpoint
-    from crossmodal_ros.codecs import codecs_to_dict, default_codecs
-    from crossmodal_ros.models import build_model
-
-    torch.manual_seed(0)
-    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "untrained.pt",
-                               build_model("nexus"), codecs_to_dict(default_codecs()), half=True))
+def checkpoint(untrained_checkpoint):
+    return untrained_checkpoint
 
 
 class Rig:

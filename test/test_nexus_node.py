@@ -26,30 +26,12 @@ OUT_TYPES = {"image": Image, "audio_mel": Image, "trajectory": Path, "label": In
 FAST = dict(max_rate_hz=50.0, heartbeat_hz=0.0, autostart=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Inference on one thread: the test machine's 2 cores are shared (2 threads contended
-    made one forward pass ~10x slower)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    import torch
-
-    from crossmodal_ros.checkpoint import save_checkpoint
-    from crossmodal_ros.codecs import codecs_to_dict, default_codecs
-    from crossmodal_ros.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model("nexus")
-    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "untrained.pt", model,
-                               codecs_to_dict(default_codecs()), half=True))
+def checkpoint(untrained_checkpoint):
+    return untrained_checkpoint
 
 
 # --------------------------------------------------------------------------- helpers

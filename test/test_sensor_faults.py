@@ -27,27 +27,12 @@ from ros_helpers import Collector, ros_context, ros_module_context  # noqa: F401
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    import torch
-
-    from crossmodal_ros.checkpoint import save_checkpoint
-    from crossmodal_ros.codecs import codecs_to_dict, default_codecs
-    from crossmodal_ros.models import build_model
-
-    torch.manual_seed(0)
-    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "untrained.pt",
-                               build_model("nexus"), codecs_to_dict(default_codecs()), half=True))
+def checkpoint(untrained_checkpoint):
+    return untrained_checkpoint
 
 
 def _nexus(rc, checkpoint, **params):
