@@ -34,7 +34,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..modalities import AUDIO, IMAGE, MODEL_SHAPES, TRAJECTORY
-from .base import ModelInputError
 
 #: negative slope of nn.LeakyReLU() as used by networks.mlp_stack
 _LEAK = 0.01
@@ -296,20 +295,17 @@ class FastNexus:
     def _check(self, inputs: dict) -> tuple[str, ...]:
         """Cheap validation for the unmasked call (same errors as ``model.presence``)."""
         given = tuple(m for m in self.modalities if m in inputs)
-        foreign = [k for k in inputs if k in MODEL_SHAPES and k not in self._index]
-        if foreign:
-            raise ModelInputError(f"this {self.kind} model has modalities {self.modalities}; got {foreign}")
-        if not given:
-            raise ModelInputError(f"no modality given; expected a non-empty subset of {self.modalities}")
+        ok = bool(given) and not any(k in MODEL_SHAPES and k not in self._index for k in inputs)
         batch = None
-        for m in given:
+        for m in given if ok else ():
             x = inputs[m]
-            if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != MODEL_SHAPES[m]:
-                self._presence(inputs)  # raises the reference message
-            if batch is None:
-                batch = x.shape[0]
-            elif x.shape[0] != batch:
-                self._presence(inputs)
+            if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != MODEL_SHAPES[m] \
+                    or (batch is not None and x.shape[0] != batch):
+                ok = False
+                break
+            batch = x.shape[0]
+        if not ok:
+            self._presence(inputs)  # raises the reference model's message (one place for them)
         return given
 
     def _subset_terms(self, given: tuple) -> tuple[float, torch.Tensor]:
