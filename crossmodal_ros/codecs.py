@@ -36,6 +36,8 @@ __all__ = [
     "LabelCodec",
     "resample_arc_length",
     "loudest_window",
+    "energy_centre",
+    "centred_window",
     "default_codecs",
     "codecs_to_dict",
     "codecs_from_dict",
@@ -116,13 +118,28 @@ INVERT_AUTO, INVERT_NEVER, INVERT_ALWAYS = "auto", "never", "always"
 class ImageCodec(_Codec):
     """Camera frame -> grey 1x28x28 in [0,1], bright stroke on dark (MNIST polarity).
 
-    Steps: to grey (RGB(A) luminance; alpha dropped), scale to [0,1] by dtype (uint8 /255,
-    uint16 /65535, floats must already be in [0,1]), centre-crop to a square, resize with area
-    interpolation, fix the polarity, stretch the contrast to [0,1].
+    With ``localize`` (the default) the codec is a camera front end: it finds the digit in any
+    frame and normalises it the way MNIST was made.
 
-    Polarity: with ``invert="auto"`` the frame is inverted when its background (the median of
-    the border pixels of the square crop) is brighter than ``auto_invert_threshold`` - a dark
-    digit on white paper becomes a bright digit on black. ``"never"`` / ``"always"`` force it.
+    1. To grey (RGB(A) luminance; alpha dropped), scaled to [0,1] by dtype (uint8 /255, uint16
+       /65535, floats must already be in [0,1]); frames larger than ``work_size`` on their
+       longer side are first shrunk to it (area interpolation).
+    2. Polarity: with ``invert="auto"`` the frame is inverted when its background (the median of
+       all pixels - ink is the minority) is brighter than ``auto_invert_threshold``, so a dark
+       digit on paper becomes bright ink on dark. ``"never"`` / ``"always"`` force it.
+    3. Lighting: the background (a grey opening with a kernel wider than any stroke, blurred)
+       is subtracted, which removes lighting gradients.
+    4. Ink: Otsu threshold of the background-free frame after a median filter (sensor noise);
+       connected components; the largest one and every component close to it (digits with
+       separate strokes: 4, 5, 7) form the digit. Frames whose ink contrast is below
+       ``min_contrast`` or whose largest component is a speck (< ``min_ink_frac`` of the frame)
+       hold no digit: :class:`CodecError` (the node counts it as a drop).
+    5. MNIST normalisation: the digit's box, aspect kept, is resized to fit ``box`` x ``box``
+       pixels, and placed in ``size`` x ``size`` with its centre of mass at the centre; contrast
+       is stretched to [0,1].
+
+    Without ``localize`` the old path runs: centre-crop to a square, resize, polarity, stretch
+    (for inputs that are already MNIST-like crops).
     """
 
     size: int = 28
@@ -130,6 +147,11 @@ class ImageCodec(_Codec):
     auto_invert_threshold: float = 0.5
     stretch_contrast: bool = True
     max_pixels: int = 4096 * 4096
+    localize: bool = True
+    box: int = 20
+    work_size: int = 256
+    min_contrast: float = 0.12
+    min_ink_frac: float = 0.0005
     name = "image"
 
     def __post_init__(self):
@@ -137,6 +159,10 @@ class ImageCodec(_Codec):
             raise CodecError(f"ImageCodec.invert must be 'auto', 'never' or 'always', got {self.invert!r}")
         if int(self.size) < 1:
             raise CodecError(f"ImageCodec.size must be >= 1, got {self.size}")
+        if not 1 <= int(self.box) <= int(self.size):
+            raise CodecError(f"ImageCodec.box must be in [1, size], got {self.box}")
+        if int(self.work_size) < 32:
+            raise CodecError(f"ImageCodec.work_size must be >= 32, got {self.work_size}")
 
     def to_grey(self, frame: Any) -> np.ndarray:
         """Validate a frame and return it as float32 grey HxW in [0,1]."""
@@ -174,10 +200,18 @@ class ImageCodec(_Codec):
         return np.ascontiguousarray(img, dtype=np.float32)
 
     def encode(self, frame: Any) -> np.ndarray:
-        """Frame (HxW or HxWxC, C in 1/3/4; uint8, uint16 or float) -> float32 (1,28,28) in [0,1]."""
+        """Frame (HxW or HxWxC, C in 1/3/4; uint8, uint16 or float) -> float32 (1,28,28) in [0,1].
+
+        Raises :class:`CodecError` for bad input and, with ``localize``, for a frame that holds
+        no digit."""
+        img = self.to_grey(frame)
+        if self.localize:
+            return self._localized(img)
+        return self._centre_crop(img)
+
+    def _centre_crop(self, img: np.ndarray) -> np.ndarray:
         import cv2
 
-        img = self.to_grey(frame)
         h, w = img.shape
         s = min(h, w)
         top, left = (h - s) // 2, (w - s) // 2
@@ -187,15 +221,110 @@ class ImageCodec(_Codec):
         n = int(self.size)
         interp = cv2.INTER_AREA if s >= n else cv2.INTER_LINEAR
         out = cv2.resize(sq, (n, n), interpolation=interp)
+        return self._stretch(out)[None]
+
+    def _stretch(self, out: np.ndarray) -> np.ndarray:
         if self.stretch_contrast:
             lo, hi = float(out.min()), float(out.max())
             if hi - lo > 1e-6:
                 out = (out - lo) / (hi - lo)
-        return np.clip(out, 0.0, 1.0).astype(np.float32)[None]
+        return np.clip(out, 0.0, 1.0).astype(np.float32)
 
     def _bright_background(self, sq: np.ndarray) -> bool:
         border = np.concatenate([sq[0], sq[-1], sq[:, 0], sq[:, -1]])
         return float(np.median(border)) > self.auto_invert_threshold
+
+    def locate(self, frame: Any) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """Find the digit: ``(ink, box)`` with ``ink`` the background-free, bright-on-dark
+        working-resolution image and ``box = (x0, y0, x1, y1)`` in the ORIGINAL frame's pixels.
+        Raises :class:`CodecError` when the frame holds no digit."""
+        img = self.to_grey(frame)
+        ink, (x0, y0, x1, y1), f = self._find(img)
+        return ink, (int(np.floor(x0 / f)), int(np.floor(y0 / f)),
+                     min(img.shape[1], int(np.ceil(x1 / f))), min(img.shape[0], int(np.ceil(y1 / f))))
+
+    def _find(self, img: np.ndarray):
+        import cv2
+
+        h, w = img.shape
+        f = min(1.0, float(self.work_size) / max(h, w))
+        if f < 1.0:
+            img = cv2.resize(img, (max(1, int(round(w * f))), max(1, int(round(h * f)))), interpolation=cv2.INTER_AREA)
+        if min(img.shape) < 56:  # tiny frames: upsample so 1-px strokes survive the median filter
+            g = 56.0 / min(img.shape)
+            img = cv2.resize(img, (int(round(img.shape[1] * g)), int(round(img.shape[0] * g))),
+                             interpolation=cv2.INTER_LINEAR)
+            f *= g
+        h, w = img.shape
+        if self.invert == INVERT_ALWAYS or (self.invert == INVERT_AUTO and float(np.median(img)) > self.auto_invert_threshold):
+            img = 1.0 - img
+        # background: an opening removes bright structures narrower than the kernel (strokes);
+        # a kernel of 1/4 of the shorter side is wider than the strokes of any digit that fits.
+        k = max(3, (min(h, w) // 4) | 1)
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+        small = img if min(h, w) <= 64 else cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        ks = max(3, (min(small.shape) // 4) | 1)
+        bg = cv2.morphologyEx(small, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (ks, ks)))
+        bg = cv2.blur(bg, (ks, ks))
+        if small is not img:
+            bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
+        del kernel
+        ink = np.clip(img - bg, 0.0, 1.0)
+        den = cv2.medianBlur(ink, 3)
+        hi = float(np.percentile(den, 99.9))
+        if hi < self.min_contrast:
+            raise CodecError(f"image frame: no digit found (ink contrast {hi:.3f} < {self.min_contrast})")
+        u8 = np.round(den / hi * 255.0).clip(0, 255).astype(np.uint8)
+        thr, mask = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        # join the pieces of a stroke broken by noise or thin anti-aliasing
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        if n <= 1:
+            raise CodecError("image frame: no digit found (no ink above the background)")
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        best = int(np.argmax(areas)) + 1
+        if areas[best - 1] < self.min_ink_frac * h * w or areas[best - 1] < 4:
+            raise CodecError(f"image frame: no digit found (largest ink blob is {int(areas[best - 1])} px)")
+        bx, by, bw, bh = (int(v) for v in stats[best, :4])
+        x0, y0, x1, y1 = bx, by, bx + bw, by + bh
+        reach = 0.35 * max(bw, bh)
+        for i in np.argsort(-areas) + 1:
+            if i == best or stats[i, cv2.CC_STAT_AREA] < 0.02 * areas[best - 1]:
+                continue
+            cx, cy, cw, ch = (int(v) for v in stats[i, :4])
+            gap_x = max(0, max(x0 - (cx + cw), cx - x1))
+            gap_y = max(0, max(y0 - (cy + ch), cy - y1))
+            if max(gap_x, gap_y) <= reach:
+                x0, y0, x1, y1 = min(x0, cx), min(y0, cy), max(x1, cx + cw), max(y1, cy + ch)
+        # soft ink inside the box (anti-aliased edges kept), components outside it removed
+        keep = np.zeros((h, w), np.float32)
+        keep[y0:y1, x0:x1] = 1.0
+        ink = np.clip(den / hi, 0.0, 1.0) * keep
+        floor = float(thr) / 255.0 * 0.5  # below half the Otsu level: background
+        ink = np.clip((ink - floor) / max(1e-6, 1.0 - floor), 0.0, 1.0)
+        return ink, (x0, y0, x1, y1), f
+
+    def _localized(self, img: np.ndarray) -> np.ndarray:
+        import cv2
+
+        ink, (x0, y0, x1, y1), _ = self._find(img)
+        crop = ink[y0:y1, x0:x1]
+        ch, cw = crop.shape
+        box = float(self.box)
+        scale = box / max(ch, cw)
+        nw, nh = max(1, int(round(cw * scale))), max(1, int(round(ch * scale)))
+        interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+        digit = cv2.resize(crop, (nw, nh), interpolation=interp)
+        n = int(self.size)
+        total = float(digit.sum())
+        if total <= 0:
+            raise CodecError("image frame: no digit found (empty ink after normalisation)")
+        ys, xs = np.mgrid[0:nh, 0:nw]
+        cy, cx = float((ys * digit).sum() / total), float((xs * digit).sum() / total)
+        # translate so that the centre of mass lands on the image centre (sub-pixel, as MNIST)
+        m = np.float32([[1, 0, (n - 1) / 2.0 - cx], [0, 1, (n - 1) / 2.0 - cy]])
+        out = cv2.warpAffine(digit.astype(np.float32), m, (n, n), flags=cv2.INTER_LINEAR, borderValue=0.0)
+        return self._stretch(out)[None]
 
     def decode(self, t: Any) -> np.ndarray:
         """Model image (1,28,28) or (28,28), values in [0,1] -> uint8 (28,28)."""
@@ -227,17 +356,51 @@ def loudest_window(x: np.ndarray, n: int, tolerance: float = 1e-3) -> int:
     return int(near[len(near) // 2])
 
 
+def energy_centre(x: np.ndarray, frame: int = 160, floor_db: float = 20.0) -> float:
+    """Sample index of the energy centroid of ``x``: the energy-weighted mean position of its
+    ``frame``-sample frames, counting only frames within ``floor_db`` of the loudest (so a
+    quiet noise floor does not pull the centre). The middle of ``x`` when it is silent."""
+    x = np.asarray(x, dtype=np.float64)
+    k = len(x) // frame
+    if k < 1:
+        return len(x) / 2.0
+    e = np.mean(x[: k * frame].reshape(k, frame) ** 2, axis=1)
+    top = float(e.max())
+    if top <= 0:
+        return len(x) / 2.0
+    w = np.where(e >= top * 10.0 ** (-floor_db / 10.0), e, 0.0)
+    return float(((np.arange(k) + 0.5) * frame * w).sum() / w.sum())
+
+
+def centred_window(x: np.ndarray, n: int, frame: int = 160) -> np.ndarray:
+    """The ``n``-sample window of ``x`` centred on its energy centroid (:func:`energy_centre`),
+    zero padded where it reaches past either end: an utterance lands in the middle of the
+    window wherever it was in the clip."""
+    x = np.asarray(x, np.float32)
+    start = int(round(energy_centre(x, frame) - n / 2.0))
+    out = np.zeros(n, np.float32)
+    a, b = max(0, start), min(len(x), start + n)
+    if b > a:
+        out[a - start : b - start] = x[a:b]
+    return out
+
+
 @dataclass(frozen=True)
 class AudioCodec(_Codec):
     """Mono PCM at any sample rate -> float32 (1,128,32) log-mel (mel x frames) in [0,1].
 
     Steps: to float in [-1,1] (int16 /32768, int32 /2^31; floats as given), resample to
     ``sample_rate`` (16 kHz as in MHD), optionally scale to peak 1 (microphone gains differ
-    between robots), take a ``window_s`` window (short clips zero padded centred, long clips:
-    the window with the most energy), 128-bin mel power spectrogram (librosa, Slaney mel,
-    ``n_fft`` 1024, ``hop_length`` 500 = exactly 32 frames per second; centred frames give 33
+    between robots), take a ``window_s`` window centred on the clip's energy centroid
+    (:func:`centred_window`; zero padded past the clip's ends - with ``centre_on_energy`` false:
+    short clips padded centred, long clips the loudest window), 128-bin mel power spectrogram
+    (librosa, Slaney mel from ``fmin`` to ``fmax``, ``n_fft`` 1024, ``hop_length`` 500 = exactly 32 frames per second; centred frames give 33
     per second of signal, the last one - centred on the window's end - is dropped), power in dB
     (ref 1.0), the fixed range [``db_min``, ``db_max``] mapped linearly to [0,1] and clipped.
+
+    ``fmax`` is 4 kHz, the bandwidth of the 8 kHz training recordings: a 16 or 44.1 kHz
+    microphone gives the same features as an 8 kHz one (the bins above 4 kHz would be empty in
+    every training sample and full from a wide-band microphone).
 
     ``decode`` inverts the mapping and runs Griffin-Lim (``librosa.feature.inverse.mel_to_audio``).
     """
@@ -249,7 +412,8 @@ class AudioCodec(_Codec):
     n_fft: int = 1024
     hop_length: int = 500
     fmin: float = 0.0
-    fmax: float = 8000.0
+    fmax: float = 4000.0
+    centre_on_energy: bool = True
     db_min: float = -80.0
     db_max: float = 30.0
     peak_normalize: bool = True
@@ -313,6 +477,8 @@ class AudioCodec(_Codec):
     # -- features
     def _window(self, x: np.ndarray) -> np.ndarray:
         n = self.window_n
+        if self.centre_on_energy:
+            return centred_window(x, n, frame=max(1, self.sample_rate // 100))
         if len(x) >= n:
             s = loudest_window(x, n)
             return x[s : s + n]

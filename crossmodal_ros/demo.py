@@ -151,6 +151,7 @@ class DemoGraph:
     nodes: list
     load_s: float
     start: float
+    pen_writer: "PenWriter | None" = None
 
     def destroy(self, executor=None) -> None:
         """Remove the nodes from ``executor`` (when given) and destroy them."""
@@ -163,14 +164,76 @@ class DemoGraph:
             n.destroy_node()
 
 
+class PenWriter:
+    """Writes each live tick's pen trajectory as geometry_msgs/PointStamped positions on
+    ``pen/position`` in real time (a pen, touch screen or end effector), for the pen node to
+    segment. The digit for tick ``k`` is written during ``draw_s`` and finished ``pause_s``
+    before the tick starts, so the pen node's pause completes it early in the tick."""
+
+    def __init__(self, ctx, dataset: dict, schedule, period: float, seed: int, start: float,
+                 pause_s: float = 0.4, draw_s: float = 0.35, points: int = 50):
+        import rclpy
+        from geometry_msgs.msg import PointStamped
+
+        from crossmodal_ros.ros.playback import PlaybackClock
+
+        if pause_s + draw_s >= period:
+            raise ValueError(f"pen writing ({draw_s} s) plus pause ({pause_s} s) must fit in one period ({period} s)")
+        self.node = rclpy.create_node("demo_pen_writer", context=ctx)
+        self._msg = PointStamped
+        self.pub = self.node.create_publisher(PointStamped, "pen/position", 200)
+        self.dataset, self.pause_s, self.draw_s, self.points = dataset, pause_s, draw_s, points
+        self.clock = PlaybackClock(len(dataset[TRAJECTORY]), period, seed=seed, schedule=schedule,
+                                   schedule_start=start)
+        self._k = int(math.ceil((start - self.clock.tick_origin) / period - 1e-9))
+        self._i = 0
+        self.published = 0  # digits written
+        self.node.create_timer(0.01, self._on_timer)
+
+    def _on_timer(self) -> None:
+        from crossmodal_ros.ros.conversions import seconds_to_stamp
+        from crossmodal_ros.ros.playback import sample_for
+
+        now = time.time()
+        while True:
+            desc = self.clock.describe(self._k)
+            t_end = desc.t_tick - self.pause_s
+            t0 = t_end - self.draw_s
+            if now < t0:
+                return
+            if TRAJECTORY not in desc.live:
+                self._k, self._i = self._k + 1, 0
+                continue
+            pts = sample_for(self.dataset, TRAJECTORY, desc.index)
+            pts = pts[np.linspace(0, len(pts) - 1, self.points).round().astype(int)]
+            times = np.linspace(t0, t_end, len(pts))
+            while self._i < len(pts) and times[self._i] <= now:
+                msg = self._msg()
+                msg.header.stamp = seconds_to_stamp(float(times[self._i]))
+                msg.header.frame_id = "pen"
+                msg.point.x, msg.point.y = float(pts[self._i, 0]), float(pts[self._i, 1])
+                self.pub.publish(msg)
+                self._i += 1
+            if self._i < len(pts):
+                return
+            self.published += 1
+            self._k, self._i = self._k + 1, 0
+
+
 def build_graph(ctx, checkpoint: str, nexus_params: dict, dataset: dict, schedule, period: float,
                 seed: int, sample_rate: int, start: float | None = None, sensor_params: dict | None = None,
-                prefix: str = "/nexus") -> DemoGraph:
+                prefix: str = "/nexus", real_sensors: dict | None = None) -> DemoGraph:
     """Build the demo graph on rclpy context ``ctx``: NexusNode ``nexus`` (autostarted with
     ``nexus_params`` and ``checkpoint``; RuntimeError if it does not activate, warmed up on one
     dataset sample), the output monitor, and camera/microphone/pen playback of ``dataset``
     starting at wall time ``start`` (None: the second whole period after the model is loaded)
-    with one sample per ``period`` following ``schedule`` (an OutageSchedule). ``sensor_params``: extra parameters for every sensor node."""
+    with one sample per ``period`` following ``schedule`` (an OutageSchedule). ``sensor_params``: extra parameters for every sensor node.
+
+    ``real_sensors`` (a dict, None: dataset tensors as messages) runs the real sensor paths:
+    the camera renders each digit into a full frame (``frame_width`` x ``frame_height``), the
+    microphone streams continuous audio (``snr_db``, ``noise``) through its VAD (``vad``, default
+    the node's) and publishes what the VAD emits, and a pen writer publishes
+    geometry_msgs/PointStamped positions that the pen node segments (``pen_pause_s``)."""
     from rclpy.parameter import Parameter
 
     from crossmodal_ros.ros.camera_node import CameraNode
@@ -207,16 +270,36 @@ def build_graph(ctx, checkpoint: str, nexus_params: dict, dataset: dict, schedul
             Parameter("outage_schedule", value=schedule.to_strings()),
         ] + [Parameter(k, value=v) for k, v in (sensor_params or {}).items()]
         sensors = []
-        for cls, extra in ((CameraNode, []), (MicrophoneNode, [Parameter("sample_rate", value=sample_rate)]),
-                           (PenNode, [])):
+        if real_sensors is None:
+            plan = ((CameraNode, []), (MicrophoneNode, [Parameter("sample_rate", value=sample_rate)]),
+                    (PenNode, []))
+        else:
+            rs = real_sensors
+            mic_extra = [Parameter("sample_rate", value=sample_rate), Parameter("stream", value=True),
+                         Parameter("stream_snr_db", value=float(rs.get("snr_db", 20.0))),
+                         Parameter("stream_noise", value=str(rs.get("noise", "pink")))]
+            if rs.get("vad"):
+                mic_extra.append(Parameter("vad", value=str(rs["vad"])))
+            pause = float(rs.get("pen_pause_s", 0.4))
+            plan = ((CameraNode, [Parameter("render", value=True),
+                                  Parameter("frame_width", value=int(rs.get("frame_width", 640))),
+                                  Parameter("frame_height", value=int(rs.get("frame_height", 480)))]),
+                    (MicrophoneNode, mic_extra),
+                    (PenNode, [Parameter("source", value="topic"), Parameter("pause_s", value=pause),
+                               Parameter("gap_s", value=min(0.1, pause))]))
+        for cls, extra in plan:
             sensors.append(cls(context=ctx, dataset=dataset, parameter_overrides=params + extra))
             nodes.append(sensors[-1])
+        writer = None
+        if real_sensors is not None:
+            writer = PenWriter(ctx, dataset, schedule, period, seed, start, pause_s=pause)
+            nodes.append(writer.node)
     except BaseException:
         for n in nodes:
             n.destroy_node()
         raise
     return DemoGraph(nexus=nexus, monitor_node=monitor_node, monitor=monitor, sensors=sensors,
-                     nodes=nodes, load_s=load_s, start=start)
+                     nodes=nodes, load_s=load_s, start=start, pen_writer=writer)
 
 
 def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = None,
@@ -250,7 +333,9 @@ def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = Non
     executor = MultiThreadedExecutor(num_threads=2, context=ctx)
     graph = None
     try:
-        graph = build_graph(ctx, checkpoint, ncfg, dataset, schedule, period, seed, sample_rate)
+        real = dcfg.get("real_sensors", {}) if dcfg.get("real_sensors", {}) is not False else None
+        graph = build_graph(ctx, checkpoint, ncfg, dataset, schedule, period, seed, sample_rate,
+                            real_sensors=None if real is None else dict(real or {}))
         nexus, monitor, sensors, load_s = graph.nexus, graph.monitor, graph.sensors, graph.load_s
         start = graph.start
         for n in graph.nodes:
@@ -304,7 +389,9 @@ def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = Non
         stats = {
             "received": dict(nexus.received), "fused": nexus.fused_count,
             "inference_ms_median": 1e3 * (nexus.latency.median() or float("nan")),
-            "published": {type(s).__name__: s.playback.published for s in sensors},
+            "published": {type(s).__name__: (s.playback.published if s.playback is not None else 0)
+                          for s in sensors},
+            "inputs": _input_stats(graph),
         }
     finally:
         if graph is not None:
@@ -324,6 +411,29 @@ def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = Non
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\nwrote {picture} and {out_dir / 'summary.json'}", file=out, flush=True)
     return summary
+
+
+def _input_stats(graph: DemoGraph) -> dict:
+    """Per modality: what the sensor produced, what the sensor node published, and what the
+    inference node received and dropped (by reason)."""
+    cam, mic, pen = graph.sensors
+    nexus = graph.nexus
+    produced = {
+        IMAGE: cam.playback.published,
+        AUDIO: mic.playback.published,  # utterances spoken (live ticks)
+        TRAJECTORY: graph.pen_writer.published if graph.pen_writer is not None else pen.playback.published,
+    }
+    published = {IMAGE: cam.frames_published, AUDIO: mic.utterances_published, TRAJECTORY: pen.digits_published}
+    out = {}
+    for m in (IMAGE, AUDIO, TRAJECTORY):
+        drops = dict(nexus.dropped[m])
+        out[m] = {"produced": int(produced[m]), "published": int(published[m]),
+                  "received": int(nexus.received[m]), "dropped": int(sum(drops.values())),
+                  "dropped_by_reason": {str(k): int(v) for k, v in drops.items()}}
+    out[IMAGE]["frame_shape"] = list(cam.last_frame_shape or ())
+    out[AUDIO]["vad"] = getattr(getattr(mic, "vad", None), "kind", "none")
+    out[TRAJECTORY]["segmented"] = graph.pen_writer is not None
+    return out
 
 
 def settled_records(records: list[DemoRecord]) -> list[DemoRecord]:
@@ -348,8 +458,14 @@ def _summarise(records: list[DemoRecord], duration: float, stats: dict) -> dict:
     for table in (per_subset, per_phase):
         for e in table.values():
             e["accuracy"] = e["correct"] / e["samples"]
+    per_modality = {}
+    for m in (IMAGE, AUDIO, TRAJECTORY):
+        with_m = [r for r in final if m in r.fused]
+        per_modality[m] = {"samples": len(with_m), "correct": sum(int(r.label == r.truth) for r in with_m)}
+        per_modality[m]["accuracy"] = (per_modality[m]["correct"] / len(with_m)) if with_m else float("nan")
     lat = [r.latency_s * 1e3 for r in firsts]
     return {
+        "per_modality": per_modality,
         "duration_s": duration,
         "outputs": len(records),
         "output_rate_hz": len(records) / duration,
@@ -371,6 +487,18 @@ def _print_summary(s: dict, out) -> None:
         print(f"  {name:30s} {e['samples']:8d} {e['accuracy']:9.2f}", file=out)
     print(f"  {'all':30s} {s['samples']:8d} {s['accuracy']:9.2f}", file=out)
     print("  (one settled output per sample: the fusion of every input that arrived for it)", file=out)
+    if "inputs" in s:
+        print(f"\n  {'sensor input':12s} {'produced':>9s} {'published':>9s} {'received':>9s} {'dropped':>8s} "
+              f"{'fused acc.':>10s}  drop reasons", file=out)
+        for m, e in s["inputs"].items():
+            pm = s.get("per_modality", {}).get(m, {})
+            acc = pm.get("accuracy", float("nan"))
+            reasons = ", ".join(f"{k} {v}" for k, v in e["dropped_by_reason"].items()) or "-"
+            print(f"  {m:12s} {e['produced']:9d} {e['published']:9d} {e['received']:9d} {e['dropped']:8d} "
+                  f"{acc:10.2f}  {reasons}", file=out)
+        print("  (produced: digits shown / spoken / written by the playback; published: what the sensor "
+              "node sent after its own processing - the VAD, the stroke segmenter; fused acc.: settled "
+              "outputs that fused this input, label vs the true digit)", file=out)
     lat = s["latency_ms"]
     print(f"  latency (sensor stamp -> output at a subscriber): median {lat['median']:.1f} ms, "
           f"p99 {lat['p99']:.1f} ms over {lat['n']} fusions of new input; inference alone "

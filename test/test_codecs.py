@@ -125,8 +125,10 @@ def test_image_large_colour_frame_crop_resize_polarity():
 def test_image_polarity_option_and_dtypes():
     frame = _digit_frame(64, 48, dark_on_light=True, colour=False)
     auto = ImageCodec().encode(frame)
-    never = ImageCodec(invert="never").encode(frame)
-    assert auto[0, 0, 0] < 0.1 and never[0, 0, 0] > 0.9
+    # the centre-crop path shows the polarity option directly: "never" keeps bright paper
+    never = ImageCodec(invert="never", localize=False).encode(frame)
+    crop_auto = ImageCodec(localize=False).encode(frame)
+    assert crop_auto[0, 0, 0] < 0.1 and never[0, 0, 0] > 0.9
     always = ImageCodec(invert="always").encode(frame)
     assert np.allclose(always, auto)
     # uint16, float and 1- or 4-channel frames
@@ -138,6 +140,61 @@ def test_image_polarity_option_and_dtypes():
     assert np.allclose(ImageCodec().encode(rgba), auto, atol=1e-2)
     # tiny frames are upsampled
     assert ImageCodec().encode(np.eye(5, dtype=np.uint8) * 255).shape == (1, 28, 28)
+
+
+def _frame_with_digit(seed, polarity, frac):
+    """A test-split-like digit rendered into a VGA frame; returns (frame, box, digit)."""
+    import cv2
+
+    from crossmodal_ros.sim import FrameSpec, render_frame
+
+    digit = np.zeros((28, 28), np.uint8)
+    cv2.putText(digit, str(seed % 10), (6, 23), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 255, 2, cv2.LINE_AA)
+    rng = np.random.default_rng(seed)
+    frame, box = render_frame(digit, rng, FrameSpec(polarity=polarity, digit_frac=(frac, frac)), return_box=True)
+    return frame, box, digit
+
+
+@pytest.mark.parametrize("polarity", ["dark_on_light", "light_on_dark"])
+@pytest.mark.parametrize("frac", [0.25, 0.5, 0.9])
+def test_image_localize_finds_known_box(polarity, frac):
+    """The codec finds a digit drawn at a known place and size in a VGA frame (either polarity,
+    lighting gradient, noise, blur, perspective)."""
+    codec = ImageCodec()
+    for seed in range(4):
+        frame, (x0, y0, x1, y1), _ = _frame_with_digit(seed, polarity, frac)
+        _, (bx0, by0, bx1, by1) = codec.locate(frame)
+        # intersection over union of the found box and the true ink box
+        ix = max(0, min(x1, bx1) - max(x0, bx0))
+        iy = max(0, min(y1, by1) - max(y0, by0))
+        inter = ix * iy
+        union = (x1 - x0) * (y1 - y0) + (bx1 - bx0) * (by1 - by0) - inter
+        assert inter / union > 0.6, (seed, (x0, y0, x1, y1), (bx0, by0, bx1, by1))
+
+
+def test_image_localize_normalises_like_mnist():
+    """Output: ink box fitted to 20 px on its longer side, centre of mass at the centre, and the
+    same digit at two scales and places gives (nearly) the same tensor."""
+    codec = ImageCodec()
+    a = codec.encode(_frame_with_digit(3, "dark_on_light", 0.3)[0])[0]
+    b = codec.encode(_frame_with_digit(3, "light_on_dark", 0.85)[0])[0]
+    for img in (a, b):
+        ys, xs = np.nonzero(img > 0.2)
+        assert 17 <= max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) <= 22
+        yy, xx = np.mgrid[0:28, 0:28]
+        cy, cx = (yy * img).sum() / img.sum(), (xx * img).sum() / img.sum()
+        assert abs(cy - 13.5) < 1.0 and abs(cx - 13.5) < 1.0
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.8
+
+
+@pytest.mark.parametrize("frame", [
+    np.full((480, 640), 128, np.uint8),                                             # blank wall
+    np.clip(np.random.default_rng(0).normal(128, 6, (480, 640)), 0, 255).astype(np.uint8),  # sensor noise only
+    np.tile(np.linspace(40, 220, 640, dtype=np.float32), (480, 1)).astype(np.uint8),  # lighting ramp only
+])
+def test_image_frame_without_digit_is_an_error(frame):
+    with pytest.raises(CodecError, match="no digit"):
+        ImageCodec().encode(frame)
 
 
 def test_image_decode():
@@ -172,6 +229,8 @@ def test_image_bad_input(bad):
 def test_image_bad_option():
     with pytest.raises(CodecError):
         ImageCodec(invert="sometimes")
+    with pytest.raises(CodecError):
+        ImageCodec(box=40)
 
 
 # ----------------------------------------------------------------- audio
@@ -318,3 +377,36 @@ def test_audio_features_equal_librosa_melspectrogram():
     ref = np.clip((10 * np.log10(np.maximum(mel, 1e-12)) - c.db_min) / (c.db_max - c.db_min), 0, 1)
     np.testing.assert_allclose(c._features(w)[:, 0], ref, atol=1e-6)
     np.testing.assert_allclose(c._features(w)[:, 0], ref, atol=1e-6)  # second call: cached basis
+
+
+def test_audio_window_centred_on_the_utterance():
+    """An utterance anywhere in a longer buffer (a segmenter's output, a shifted clip) gives the
+    same features as the clip alone: the window is centred on its energy."""
+    from crossmodal_ros.codecs import energy_centre
+    from crossmodal_ros.sim import time_shift
+
+    sr = 16000
+    clip = _chirp(sr, 0.5).astype(np.float32)
+    codec = AudioCodec()
+    base = codec.encode(clip, sr)
+    for shift in (-0.15, -0.1, 0.05, 0.15):
+        shifted = time_shift(clip, shift, sr, length=int(1.5 * sr))
+        assert np.abs(codec.encode(shifted, sr) - base).mean() < 0.01, shift
+        # and the centre found is where the clip was put
+        assert abs(energy_centre(shifted, sr // 100) / sr - (0.75 + shift)) < 0.03
+    # the old loudest-window rule is still selectable and differs for a shifted short clip
+    old = AudioCodec(centre_on_energy=False)
+    assert np.abs(old.encode(time_shift(clip, 0.15, sr, length=int(1.5 * sr)), sr) - old.encode(clip, sr)).mean() > 0.01
+
+
+def test_audio_mel_range_is_the_training_bandwidth():
+    """Content above 4 kHz (absent from the 8 kHz training audio) does not change the features."""
+    sr = 16000
+    t = np.arange(sr) / sr
+    speech_like = (np.sin(2 * np.pi * 440 * t) * np.hanning(sr)).astype(np.float32)
+    hiss = (0.3 * np.sin(2 * np.pi * 6000 * t) * np.hanning(sr)).astype(np.float32)
+    codec = AudioCodec(peak_normalize=False)  # the hiss would raise the peak
+    assert AudioCodec().fmax <= 4000.0
+    assert np.abs(codec.encode(speech_like + hiss, sr) - codec.encode(speech_like, sr)).max() < 0.02
+    wide = AudioCodec(peak_normalize=False, fmax=8000.0)  # the old range sees the hiss
+    assert np.abs(wide.encode(speech_like + hiss, sr) - wide.encode(speech_like, sr)).max() > 0.1

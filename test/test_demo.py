@@ -42,6 +42,18 @@ def test_short_demo_runs_the_graph(untrained_checkpoint, tmp_path, capsys):
     assert all(summary["per_phase"][p]["samples"] >= 1 for p in ("pen only", "audio only"))
     assert summary["latency_ms"]["n"] >= 8 and 0 < summary["latency_ms"]["median"] < 2000
     assert summary["outputs"] >= summary["input_sets"] >= summary["samples"] >= 8
+    # the real sensor paths: full camera frames, audio cut by the default VAD from a continuous
+    # stream, pen digits segmented from PointStamped positions
+    inputs = summary["inputs"]
+    assert inputs["image"]["frame_shape"] == [480, 640, 3]
+    assert inputs["audio"]["vad"] == "silero" and inputs["trajectory"]["segmented"] is True
+    # audio and pen are live for 8 of the 10 ticks (+1 in the 0.5 s after the end); a loaded machine may lose one or two
+    for m in ("audio", "trajectory"):
+        e = inputs[m]
+        assert 6 <= e["produced"] <= 9 and e["produced"] - 2 <= e["published"] <= e["produced"], (m, e)
+        assert e["received"] == e["published"]
+    assert 3 <= inputs["image"]["published"] <= 5
+    assert set(summary["per_modality"]) == {"image", "audio", "trajectory"}
     png = (tmp_path / "reconstructions.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 

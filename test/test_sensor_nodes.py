@@ -350,7 +350,7 @@ def test_microphone_node_segments_a_wav_file(ros, tmp_path, digits):
     soundfile.write(str(wav), stream, rate)
     got = _collector(ros, {"audio/chunk": Float32MultiArray})
     mic = ros.add(MicrophoneNode(context=ros.ctx, parameter_overrides=_params(
-        source=str(wav), sample_rate=16000, loop=False, file_gap_s=0.0)))
+        source=str(wav), sample_rate=16000, loop=False, file_gap_s=0.0, vad="energy")))
     assert ros.spin_until(lambda: len(got["audio/chunk"]) >= 1, 5.0)
     pcm = audio_to_numpy(got["audio/chunk"][0][1])
     speech_s = truth[0][1] - truth[0][0]

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 SPLITS = ("train", "val", "test")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+EVAL_SETS = ("mnist_test", "espeak_test")
 TRAJ_LEVELS = 4095  # 12-bit trajectory quantisation
 DEFAULT_ROOT = Path(__file__).resolve().parent / "digits"
 _FILES = ("manifest.json", "samples.npz", "recordings.npz", "recordings.flac")
@@ -103,7 +104,10 @@ def load_digits(split: str, root=None) -> dict:
     Keys: ``image`` float32 (N,1,28,28), ``trajectory`` float32 (N,200), ``audio`` float32
     (N,L) zero padded, ``audio_length`` int64, ``sample_rate`` int, ``label`` int64, ``writer``
     int64, ``speaker`` str (N,), ``name`` str; plus ``recording`` int64 (N,) (index of the
-    distinct recording, samples share recordings) and ``audio_file`` str (N,) (FSDD file stem).
+    distinct recording, samples share recordings), ``audio_file`` str (N,) (recording file stem:
+    FSDD ``{digit}_{speaker}_{index}`` or espeak-ng ``{digit}_espeak-{voice}-s{speed}-p{pitch}_0``)
+    and, when the files have it, ``source`` int64 (N,) (0 = image rendered from pen strokes,
+    1 = MNIST image; MNIST samples have writer -1).
     """
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}; expected one of {SPLITS}")
@@ -119,17 +123,8 @@ def load_digits(split: str, root=None) -> dict:
         rec = z[f"{split}_recording"].astype(np.int64)
     except Exception as exc:  # noqa: BLE001 - zip, pickle, key and value errors alike
         raise _corrupt(r / "samples.npz", exc) from exc
-    clips, names, sr = load_recordings(root)
-    n = len(rec)
-    lengths = np.array([len(clips[k]) for k in rec], np.int64)
-    width = int(lengths.max()) if n else 0
-    audio = np.zeros((n, width), np.float32)
-    for i, k in enumerate(rec):
-        audio[i, : lengths[i]] = clips[k]
-    audio /= 32768.0
-    files = np.array([names[k] for k in rec], dtype=str) if n else np.zeros(0, dtype=str)
-    speakers = np.array([f.split("_")[1] for f in files], dtype=str) if n else np.zeros(0, dtype=str)
-    return {
+    audio, lengths, files, speakers, sr = _audio(rec, root)
+    out = {
         "image": (z[f"{split}_image"].astype(np.float32) / 255.0)[:, None],
         "trajectory": dequantise_trajectory(z[f"{split}_trajectory"]),
         "audio": audio,
@@ -141,4 +136,64 @@ def load_digits(split: str, root=None) -> dict:
         "recording": rec,
         "audio_file": files,
         "name": f"digits/{split}",
+    }
+    if f"{split}_source" in z:
+        out["source"] = z[f"{split}_source"].astype(np.int64)
+    return out
+
+
+def _audio(rec: np.ndarray, root) -> tuple:
+    """Zero-padded float audio, lengths, file stems, speakers and rate of recordings ``rec``."""
+    clips, names, sr = load_recordings(root)
+    n = len(rec)
+    lengths = np.array([len(clips[k]) for k in rec], np.int64)
+    width = int(lengths.max()) if n else 0
+    audio = np.zeros((n, width), np.float32)
+    for i, k in enumerate(rec):
+        audio[i, : lengths[i]] = clips[k]
+    audio /= 32768.0
+    files = np.array([names[k] for k in rec], dtype=str) if n else np.zeros(0, dtype=str)
+    speakers = np.array([f.split("_")[1] for f in files], dtype=str) if n else np.zeros(0, dtype=str)
+    return audio, lengths, files, speakers, sr
+
+
+def load_eval_set(name: str, root=None) -> dict:
+    """A held-out evaluation set that is part of no split.
+
+    * ``"mnist_test"``: MNIST digits never trained or validated on -> ``image`` float32
+      (N,1,28,28) in [0,1], ``label`` int64, ``name``;
+    * ``"espeak_test"``: espeak-ng clips of voices held out of train and val -> ``audio``
+      float32 (N,L) zero padded, ``audio_length`` int64, ``sample_rate`` int, ``label`` int64,
+      ``speaker`` str (N,), ``audio_file`` str (N,), ``name``.
+    """
+    if name not in EVAL_SETS:
+        raise DatasetError(f"unknown eval set {name!r}; expected one of {EVAL_SETS}")
+    manifest = load_manifest(root)
+    r = digits_root(root)
+    if name == "espeak_test" and not manifest.get("espeak", {}).get("used", False):
+        raise DatasetError(f"digits dataset in {r} was built with --no-tts: it has no espeak_test set")
+    try:
+        with np.load(r / "samples.npz", allow_pickle=False) as npz:
+            z = {k: npz[k] for k in npz.files if k.startswith(f"{name}_")}
+        if name == "mnist_test":
+            img, label = z["mnist_test_image"], z["mnist_test_label"]
+        else:
+            rec, label = z["espeak_test_recording"].astype(np.int64), z["espeak_test_label"]
+    except Exception as exc:  # noqa: BLE001 - zip, pickle, key and value errors alike
+        raise _corrupt(r / "samples.npz", exc) from exc
+    if name == "mnist_test":
+        return {
+            "image": (img.astype(np.float32) / 255.0)[:, None],
+            "label": label.astype(np.int64),
+            "name": f"digits/{name}",
+        }
+    audio, lengths, files, speakers, sr = _audio(rec, root)
+    return {
+        "audio": audio,
+        "audio_length": lengths,
+        "sample_rate": sr,
+        "label": label.astype(np.int64),
+        "speaker": speakers,
+        "audio_file": files,
+        "name": f"digits/{name}",
     }

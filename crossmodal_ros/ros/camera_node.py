@@ -5,8 +5,12 @@ Sources (parameter ``source``):
 * a device index (``"0"``), a stream URL (``rtsp://...``, ``http://...``) or a video file path:
   frames captured with OpenCV at ``rate_hz`` and published in ``encoding`` (rgb8, bgr8 or
   mono8); a video file loops when ``loop`` is true;
-* ``dataset``: playback of the embedded digit images (mono8, ``frame_size`` pixels square),
-  one sample per ``period_s``, following ``outage_schedule`` (see :mod:`sensor_base`).
+* ``dataset``: playback of the embedded digit images, one sample per ``period_s``, following
+  ``outage_schedule`` (see :mod:`sensor_base`): with ``render`` true each digit is drawn into a
+  ``frame_width`` x ``frame_height`` rgb8 camera frame by :func:`crossmodal_ros.sim.render_frame`
+  (position, scale, lighting, polarity, blur and noise vary, seeded by ``seed`` and the tick), as
+  a camera would see it; with ``render`` false (default) the bare 28x28 image is published as a
+  mono8 frame of ``frame_size`` pixels square.
 
 Run: ``ros2 run crossmodal_ros camera_node --ros-args -p source:=0``.
 """
@@ -67,6 +71,7 @@ class CameraNode(Node):
         qos = publisher_qos(self)
         self.publisher = self.create_publisher(Image, "camera/image_raw", qos)
         self.frames_published = 0
+        self.last_frame_shape: tuple | None = None
         self.capture = None
         self.playback: PlaybackSource | None = None
         if self.source == "dataset":
@@ -74,6 +79,13 @@ class CameraNode(Node):
                                       "Side of the published playback frames (28 = dataset size).")
             if not 8 <= self.frame_size <= 4096:
                 raise SensorError(f"frame_size must be in [8, 4096], got {self.frame_size}")
+            self.render = declare(self, "render", False,
+                                  "Draw each digit into a full camera frame (sim.render_frame).")
+            self.frame_width = declare(self, "frame_width", 640, "Width of rendered playback frames.")
+            self.frame_height = declare(self, "frame_height", 480, "Height of rendered playback frames.")
+            if self.render and not (32 <= self.frame_width <= 4096 and 32 <= self.frame_height <= 4096):
+                raise SensorError(f"frame_width/frame_height must be in [32, 4096], got "
+                                  f"{self.frame_width}x{self.frame_height}")
             self.playback = PlaybackSource(self, IMAGE, self._publish_sample, dataset)
         else:
             rate = declare(self, "rate_hz", 10.0, "Capture and publish rate (frames per second).")
@@ -88,14 +100,27 @@ class CameraNode(Node):
         self.get_logger().info(f"camera source: {self.source}")
 
     def _publish_sample(self, tick) -> None:
-        frame = frame_from_image(self.playback.dataset[IMAGE][tick.index], self.frame_size)
-        self._publish(frame, "mono8")
+        image = self.playback.dataset[IMAGE][tick.index]
+        if not self.render:
+            self._publish(frame_from_image(image, self.frame_size), "mono8")
+            return
+        from crossmodal_ros.sim import FrameSpec, render_frame
+
+        seed = int(self.get_parameter("seed").value)
+        rng = np.random.default_rng([abs(seed), tick.tick % (2**32), 0xCA])
+        try:
+            frame = render_frame(image, rng, FrameSpec(width=self.frame_width, height=self.frame_height))
+        except ValueError as exc:  # a blank dataset image: a camera would see empty paper
+            self.get_logger().warning(f"cannot render row {tick.index}: {exc}", throttle_duration_sec=5.0)
+            return
+        self._publish(frame, "rgb8")
 
     def _publish(self, frame: np.ndarray, encoding: str) -> None:
         msg = numpy_to_image(frame, encoding, stamp=self.get_clock().now().to_msg(),
                              frame_id=self.frame_id)
         self.publisher.publish(msg)
         self.frames_published += 1
+        self.last_frame_shape = tuple(frame.shape)
 
     def _grab(self) -> None:
         ok, frame = self.capture.read()

@@ -50,9 +50,11 @@ TRAIN_DEFAULTS: dict = {
     "grad_clip": 0.0,           # max gradient norm; 0 = off
     "num_threads": 0,           # torch CPU threads; 0 = torch's default
     "half_best": False,         # store best.pt as float16
+    "val_split": "",            # "" = a seeded val_fraction of the train split; else a dataset split (e.g. "val")
+    "exclude_speakers": [],     # speakers never heard in training (their samples get other speakers' clips)
 }
 #: Top-level keys of a config file.
-CONFIG_KEYS = ("kind", "data", "model", "train")
+CONFIG_KEYS = ("kind", "data", "model", "train", "augment")
 
 
 class TrainingError(RuntimeError):
@@ -100,7 +102,13 @@ def resolve_config(raw, source: str = "<config>") -> dict:
     except ModelConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
     _check_train(train_cfg, source)
-    return {"kind": kind, "data": data, "model": model_cfg, "train": train_cfg}
+    from ..augment import AugmentError, resolve_augment
+
+    try:
+        aug_cfg = resolve_augment(raw.get("augment"))
+    except AugmentError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    return {"kind": kind, "data": data, "model": model_cfg, "train": train_cfg, "augment": aug_cfg}
 
 
 def _check_train(t: dict, source: str) -> None:
@@ -122,6 +130,10 @@ def _check_train(t: dict, source: str) -> None:
         bad("grad_clip", "must be >= 0")
     if t["device"] not in ("auto", "cpu", "cuda") and not str(t["device"]).startswith("cuda:"):
         bad("device", "must be auto, cpu, cuda or cuda:N")
+    if not isinstance(t["val_split"], str):
+        bad("val_split", "must be a split name or ''")
+    if not isinstance(t["exclude_speakers"], list) or not all(isinstance(x, str) for x in t["exclude_speakers"]):
+        bad("exclude_speakers", "must be a list of speaker names")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -135,15 +147,59 @@ def resolve_device(name: str) -> torch.device:
 
 
 # --------------------------------------------------------------------------- data
-def load_tensors(spec: str, split: str = "train"):
-    """Model tensors (docs/architecture.md) of dataset ``spec`` and the codecs that made them."""
+def load_tensors(spec: str, split: str = "train", exclude_speakers=(), augment: dict | None = None,
+                 seed: int = 0, log=None):
+    """Model tensors (docs/architecture.md) of dataset ``spec`` and the codecs that made them.
+
+    ``exclude_speakers``: samples whose recording is by one of them get a recording of the same
+    label by another speaker (seeded), so those speakers are never heard. ``augment`` (a resolved
+    ``augment:`` section with ``enabled``): also returns the :class:`~crossmodal_ros.augment.AugmentBank`
+    and adds ``aug_index`` to the tensors. Returns ``(tensors, codecs_dict, bank_or_None)``.
+    """
     from ..codecs import codecs_to_dict, default_codecs
     from ..data import load_dataset
     from ..data.features import model_tensors
 
     codecs = default_codecs()
     ds = load_dataset(spec, split)
-    return model_tensors(ds, codecs), codecs_to_dict(codecs)
+    if exclude_speakers:
+        ds = exclude_speaker_audio(ds, list(exclude_speakers), seed)
+    tensors = model_tensors(ds, codecs)
+    bank = None
+    if augment and augment.get("enabled"):
+        from ..augment import build_bank
+
+        bank, index = build_bank(ds, codecs, augment, log=log)
+        tensors["aug_index"] = torch.from_numpy(index)
+    return tensors, codecs_to_dict(codecs), bank
+
+
+def exclude_speaker_audio(ds: dict, speakers: list, seed: int) -> dict:
+    """A copy of dataset dict ``ds`` in which no sample's audio is by one of ``speakers``: each
+    such sample takes the clip of a seeded random sample of the same label by another speaker."""
+    import numpy as np
+
+    if "speaker" not in ds or "audio" not in ds:
+        raise TrainingError("train.exclude_speakers needs a dataset with audio and speaker names")
+    spk = np.asarray(ds["speaker"]).astype(str)
+    unknown = sorted(set(speakers) - set(spk.tolist()))
+    if unknown:
+        raise TrainingError(f"train.exclude_speakers: {unknown} not in the data (speakers: {sorted(set(spk.tolist()))})")
+    bad = np.isin(spk, speakers)
+    rng = np.random.default_rng([int(seed), 17])
+    src = np.arange(len(spk))
+    labels = np.asarray(ds["label"])
+    for d in np.unique(labels[bad]):
+        pool = np.flatnonzero((labels == d) & ~bad)
+        if len(pool) == 0:
+            raise TrainingError(f"train.exclude_speakers: no other speaker's recording of label {d}")
+        rows = np.flatnonzero((labels == d) & bad)
+        src[rows] = rng.choice(pool, len(rows))
+    out = dict(ds)
+    for key in ("audio", "audio_length", "speaker", "recording", "audio_file"):
+        if key in ds:
+            out[key] = np.asarray(ds[key])[src]
+    return out
 
 
 def split_train_val(tensors: dict, val_fraction: float, seed: int, limit: int | None = None):
@@ -158,6 +214,13 @@ def split_train_val(tensors: dict, val_fraction: float, seed: int, limit: int | 
     val_idx, train_idx = perm[:n_val], perm[n_val:]
     take = lambda idx: {k: v[idx] for k, v in tensors.items() if isinstance(v, torch.Tensor)}  # noqa: E731
     return take(train_idx), take(val_idx)
+
+
+def limit_samples(tensors: dict, limit: int | None) -> dict:
+    """The first ``limit`` samples of a tensor dict (all of them when ``limit`` is falsy)."""
+    if not limit:
+        return tensors
+    return {k: v[: int(limit)] for k, v in tensors.items()}
 
 
 def batches(tensors: dict, batch_size: int, generator: torch.Generator | None, device, keys=None):
@@ -195,7 +258,7 @@ def _check_finite(loss: torch.Tensor, logs: dict, where: str) -> None:
                             "set train.grad_clip, or check the data for NaN/Inf")
 
 
-def pretrain_sound(model, train, val, tcfg, device, gen, quiet=False, log=print) -> dict:
+def pretrain_sound(model, train, val, tcfg, device, gen, quiet=False, log=print, bank=None) -> dict:
     """SigmaVAE pretraining of the model's sound VAE, then freeze it (best validation epoch).
 
     Returns a dict of stage metrics. The VAE is trained alone on ``train["audio"]`` with KL
@@ -211,7 +274,8 @@ def pretrain_sound(model, train, val, tcfg, device, gen, quiet=False, log=print)
         t0 = time.time()
         vae.train()
         total, count = 0.0, 0
-        bar = _progress(batches({"audio": train["audio"]}, tcfg["sound_pretrain_batch_size"], gen, device),
+        audio = bank.draw(train, gen)["audio"] if bank is not None else train["audio"]
+        bar = _progress(batches({"audio": audio}, tcfg["sound_pretrain_batch_size"], gen, device),
                         _n_batches(train, tcfg["sound_pretrain_batch_size"]), f"sound {epoch + 1}/{epochs}", quiet)
         for batch in bar:
             loss, logs = sigma_vae_loss(vae, batch["audio"], beta, clip)
@@ -269,7 +333,7 @@ def validate(model, val: dict, device, epoch: int, batch_size: int = 256) -> dic
 
 # --------------------------------------------------------------------------- run
 def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict | None = None,
-                 resume: bool = False, device="auto", quiet: bool = False, log=print) -> dict:
+                 resume: bool = False, device="auto", quiet: bool = False, log=print, bank=None) -> dict:
     """Train ``cfg["kind"]`` on tensor dicts ``train``/``val``; write checkpoints and logs to
     ``out_dir``. Returns a summary dict (best metrics, timings, paths)."""
     tcfg = cfg["train"]
@@ -321,7 +385,7 @@ def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict |
     if needs_sound and tcfg["sound_pretrain_epochs"] > 0:
         log(f"stage 1: sound SigmaVAE pretraining for {tcfg['sound_pretrain_epochs']} epochs")
         t0 = time.time()
-        stage_info = pretrain_sound(model, train, val, tcfg, dev, gen, quiet, log)
+        stage_info = pretrain_sound(model, train, val, tcfg, dev, gen, quiet, log, bank=bank)
         stage_info["time_s"] = time.time() - t0
         # the optimizer was built before; the frozen sound VAE is not in it either way
     elif needs_sound:
@@ -343,7 +407,8 @@ def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict |
         model.train()
         sums: dict[str, float] = {}
         count = 0
-        bar = _progress(batches(train, tcfg["batch_size"], gen, dev, keys), _n_batches(train, tcfg["batch_size"]),
+        epoch_train = bank.draw(train, gen) if bank is not None else train
+        bar = _progress(batches(epoch_train, tcfg["batch_size"], gen, dev, keys), _n_batches(train, tcfg["batch_size"]),
                         f"{cfg['kind']} {epoch + 1}/{epochs}", quiet)
         for step, batch in enumerate(bar):
             loss, logs = model.loss(batch, None, epoch)
@@ -537,10 +602,20 @@ def main(argv=None) -> int:
             raise ConfigError("--limit must be >= 4")
         out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
         print(f"loading data {cfg['data']!r} ...", file=sys.stderr)
-        tensors, codecs = load_tensors(cfg["data"], "train")
-        train, val = split_train_val(tensors, cfg["train"]["val_fraction"], cfg["train"]["seed"], args.limit)
-        summary = run_training(cfg, train, val, out, codecs, resume=args.resume, device=cfg["train"]["device"],
-                               quiet=args.quiet, log=lambda s: print(s, file=sys.stderr))
+        say = lambda s: print(s, file=sys.stderr)  # noqa: E731
+        tcfg = cfg["train"]
+        tensors, codecs, bank = load_tensors(cfg["data"], "train", tcfg["exclude_speakers"], cfg["augment"],
+                                             tcfg["seed"], log=say)
+        if tcfg["val_split"]:
+            # a split of its own: other writers and other recordings than the training data
+            val, _, _ = load_tensors(cfg["data"], tcfg["val_split"])
+            train = limit_samples(tensors, args.limit)
+            if args.limit:
+                val = limit_samples(val, max(4, args.limit // 4))
+        else:
+            train, val = split_train_val(tensors, tcfg["val_fraction"], tcfg["seed"], args.limit)
+        summary = run_training(cfg, train, val, out, codecs, resume=args.resume, device=tcfg["device"],
+                               quiet=args.quiet, log=say, bank=bank)
     except (ConfigError, TrainingError, CheckpointError, DatasetError) as exc:
         print(f"crossmodal-train: error: {exc}", file=sys.stderr)
         return 2
