@@ -77,6 +77,8 @@ class _Codec:
     """Shared plain-data behaviour of the codecs (dataclass fields = constants)."""
 
     name: str = ""
+    #: constants introduced later -> the value that means "as before" (see :meth:`from_dict`)
+    _LEGACY: dict = {}
 
     def to_dict(self) -> dict:
         """The codec's constants as a JSON-able dict (with its type name)."""
@@ -103,6 +105,10 @@ class _Codec:
         for f in dataclasses.fields(cls):
             if f.name in d and isinstance(d[f.name], list):
                 d[f.name] = tuple(d[f.name])
+        # constants added after a checkpoint was written take the value that reproduces the old
+        # preprocessing, so an older checkpoint preprocesses exactly as it was trained
+        for k, v in cls._LEGACY.items():
+            d.setdefault(k, v)
         try:
             return cls(**d)
         except TypeError as exc:
@@ -153,6 +159,7 @@ class ImageCodec(_Codec):
     min_contrast: float = 0.12
     min_ink_frac: float = 0.0005
     name = "image"
+    _LEGACY = {"localize": False}
 
     def __post_init__(self):
         if self.invert not in (INVERT_AUTO, INVERT_NEVER, INVERT_ALWAYS):
@@ -421,6 +428,7 @@ class AudioCodec(_Codec):
     min_rate: int = 1000
     max_rate: int = 384000
     name = "audio"
+    _LEGACY = {"centre_on_energy": False}
 
     def __post_init__(self):
         if self.window_n != self.hop_length * self.n_frames:

@@ -166,9 +166,11 @@ def noise_like(n: int, kind: str, rng: np.random.Generator, babble: list | None 
         x = rng.standard_normal(n)
     elif kind == "pink":
         spec = np.fft.rfft(rng.standard_normal(n))
-        f = np.arange(len(spec), dtype=np.float64)
-        f[0] = 1.0
-        x = np.fft.irfft(spec / np.sqrt(f), n)
+        f = np.fft.rfftfreq(n, 1.0 / sample_rate)
+        # 1/f power above 20 Hz; below, nothing (a microphone's high-pass: otherwise half the
+        # power would be a slow drift under the speech)
+        spec = np.where(f >= 20.0, spec / np.sqrt(np.maximum(f, 20.0)), 0.0)
+        x = np.fft.irfft(spec, n)
     elif kind == "babble":
         if not babble:
             raise ValueError("noise_like: babble noise needs a list of speech clips")

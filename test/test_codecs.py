@@ -410,3 +410,15 @@ def test_audio_mel_range_is_the_training_bandwidth():
     assert np.abs(codec.encode(speech_like + hiss, sr) - codec.encode(speech_like, sr)).max() < 0.02
     wide = AudioCodec(peak_normalize=False, fmax=8000.0)  # the old range sees the hiss
     assert np.abs(wide.encode(speech_like + hiss, sr) - wide.encode(speech_like, sr)).max() > 0.1
+
+
+def test_older_checkpoint_codecs_keep_their_preprocessing():
+    """A stored codec dict written before localisation / energy centring existed rebuilds the
+    codec that the model was trained with; a current dict keeps the new front ends."""
+    old_image = {k: v for k, v in ImageCodec().to_dict().items()
+                 if k not in ("localize", "box", "work_size", "min_contrast", "min_ink_frac")}
+    old_audio = {k: v for k, v in AudioCodec().to_dict().items() if k != "centre_on_energy"}
+    restored = codecs_from_dict({"image": old_image, "audio": old_audio})
+    assert restored["image"].localize is False and restored["audio"].centre_on_energy is False
+    current = codecs_from_dict(codecs_to_dict(default_codecs()))
+    assert current["image"].localize is True and current["audio"].centre_on_energy is True

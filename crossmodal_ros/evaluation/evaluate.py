@@ -15,6 +15,8 @@ cross-modal rows with 1, 2 and 3 given modalities.
     crossmodal-eval --checkpoint models/nexus_digits.pt [--data digits] [--split test]
         [--instruments models/instruments_digits.pt] [--out docs/results/<name>]
         [--device auto] [--limit N] [--sample]
+    crossmodal-eval --robustness [--checkpoint X] [--limit N] [--seed S] [--out DIR] [--rows camera,microphone,pen]
+        (the robustness suite: crossmodal_ros.evaluation.robustness)
 
 writes ``results.md``, ``results.csv`` (one row per subset x target), ``results.json`` and
 ``samples_<subset>.png`` grids into ``--out``.
@@ -321,6 +323,11 @@ def limit_tensors(tensors: dict, limit: int | None) -> dict:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--robustness" in argv:  # the robustness suite has its own options (crossmodal_ros.evaluation.robustness)
+        from crossmodal_ros.evaluation.robustness import main as robustness_main
+
+        return robustness_main([a for a in argv if a != "--robustness"])
     parser = argparse.ArgumentParser(
         prog="crossmodal-eval",
         description="Cross-modal evaluation (Nexus paper, Section 6) of a checkpoint with the shipped judges.")
