@@ -151,3 +151,19 @@ def test_cli_dispatch_and_row_selection(parts, tmp_path, capsys):
     data = json.loads((tmp_path / "results.json").read_text())
     assert [r["id"] for r in data["rows"]] == ["pen/rot-20", "pen/rot-10", "pen/rot+10", "pen/rot+20"]
     assert main(["--robustness", "--rows", "nonsense", "--out", str(tmp_path)]) == 2
+
+
+def test_validation_split_never_touches_held_out_data(parts):
+    """--split val (choosing between training runs) measures val-split inputs and skips the
+    held-out evaluation sets; the evaluated recordings are validation recordings."""
+    from crossmodal_ros.evaluation.robustness import run_suite
+
+    engine, instruments = parts
+    result, suite = run_suite(engine, instruments, rows="microphone/clean,microphone/espeak,camera/mnist-as-shipped",
+                              limit=6, seed=0, data_root=DATA_ROOT, split="val")
+    by = {r["id"]: r for r in result["rows"]}
+    assert result["split"] == "val"
+    assert "skipped" in by["microphone/espeak"] and "skipped" in by["camera/mnist-as-shipped"]
+    assert by["microphone/clean"]["n"] == 6
+    idx = [int(f.split("_")[2]) for f in suite.recordings()["file"] if not f.split("_")[1].startswith("espeak")]
+    assert idx and all(5 <= i <= 9 for i in idx)  # FSDD validation recordings only
