@@ -4,7 +4,8 @@ Usage::
 
     crossmodal-train --config config/train_nexus.yaml [--data digits|mhd:<dir>|bag:<file>]
                      [--device auto|cpu|cuda] [--epochs N] [--out runs/<name>] [--resume]
-                     [--seed S] [--limit N]
+                     [--seed S] [--limit N] [--grad-accum K] [--precision fp32|bf16|fp16]
+    torchrun --nproc_per_node N -m crossmodal_ros.training.train --config ...   (same options)
 
 Stages: (1) when the model config says ``sound_pretrain: true``, the sound VAE is pretrained
 alone as a SigmaVAE for ``train.sound_pretrain_epochs`` and frozen; (2) the model is trained
@@ -15,6 +16,12 @@ phase's trainable parameters, on the phase's fraction of the training data, for 
 (a seeded split); ``<out>/best.pt`` (lowest validation loss, the shippable model, no optimizer
 state) and ``<out>/last.pt`` (with optimizer and RNG state, for ``--resume``) are written
 atomically; ``<out>/log.csv`` and ``<out>/log.json`` record every epoch.
+
+Several processes or machines: run the same command under ``torchrun`` (``torchrun
+--nproc_per_node N -m crossmodal_ros.training.train ...``); see
+:mod:`crossmodal_ros.training.distributed`. ``train.batch_size`` stays the batch of one
+optimizer step, split over the processes and ``train.grad_accum`` accumulation steps;
+``train.precision`` (fp32 | bf16 | fp16) turns on autocast.
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ import json
 import math
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import torch
@@ -35,6 +43,7 @@ from ..modalities import LABEL
 from ..models import MODEL_KINDS, build_model, count_parameters
 from ..models.base import ModelConfigError, merge_config
 from ..models.nexus import sigma_vae_loss
+from . import distributed
 
 #: The ``train:`` section of a config with its defaults (the reference training setup).
 TRAIN_DEFAULTS: dict = {
@@ -52,7 +61,11 @@ TRAIN_DEFAULTS: dict = {
     "half_best": False,         # store best.pt as float16
     "val_split": "",            # "" = a seeded val_fraction of the train split; else a dataset split (e.g. "val")
     "exclude_speakers": [],     # speakers never heard in training (their samples get other speakers' clips)
+    "grad_accum": 1,            # micro-batches per optimizer step (batch_size is the step's batch, split over them)
+    "precision": "fp32",        # fp32 | bf16 | fp16 (autocast; fp16 with loss scaling, CUDA only)
 }
+#: ``train.precision`` values.
+PRECISIONS = ("fp32", "bf16", "fp16")
 #: Top-level keys of a config file.
 CONFIG_KEYS = ("kind", "data", "model", "train", "augment")
 
@@ -134,6 +147,10 @@ def _check_train(t: dict, source: str) -> None:
         bad("val_split", "must be a split name or ''")
     if not isinstance(t["exclude_speakers"], list) or not all(isinstance(x, str) for x in t["exclude_speakers"]):
         bad("exclude_speakers", "must be a list of speaker names")
+    if t["grad_accum"] < 1:
+        bad("grad_accum", "must be >= 1")
+    if t["precision"] not in PRECISIONS:
+        bad("precision", f"must be one of {list(PRECISIONS)}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -245,12 +262,6 @@ def _progress(iterable, total, desc, quiet):
     return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, file=sys.stderr)
 
 
-def _n_batches(tensors, batch_size):
-    n = next(iter(tensors.values())).shape[0]
-    full, rest = divmod(n, batch_size)
-    return full + (1 if rest >= 2 else 0)
-
-
 def _check_finite(loss: torch.Tensor, logs: dict, where: str) -> None:
     if not torch.isfinite(loss):
         terms = ", ".join(f"{k}={v:.4g}" for k, v in logs.items())
@@ -258,39 +269,113 @@ def _check_finite(loss: torch.Tensor, logs: dict, where: str) -> None:
                             "set train.grad_clip, or check the data for NaN/Inf")
 
 
-def pretrain_sound(model, train, val, tcfg, device, gen, quiet=False, log=print, bank=None) -> dict:
+def _train_step(wrapped, micro, args: tuple, opt, clip_params, clip: float, device, precision: str, where: str,
+                scaler, sums: dict, world_size: int = 1) -> dict:
+    """One optimizer step over this rank's micro-batches ``micro`` (``[(weight, batch), ...]``
+    from :func:`distributed.step_batches`): forward (under autocast) and backward of each
+    weighted micro-batch loss (DDP all-reduces the gradients after the last one), gradient
+    clipping, the optimizer step. Adds each log term times the micro-batch's share of the global
+    batch to ``sums``. Returns the last micro-batch's logs."""
+    opt.zero_grad(set_to_none=True)
+    last = len(micro) - 1
+    logs = {}
+    for j, (w, batch) in enumerate(micro):
+        with distributed.no_sync(wrapped, j < last):
+            with distributed.autocast(device, precision):
+                loss, logs = wrapped(batch, *args)
+            _check_finite(loss, logs, where)
+            if w != 1.0:
+                loss = loss * w
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+        share = w / world_size
+        for k, v in logs.items():
+            sums[k] = sums.get(k, 0.0) + (v if share == 1.0 else v * share)
+    if scaler is not None:
+        if clip > 0:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(clip_params, clip)
+        scaler.step(opt)
+        scaler.update()
+    else:
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(clip_params, clip)
+        opt.step()
+    return logs
+
+
+def _reduce_sums(sums: dict, ctx, device) -> dict:
+    """``sums`` summed over all ranks (rank 0's keys; a key a rank lacks counts 0 there)."""
+    if not ctx.enabled:
+        return sums
+    keys = ctx.broadcast_object(sorted(sums))
+    return dict(zip(keys, ctx.all_reduce_sum([float(sums.get(k, 0.0)) for k in keys], device)))
+
+
+def _grad_scaler(precision: str, device):
+    return torch.amp.GradScaler(device.type) if precision == "fp16" else None
+
+
+def _sound_loss(vae, audio, beta, clip):
+    loss, logs = sigma_vae_loss(vae, audio, beta, clip)
+    return loss, {**logs, "loss": float(loss.detach())}
+
+
+def _model_loss(model, batch, epoch):
+    return model.loss(batch, None, epoch)
+
+
+def _split_or_fail(batch_size: int, ctx, accum: int, key: str) -> None:
+    try:
+        distributed.check_batch_split(batch_size, ctx, accum, key)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def pretrain_sound(model, train, val, tcfg, device, gen, quiet=False, log=print, bank=None, ctx=None) -> dict:
     """SigmaVAE pretraining of the model's sound VAE, then freeze it (best validation epoch).
 
     Returns a dict of stage metrics. The VAE is trained alone on ``train["audio"]`` with KL
-    weight ``model.config["sound_beta"]``.
+    weight ``model.config["sound_beta"]``. ``ctx``: the :class:`distributed.DistContext`
+    (several processes: DDP over the VAE, validation on rank 0, which broadcasts the result).
     """
+    ctx = ctx or distributed.DistContext()
     vae = model.bottom.vaes["audio"]
     beta, clip = model.config["sound_beta"], model.config["min_log_sigma"]
+    accum, precision = int(tcfg.get("grad_accum", 1)), tcfg.get("precision", "fp32")
+    bs = tcfg["sound_pretrain_batch_size"]
+    _split_or_fail(bs, ctx, accum, "train.sound_pretrain_batch_size")
     vae.requires_grad_(True)
     opt = torch.optim.Adam(vae.parameters(), lr=tcfg["sound_pretrain_lr"])
+    wrapped = distributed.wrap(distributed.LossModule(vae, _sound_loss), ctx, device)
+    scaler = _grad_scaler(precision, device)
+    n = train["audio"].shape[0]
     best, best_state, history = float("inf"), None, []
     epochs = tcfg["sound_pretrain_epochs"]
     for epoch in range(epochs):
         t0 = time.time()
         vae.train()
-        total, count = 0.0, 0
+        if ctx.enabled:
+            torch.manual_seed(ctx.rank_seed(tcfg["seed"], 1, epoch))
+        sums, count = {}, 0
         audio = bank.draw(train, gen)["audio"] if bank is not None else train["audio"]
-        bar = _progress(batches({"audio": audio}, tcfg["sound_pretrain_batch_size"], gen, device),
-                        _n_batches(train, tcfg["sound_pretrain_batch_size"]), f"sound {epoch + 1}/{epochs}", quiet)
-        for batch in bar:
-            loss, logs = sigma_vae_loss(vae, batch["audio"], beta, clip)
-            _check_finite(loss, logs, f"sound pretraining epoch {epoch + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, count = total + float(loss.detach()), count + 1
+        bar = _progress(distributed.step_batches({"audio": audio}, bs, gen, device, None, ctx, accum),
+                        distributed.n_steps(n, bs, ctx.world_size * accum), f"sound {epoch + 1}/{epochs}", quiet)
+        for micro in bar:
+            micro = [(w, b["audio"]) for w, b in micro]
+            logs = _train_step(wrapped, micro, (beta, clip), opt, (), 0.0, device, precision,
+                               f"sound pretraining epoch {epoch + 1}", scaler, sums, ctx.world_size)
+            count += 1
             if not quiet:
                 bar.set_postfix(loss=f"{logs['rec'] + beta * logs['kl']:.1f}", kl=f"{logs['kl']:.1f}")
-        vae.eval()
-        with torch.inference_mode():
-            vals = [sigma_vae_loss(vae, b["audio"], beta, clip)[0].item() * b["audio"].shape[0]
-                    for b in batches({"audio": val["audio"]}, 256, None, device)]
-        val_loss = sum(vals) / val["audio"].shape[0]
+        total = _reduce_sums(sums, ctx, device).get("loss", 0.0)
+        val_loss = None
+        if ctx.is_main:
+            vae.eval()
+            with torch.inference_mode():
+                vals = [sigma_vae_loss(vae, b["audio"], beta, clip)[0].item() * b["audio"].shape[0]
+                        for b in batches({"audio": val["audio"]}, 256, None, device)]
+            val_loss = sum(vals) / val["audio"].shape[0]
+        val_loss = ctx.broadcast_object(val_loss)
         history.append({"epoch": epoch + 1, "train_loss": total / max(count, 1), "val_loss": val_loss,
                         "time_s": time.time() - t0})
         log(f"sound pretrain epoch {epoch + 1}/{epochs}: train {total / max(count, 1):.2f} val {val_loss:.2f} "
@@ -299,6 +384,7 @@ def pretrain_sound(model, train, val, tcfg, device, gen, quiet=False, log=print,
             best, best_state = val_loss, copy.deepcopy(vae.state_dict())
     if best_state is not None:
         vae.load_state_dict(best_state)
+    ctx.sync_module(vae, buffers_only=True)  # BatchNorm statistics: rank 0's
     vae.requires_grad_(False)
     model.bottom.audio_pretrained.fill_(True)
     model.train()  # re-applies the frozen-in-eval rule
@@ -335,11 +421,23 @@ def validate(model, val: dict, device, epoch: int, batch_size: int = 256) -> dic
 def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict | None = None,
                  resume: bool = False, device="auto", quiet: bool = False, log=print, bank=None) -> dict:
     """Train ``cfg["kind"]`` on tensor dicts ``train``/``val``; write checkpoints and logs to
-    ``out_dir``. Returns a summary dict (best metrics, timings, paths)."""
+    ``out_dir``. Returns a summary dict (best metrics, timings, paths).
+
+    Under ``torchrun`` (several processes) every process calls this with the same arguments:
+    the model trains in DistributedDataParallel, rank 0 validates, logs and writes the files.
+    """
     tcfg = cfg["train"]
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device if device != "auto" else tcfg["device"])
+    try:
+        ctx, dev = distributed.setup(dev)
+        distributed.check_precision(tcfg["precision"], dev)
+    except (distributed.DistributedSetupError, ValueError) as exc:
+        raise TrainingError(str(exc)) from exc
+    if not ctx.is_main:
+        log, quiet = (lambda s: None), True
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
     if tcfg["num_threads"]:
         torch.set_num_threads(tcfg["num_threads"])
     torch.manual_seed(tcfg["seed"])
@@ -347,37 +445,51 @@ def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict |
     missing = [m for m in cfg["model"]["modalities"] if m not in train]
     if missing:
         raise TrainingError(f"the data lacks modalities {missing} required by the model config")
+    accum, precision = tcfg["grad_accum"], tcfg["precision"]
 
     model = build_model(cfg["kind"], cfg["model"]).to(dev)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg["lr"])
+    scaler = _grad_scaler(precision, dev)
     start_epoch, best_val, history, stage_info = 0, float("inf"), [], {}
     last_path, best_path = out / "last.pt", out / "best.pt"
     if resume and hasattr(model, "training_phases"):
         raise TrainingError(f"--resume is not supported for the phased kind {cfg['kind']!r}; start a new run")
+    if not hasattr(model, "training_phases"):
+        _split_or_fail(tcfg["batch_size"], ctx, accum, "train.batch_size")
     if resume:
-        if not last_path.is_file():
-            raise TrainingError(f"--resume: {last_path} does not exist (nothing to resume)")
-        try:
-            ck = read_checkpoint(last_path, "cpu")
-        except CheckpointError as exc:
-            raise TrainingError(f"--resume: {exc}") from exc
-        if ck["kind"] != cfg["kind"] or ck["config"] != cfg["model"]:
-            raise TrainingError(f"--resume: {last_path} was trained with kind {ck['kind']!r} and another model "
-                                "config; use the same config or a new --out directory")
+        def read_last():
+            if not last_path.is_file():
+                raise TrainingError(f"--resume: {last_path} does not exist (nothing to resume)")
+            try:
+                ck = read_checkpoint(last_path, "cpu")
+            except CheckpointError as exc:
+                raise TrainingError(f"--resume: {exc}") from exc
+            if ck["kind"] != cfg["kind"] or ck["config"] != cfg["model"]:
+                raise TrainingError(f"--resume: {last_path} was trained with kind {ck['kind']!r} and another model "
+                                    "config; use the same config or a new --out directory")
+            return ck
+
+        ck = ctx.on_main(read_last)  # rank 0 reads, every rank gets it (no shared disk needed)
         model.load_state_dict(ck["state_dict"])
         st = ck["train"]
         opt.load_state_dict(st["optimizer"])
+        if scaler is not None and st.get("grad_scaler"):
+            scaler.load_state_dict(st["grad_scaler"])
         start_epoch, best_val = int(st["epoch"]), float(st["best_val"])
         history = json.loads(st.get("history_json", "[]"))
         stage_info = json.loads(st.get("stage_json", "{}"))
         gen.set_state(st["generator"])
         torch.set_rng_state(st["torch_rng"])
-        log(f"resuming {cfg['kind']} from {last_path} after epoch {start_epoch}")
+        was = int(st.get("world_size", 1))
+        log(f"resuming {cfg['kind']} from {last_path} after epoch {start_epoch}"
+            f"{f' (trained on {was} process(es), now {ctx.world_size})' if was != ctx.world_size else ''}")
 
     n_total = count_parameters(model)
     log(f"{cfg['kind']}: {n_total / 1e6:.2f} M parameters ({count_parameters(model, True) / 1e6:.2f} M trainable), "
         f"{next(iter(train.values())).shape[0]} train / {next(iter(val.values())).shape[0]} val samples, device {dev}"
-        f"{f', {torch.get_num_threads()} CPU threads' if dev.type == 'cpu' else ''}")
+        f"{f', {torch.get_num_threads()} CPU threads' if dev.type == 'cpu' else ''}"
+        f"{f', {ctx.world_size} processes ({ctx.backend})' if ctx.enabled else ''}"
+        f"{f', {accum} accumulation steps' if accum > 1 else ''}{f', {precision} autocast' if precision != 'fp32' else ''}")
 
     t_run = time.time()
     bottom = getattr(model, "bottom", None)
@@ -385,8 +497,10 @@ def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict |
     if needs_sound and tcfg["sound_pretrain_epochs"] > 0:
         log(f"stage 1: sound SigmaVAE pretraining for {tcfg['sound_pretrain_epochs']} epochs")
         t0 = time.time()
-        stage_info = pretrain_sound(model, train, val, tcfg, dev, gen, quiet, log, bank=bank)
+        stage_info = pretrain_sound(model, train, val, tcfg, dev, gen, quiet, log, bank=bank, ctx=ctx)
         stage_info["time_s"] = time.time() - t0
+        if ctx.enabled:
+            distributed.release()
         # the optimizer was built before; the frozen sound VAE is not in it either way
     elif needs_sound:
         log("warning: sound_pretrain is true but train.sound_pretrain_epochs is 0: the sound VAE stays at its "
@@ -394,67 +508,85 @@ def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict |
 
     keys = list(model.modalities)
     if hasattr(model, "training_phases"):
-        stage_info = run_phases(model, train, val, tcfg, dev, gen, out, codecs_dict, cfg, quiet, log)
+        stage_info = run_phases(model, train, val, tcfg, dev, gen, out, codecs_dict, cfg, quiet, log, ctx=ctx)
         summary = {"kind": cfg["kind"], "best_val_loss": stage_info["best_val"], "epochs": stage_info["epochs"],
                    "parameters": n_total, "time_s": time.time() - t_run, "best": str(best_path),
                    "last": str(last_path), "history": stage_info["history"], "phases": stage_info["phases"]}
-        _write_logs(out, stage_info["history"], cfg, {"phases": stage_info["phases"]}, summary)
+        if ctx.is_main:
+            _write_logs(out, stage_info["history"], cfg, {"phases": stage_info["phases"]}, summary)
+        _check_replicas(ctx, model)
         return summary
-    epochs = tcfg["epochs"]
+    # DDP registers the parameters that are trainable now (after the sound stage froze its VAE)
+    wrapped = distributed.wrap(distributed.LossModule(model, _model_loss), ctx, dev)
+    epochs, bs = tcfg["epochs"], tcfg["batch_size"]
+    n_train = next(iter(train.values())).shape[0]
     summary = {}
     for epoch in range(start_epoch, epochs):
         t0 = time.time()
         model.train()
+        if ctx.enabled:
+            torch.manual_seed(ctx.rank_seed(tcfg["seed"], 2, epoch))
         sums: dict[str, float] = {}
         count = 0
         epoch_train = bank.draw(train, gen) if bank is not None else train
-        bar = _progress(batches(epoch_train, tcfg["batch_size"], gen, dev, keys), _n_batches(train, tcfg["batch_size"]),
+        bar = _progress(distributed.step_batches(epoch_train, bs, gen, dev, keys, ctx, accum),
+                        distributed.n_steps(n_train, bs, ctx.world_size * accum),
                         f"{cfg['kind']} {epoch + 1}/{epochs}", quiet)
-        for step, batch in enumerate(bar):
-            loss, logs = model.loss(batch, None, epoch)
-            _check_finite(loss, logs, f"epoch {epoch + 1} step {step + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if tcfg["grad_clip"] > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"])
-            opt.step()
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + v
+        for step, micro in enumerate(bar):
+            logs = _train_step(wrapped, micro, (epoch,), opt, model.parameters(), tcfg["grad_clip"], dev, precision,
+                               f"epoch {epoch + 1} step {step + 1}", scaler, sums, ctx.world_size)
             count += 1
             if not quiet:
                 bar.set_postfix({k.split("/")[-1] if k.startswith("top/") else k: f"{v:.3g}"
                                  for k, v in logs.items() if k == "loss" or k.startswith("top/")})
+        sums = _reduce_sums(sums, ctx, dev)
         train_time = time.time() - t0
-        val_metrics = validate(model, val, dev, epoch)
-        record = {"epoch": epoch + 1, "time_s": round(time.time() - t0, 3)}
-        record.update({f"train/{k}": v / max(count, 1) for k, v in sums.items()})
-        record.update({f"val/{k}": v for k, v in val_metrics.items()})
-        history.append(record)
-        improved = val_metrics["loss"] < best_val
-        if improved:
-            best_val = val_metrics["loss"]
-            save_checkpoint(best_path, model, codecs_dict, metrics=_metrics(record, stage_info),
-                            train_state={"epoch": epoch + 1, "seed": tcfg["seed"], "data": cfg["data"],
-                                         "train_config_json": json.dumps(tcfg)},
-                            half=tcfg["half_best"])
-        save_checkpoint(last_path, model, codecs_dict, metrics=_metrics(record, stage_info), train_state={
-            "epoch": epoch + 1, "best_val": best_val, "optimizer": opt.state_dict(), "generator": gen.get_state(),
-            "torch_rng": torch.get_rng_state(), "history_json": json.dumps(history),
-            "stage_json": json.dumps(stage_info), "train_config_json": json.dumps(tcfg)})
-        _write_logs(out, history, cfg, stage_info)
-        accs = " ".join(f"{k[len('acc_label_from_'):]}->label {v:.3f}" for k, v in val_metrics.items()
-                        if k.startswith("acc_label_from_"))
-        log(f"epoch {epoch + 1}/{epochs}: train loss {record.get('train/loss', float('nan')):.2f}, val loss "
-            f"{val_metrics['loss']:.2f}{' (best)' if improved else ''}, {accs}, {time.time() - t0:.1f}s")
-        if epoch == start_epoch and epochs - epoch > 1:
-            remaining = (epochs - epoch - 1) * (time.time() - t0)
-            log(f"estimated time for the remaining {epochs - epoch - 1} epochs: {remaining / 60:.1f} min "
-                f"({train_time:.1f}s training + {time.time() - t0 - train_time:.1f}s validation per epoch)")
+        if ctx.is_main:
+            val_metrics = validate(model, val, dev, epoch)
+            record = {"epoch": epoch + 1, "time_s": round(time.time() - t0, 3)}
+            record.update({f"train/{k}": v / max(count, 1) for k, v in sums.items()})
+            record.update({f"val/{k}": v for k, v in val_metrics.items()})
+            history.append(record)
+            improved = val_metrics["loss"] < best_val
+            if improved:
+                best_val = val_metrics["loss"]
+                save_checkpoint(best_path, model, codecs_dict, metrics=_metrics(record, stage_info),
+                                train_state={"epoch": epoch + 1, "seed": tcfg["seed"], "data": cfg["data"],
+                                             "train_config_json": json.dumps(tcfg)},
+                                half=tcfg["half_best"])
+            state = {"epoch": epoch + 1, "best_val": best_val, "optimizer": opt.state_dict(),
+                     "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                     "history_json": json.dumps(history), "stage_json": json.dumps(stage_info),
+                     "train_config_json": json.dumps(tcfg)}
+            if ctx.enabled:
+                state["world_size"] = ctx.world_size
+            if scaler is not None:
+                state["grad_scaler"] = scaler.state_dict()
+            save_checkpoint(last_path, model, codecs_dict, metrics=_metrics(record, stage_info), train_state=state)
+            _write_logs(out, history, cfg, stage_info)
+            accs = " ".join(f"{k[len('acc_label_from_'):]}->label {v:.3f}" for k, v in val_metrics.items()
+                            if k.startswith("acc_label_from_"))
+            log(f"epoch {epoch + 1}/{epochs}: train loss {record.get('train/loss', float('nan')):.2f}, val loss "
+                f"{val_metrics['loss']:.2f}{' (best)' if improved else ''}, {accs}, {time.time() - t0:.1f}s")
+            if epoch == start_epoch and epochs - epoch > 1:
+                remaining = (epochs - epoch - 1) * (time.time() - t0)
+                log(f"estimated time for the remaining {epochs - epoch - 1} epochs: {remaining / 60:.1f} min "
+                    f"({train_time:.1f}s training + {time.time() - t0 - train_time:.1f}s validation per epoch)")
+        ctx.barrier()  # last.pt is complete before any rank goes on (or exits)
     summary = {"kind": cfg["kind"], "best_val_loss": best_val, "epochs": epochs, "parameters": n_total,
                "time_s": time.time() - t_run, "best": str(best_path), "last": str(last_path),
                "history": history, "sound_pretrain": stage_info}
-    _write_logs(out, history, cfg, stage_info, summary)
+    if ctx.is_main:
+        _write_logs(out, history, cfg, stage_info, summary)
+    _check_replicas(ctx, model)
     return summary
+
+
+def _check_replicas(ctx, model) -> None:
+    try:
+        ctx.check_replicas(model)
+    except RuntimeError as exc:
+        raise TrainingError(str(exc)) from exc
 
 
 def fraction_subset(tensors: dict, fraction: float) -> dict:
@@ -466,59 +598,76 @@ def fraction_subset(tensors: dict, fraction: float) -> dict:
 
 
 def run_phase(model, phase, train: dict, val: dict, tcfg: dict, device, gen, quiet=False, log=print,
-              on_epoch=None) -> list:
+              on_epoch=None, ctx=None) -> list:
     """Train one :class:`~crossmodal_ros.models.phased.TrainingPhase` of a phased model.
 
     A fresh Adam optimizer over the phase's trainable parameters (the rest frozen by
     ``model.set_phase``), ``phase.epochs`` passes over ``phase.data_fraction`` of ``train``,
     validation on all of ``val`` after each epoch. ``on_epoch(record, val_metrics)`` is called
-    after each epoch. Returns the epoch records.
+    after each epoch. Returns the epoch records. ``ctx`` (several processes): the phase trains in
+    its own DDP wrapper (with ``find_unused_parameters``: a phase's loss need not touch every
+    trainable parameter); validation and ``on_epoch`` run on rank 0 only (``val_metrics`` is
+    None on the other ranks).
     """
+    ctx = ctx or distributed.DistContext()
+    accum, precision = int(tcfg.get("grad_accum", 1)), tcfg.get("precision", "fp32")
     params = model.set_phase(phase.name)
     opt = torch.optim.Adam(params, lr=tcfg["lr"])
+    scaler = _grad_scaler(precision, device)
     data = fraction_subset(train, phase.data_fraction) if phase.data_fraction < 1.0 else train
     keys = list(model.modalities)
     n = next(iter(data.values())).shape[0]
     bs = min(tcfg["batch_size"], n)
+    if ctx.world_size * accum > 1 and bs // (ctx.world_size * accum) < 2:
+        raise TrainingError(f"phase {phase.name!r} trains on {n} samples, batches of {bs}: too few to give each of "
+                            f"{ctx.world_size} process(es) x {accum} accumulation step(s) 2 samples; use fewer "
+                            "processes or accumulation steps (or more data / a larger batch)")
+    wrapped = distributed.wrap(distributed.LossModule(model, _model_loss), ctx, device, find_unused=True)
     log(f"{phase.description}: {phase.epochs} epochs on {n} samples, {sum(p.numel() for p in params) / 1e6:.2f} M "
         "trainable parameters")
     history = []
     for epoch in range(phase.epochs):
         t0 = time.time()
         model.train()
+        if ctx.enabled:
+            torch.manual_seed(ctx.rank_seed(tcfg["seed"], 3, zlib.crc32(phase.name.encode()), epoch))
         sums, count = {}, 0
-        bar = _progress(batches(data, bs, gen, device, keys), _n_batches(data, bs),
+        bar = _progress(distributed.step_batches(data, bs, gen, device, keys, ctx, accum),
+                        distributed.n_steps(n, bs, ctx.world_size * accum),
                         f"{phase.name} {epoch + 1}/{phase.epochs}", quiet)
-        for step, batch in enumerate(bar):
-            loss, logs = model.loss(batch, None, epoch)
-            _check_finite(loss, logs, f"phase {phase.name} epoch {epoch + 1} step {step + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if tcfg["grad_clip"] > 0:
-                torch.nn.utils.clip_grad_norm_(params, tcfg["grad_clip"])
-            opt.step()
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + v
+        for step, micro in enumerate(bar):
+            _train_step(wrapped, micro, (epoch,), opt, params, tcfg["grad_clip"], device, precision,
+                        f"phase {phase.name} epoch {epoch + 1} step {step + 1}", scaler, sums, ctx.world_size)
             count += 1
-        val_metrics = validate(model, val, device, epoch)
+        sums = _reduce_sums(sums, ctx, device)
+        val_metrics = validate(model, val, device, epoch) if ctx.is_main else None
         record = {"phase": phase.name, "epoch": epoch + 1, "time_s": round(time.time() - t0, 3)}
         record.update({f"train/{k}": v / max(count, 1) for k, v in sums.items()})
-        record.update({f"val/{k}": v for k, v in val_metrics.items()})
+        if val_metrics is not None:
+            record.update({f"val/{k}": v for k, v in val_metrics.items()})
+            log(f"{phase.name} epoch {epoch + 1}/{phase.epochs}: train loss "
+                f"{record.get('train/loss', float('nan')):.2f}, val loss {val_metrics['loss']:.2f}, "
+                f"{record['time_s']:.1f}s")
         history.append(record)
-        log(f"{phase.name} epoch {epoch + 1}/{phase.epochs}: train loss {record.get('train/loss', float('nan')):.2f}, "
-            f"val loss {val_metrics['loss']:.2f}, {record['time_s']:.1f}s")
-        if on_epoch is not None:
+        if on_epoch is not None and ctx.is_main:
             on_epoch(record, val_metrics)
+        ctx.barrier()
+    del wrapped
+    if ctx.enabled:
+        ctx.sync_module(model, buffers_only=True)
+        distributed.release()
     return history
 
 
-def run_phases(model, train, val, tcfg, device, gen, out: Path, codecs_dict, cfg, quiet=False, log=print) -> dict:
+def run_phases(model, train, val, tcfg, device, gen, out: Path, codecs_dict, cfg, quiet=False, log=print,
+               ctx=None) -> dict:
     """Run every phase of a phased model in order (``model.training_phases(train.epochs)``).
 
     ``best.pt`` is the epoch of the *last* phase with the lowest validation loss (earlier phases
     optimise other objectives; their final state is what the next phase builds on); ``last.pt``
-    is written after every epoch (no resume for phased models).
+    is written after every epoch (no resume for phased models). Files are written by rank 0.
     """
+    ctx = ctx or distributed.DistContext()
     phases = model.training_phases(tcfg["epochs"])
     history, info, best = [], [], {"val": float("inf")}
     for i, phase in enumerate(phases):
@@ -537,12 +686,13 @@ def run_phases(model, train, val, tcfg, device, gen, out: Path, codecs_dict, cfg
             history.append(record)
             _write_logs(out, history, cfg, {"phases": info})
 
-        run_phase(model, phase, train, val, tcfg, device, gen, quiet, log, on_epoch)
+        run_phase(model, phase, train, val, tcfg, device, gen, quiet, log, on_epoch, ctx=ctx)
         info.append({"phase": phase.name, "epochs": phase.epochs, "data_fraction": phase.data_fraction,
                      "time_s": round(time.time() - t0, 2)})
     model.unfreeze()
-    if phases and phases[-1].epochs == 0 or not (out / "best.pt").is_file():
+    if ctx.is_main and (phases and phases[-1].epochs == 0 or not (out / "best.pt").is_file()):
         save_checkpoint(out / "best.pt", model, codecs_dict, metrics={}, half=tcfg["half_best"])
+    ctx.barrier()
     return {"best_val": best["val"], "epochs": sum(p.epochs for p in phases), "history": history, "phases": info}
 
 
@@ -584,26 +734,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="overrides train.seed")
     p.add_argument("--limit", type=int, help="use only the first N training samples (tiny runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--grad-accum", type=int, help="overrides train.grad_accum (micro-batches per optimizer step)")
+    p.add_argument("--precision", choices=PRECISIONS, help="overrides train.precision")
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    ctx = distributed.DistContext()
     try:
         cfg = load_config(args.config)
         if args.data:
             cfg["data"] = args.data
         for flag, key in ((args.epochs, "epochs"), (args.seed, "seed"), (args.device, "device"),
-                          (args.sound_epochs, "sound_pretrain_epochs")):
+                          (args.sound_epochs, "sound_pretrain_epochs"), (args.grad_accum, "grad_accum"),
+                          (args.precision, "precision")):
             if flag is not None:
                 cfg["train"][key] = flag
         cfg = resolve_config(cfg, "command line")
         if args.limit is not None and args.limit < 4:
             raise ConfigError("--limit must be >= 4")
         out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-        print(f"loading data {cfg['data']!r} ...", file=sys.stderr)
-        say = lambda s: print(s, file=sys.stderr)  # noqa: E731
         tcfg = cfg["train"]
+        try:  # under torchrun: join the process group before loading (data loading is ordered below)
+            ctx, _ = distributed.setup(resolve_device(tcfg["device"]))
+        except distributed.DistributedSetupError as exc:
+            raise TrainingError(str(exc)) from exc
+        say = (lambda s: print(s, file=sys.stderr)) if ctx.is_main else (lambda s: None)  # noqa: E731
+        say(f"loading data {cfg['data']!r} ...")
+        # one process per machine fills the on-disk caches (mel spectrograms, augmentation bank)
+        # first; the others then read them instead of writing the same files at the same time
+        if ctx.local_rank != 0:
+            ctx.barrier()
         tensors, codecs, bank = load_tensors(cfg["data"], "train", tcfg["exclude_speakers"], cfg["augment"],
                                              tcfg["seed"], log=say)
         if tcfg["val_split"]:
@@ -614,15 +776,20 @@ def main(argv=None) -> int:
                 val = limit_samples(val, max(4, args.limit // 4))
         else:
             train, val = split_train_val(tensors, tcfg["val_fraction"], tcfg["seed"], args.limit)
+        if ctx.local_rank == 0:
+            ctx.barrier()
         summary = run_training(cfg, train, val, out, codecs, resume=args.resume, device=tcfg["device"],
                                quiet=args.quiet, log=say, bank=bank)
     except (ConfigError, TrainingError, CheckpointError, DatasetError) as exc:
-        print(f"crossmodal-train: error: {exc}", file=sys.stderr)
+        print(f"crossmodal-train: error{f' (rank {ctx.rank})' if ctx.enabled else ''}: {exc}", file=sys.stderr)
+        ctx.close()
         return 2
     except KeyboardInterrupt:
         print("crossmodal-train: interrupted; resume with --resume", file=sys.stderr)
         return 130
-    print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=1, default=str))
+    ctx.close()
+    if ctx.is_main:
+        print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=1, default=str))
     return 0
 
 
