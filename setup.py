@@ -23,7 +23,9 @@ setup(
     maintainer_email="crossmodal-ros@example.org",
     description="Cross-modal perception for ROS 2 with the Nexus hierarchical multimodal VAE.",
     license="Apache-2.0",
-    tests_require=["pytest"],
+    # colcon test (colcon-ros / colcon-core) looks for pytest in extras_require["test"];
+    # setuptools >= 72 dropped tests_require, and with it colcon silently fell back to unittest.
+    extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
             # offline tools (ROS-free)

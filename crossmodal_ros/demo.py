@@ -302,6 +302,30 @@ def build_graph(ctx, checkpoint: str, nexus_params: dict, dataset: dict, schedul
                      nodes=nodes, load_s=load_s, start=start, pen_writer=writer)
 
 
+def close_graph(graph, executor, ctx) -> None:
+    """Tear the demo graph down without racing the executor's worker threads.
+
+    ``MultiThreadedExecutor.spin_once`` hands a ready callback to its thread pool and returns, so
+    when the demo loop ends a handler may still be queued. Destroying the nodes first made that
+    handler fail later ("The following exception was never retrieved: cannot use Destroyable
+    because destruction was requested"). ``executor.shutdown()`` alone does not help: rclpy
+    destroys the executor's guard condition, which every handler triggers, before it joins the
+    pool. So: first let the pool run what is queued while nodes and guard still exist, then shut
+    the executor down, destroy the nodes, and shut the context down.
+    """
+    import rclpy
+
+    try:
+        pool = getattr(executor, "_executor", None)  # rclpy's ThreadPoolExecutor (no public API)
+        if pool is not None:
+            pool.shutdown(wait=True)
+        executor.shutdown()
+    finally:
+        if graph is not None:
+            graph.destroy(None)
+        rclpy.shutdown(context=ctx)
+
+
 def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = None,
              device: str | None = None, out_dir: str | Path = "out/demo", config: str | None = None,
              seed: int | None = None, out=None) -> dict:
@@ -394,10 +418,7 @@ def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = Non
             "inputs": _input_stats(graph),
         }
     finally:
-        if graph is not None:
-            graph.destroy(executor)
-        executor.shutdown()
-        rclpy.shutdown(context=ctx)
+        close_graph(graph, executor, ctx)
 
     records = [r for r in monitor.records if 0 <= r.stamp - start < duration]
     summary = _summarise(records, duration, stats)

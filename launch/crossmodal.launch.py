@@ -1,11 +1,18 @@
-"""Sensors + Nexus inference on a robot: ``ros2 launch crossmodal_ros crossmodal.launch.py``.
+"""Sensors + Nexus inference: ``ros2 launch crossmodal_ros crossmodal.launch.py``.
 
-Arguments (``ros2 launch ... --show-args``): which sensor nodes to start, the checkpoint and the
-inference device, the parameter files, and the namespace everything runs in. Example with a
-real camera and microphone and no pen::
+Two sensor profiles, one parameter file each, one argument apart:
 
-    ros2 launch crossmodal_ros crossmodal.launch.py enable_pen:=false \\
-        sensors_params:=/path/to/my_sensors.yaml device:=cuda
+* ``profile:=playback`` (default): every sensor node plays back the embedded dataset
+  (config/sensors_playback.yaml), so the graph starts on a machine with no camera, sound card
+  or pen;
+* ``profile:=devices``: real camera, microphone and pen/arm (config/sensors.yaml).
+
+Other arguments (``ros2 launch ... --show-args``): which sensor nodes to start, the checkpoint
+and the inference device, the parameter files (``sensors_params`` overrides the profile's
+file), and the namespace everything runs in. Example with a real camera and microphone and no
+pen::
+
+    ros2 launch crossmodal_ros crossmodal.launch.py profile:=devices enable_pen:=false device:=cuda
 """
 import os
 
@@ -13,7 +20,7 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EqualsSubstitution, IfElseSubstitution, LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 
@@ -23,7 +30,15 @@ def generate_launch_description():
     namespace = LaunchConfiguration("namespace")
     sensors_params = LaunchConfiguration("sensors_params")
     nexus_params = LaunchConfiguration("nexus_params")
+    profile_file = IfElseSubstitution(
+        EqualsSubstitution(LaunchConfiguration("profile"), "devices"),
+        if_value=os.path.join(share, "config", "sensors.yaml"),
+        else_value=os.path.join(share, "config", "sensors_playback.yaml"))
     args = [
+        DeclareLaunchArgument("profile", default_value="playback", choices=["playback", "devices"],
+                              description="Sensor profile: playback (embedded dataset, no devices; "
+                                          "config/sensors_playback.yaml) or devices (real camera, "
+                                          "microphone, pen; config/sensors.yaml)."),
         DeclareLaunchArgument("namespace", default_value="",
                               description="Namespace of every node and relative topic."),
         DeclareLaunchArgument("enable_camera", default_value="true",
@@ -38,9 +53,9 @@ def generate_launch_description():
                               description="Model checkpoint (.pt); empty: the shipped models/nexus_digits.pt."),
         DeclareLaunchArgument("device", default_value="auto",
                               description="Inference device: auto | cpu | cuda."),
-        DeclareLaunchArgument("sensors_params",
-                              default_value=os.path.join(share, "config", "sensors.yaml"),
-                              description="Parameter file of the sensor nodes."),
+        DeclareLaunchArgument("sensors_params", default_value=profile_file,
+                              description="Parameter file of the sensor nodes (default: the "
+                                          "profile's file)."),
         DeclareLaunchArgument("nexus_params",
                               default_value=os.path.join(share, "config", "nexus.yaml"),
                               description="Parameter file of the inference node."),

@@ -1,6 +1,6 @@
 """Bag replay into the inference node on sim time: ``ros2 launch crossmodal_ros replay.launch.py bag:=<file>``.
 
-bag_player publishes the bag's topics and ``/clock``; nexus_node runs with ``use_sim_time`` so
+bag_player waits until nexus_node subscribes, then publishes the bag's topics and ``/clock``; nexus_node runs with ``use_sim_time`` so
 staleness windows follow bag time. Evaluate the same bag offline with ``ros2 run crossmodal_ros
 bag_eval <file>``.
 """
@@ -19,6 +19,9 @@ def generate_launch_description():
     args = [
         DeclareLaunchArgument("bag", description="MCAP or sqlite3 bag (file or bag directory) to replay."),
         DeclareLaunchArgument("rate", default_value="1.0", description="Replay speed factor."),
+        DeclareLaunchArgument("wait_timeout", default_value="60.0",
+                              description="Seconds bag_player waits for nexus_node's subscriptions "
+                                          "(it loads the model first) before it gives up."),
         DeclareLaunchArgument("autostart", default_value="true",
                               description="true: nexus_node configures and activates itself; false: a lifecycle manager drives it."),
         DeclareLaunchArgument("checkpoint", default_value="",
@@ -29,7 +32,8 @@ def generate_launch_description():
     ]
     player = Node(
         package="crossmodal_ros", executable="bag_player", name="bag_player",
-        arguments=[LaunchConfiguration("bag"), "--rate", LaunchConfiguration("rate")],
+        arguments=[LaunchConfiguration("bag"), "--rate", LaunchConfiguration("rate"),
+                   "--wait-timeout", LaunchConfiguration("wait_timeout")],
         output="screen",
     )
     nexus = LifecycleNode(

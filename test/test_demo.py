@@ -3,6 +3,7 @@ untrained checkpoint), and its clear failure when the model is missing."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -80,3 +81,47 @@ def test_latent_listener_reads_the_documented_layout():
     bad.layout.dim[0].label = "x"
     with pytest.raises(ValueError):
         mod.latent_observation(bad)
+
+
+def test_close_graph_lets_queued_handlers_finish(capfd):
+    """The demo's teardown with a handler still queued in the executor's thread pool (as
+    spin_once leaves one): no "exception was never retrieved" afterwards. Before the fix
+    (destroy the nodes, then shut the executor down) the queued handler hit a destroyed timer."""
+    import gc
+
+    import rclpy
+    from rclpy.callback_groups import ReentrantCallbackGroup
+    from rclpy.executors import MultiThreadedExecutor
+
+    from crossmodal_ros.demo import close_graph
+
+    class Graph:
+        def __init__(self, nodes):
+            self.nodes = nodes
+
+        def destroy(self, executor=None):
+            for n in self.nodes:
+                if executor is not None:
+                    executor.remove_node(n)
+                n.destroy_node()
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    executor = MultiThreadedExecutor(num_threads=1, context=ctx)
+    node = rclpy.create_node("race", context=ctx)
+    ran = []
+    group = ReentrantCallbackGroup()
+    node.create_timer(0.001, lambda: (time.sleep(0.3), ran.append("slow")), callback_group=group)
+    node.create_timer(0.001, lambda: ran.append("fast"), callback_group=group)
+    executor.add_node(node)
+    time.sleep(0.01)
+    executor.spin_once(timeout_sec=0.05)  # the one worker is busy for 0.3 s ...
+    executor.spin_once(timeout_sec=0.05)  # ... and the next handler waits in its queue
+    close_graph(Graph([node]), executor, ctx)
+    assert ran[:1] == ["slow"]
+    from rclpy.task import Task
+
+    failed = [o for o in gc.get_objects() if type(o) is Task and o.exception() is not None]
+    assert not failed, [str(t.exception()) for t in failed]  # e.g. "cannot use Destroyable ..."
+    err = capfd.readouterr().err
+    assert "never retrieved" not in err and "Destroyable" not in err, err

@@ -16,7 +16,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
 # ROS parameter files (config/ also holds the training configurations of crossmodal-train)
-CONFIG_FILES = [ROOT / "config" / f for f in ("nexus.yaml", "sensors.yaml", "replay.yaml", "demo.yaml")]
+CONFIG_FILES = [ROOT / "config" / f for f in ("nexus.yaml", "sensors.yaml", "sensors_playback.yaml",
+                                               "replay.yaml", "demo.yaml")]
+
+pytestmark = pytest.mark.colcon
 
 
 def _console_scripts() -> set[str]:
@@ -122,11 +125,28 @@ def test_config_files_parse(path):
         assert set(section) == {"ros__parameters"}
 
 
-def test_sensor_parameter_file_names_declared_parameters():
-    data = yaml.safe_load((ROOT / "config" / "sensors.yaml").read_text())
+@pytest.mark.parametrize("name", ["sensors.yaml", "sensors_playback.yaml"])
+def test_sensor_parameter_file_names_declared_parameters(name):
+    data = yaml.safe_load((ROOT / "config" / name).read_text())
     base = _declared_parameters(ROOT / "crossmodal_ros" / "ros" / "sensor_base.py")
     for key, section in data.items():
         node = key.rsplit("/", 1)[-1]
         declared = _declared_parameters(ROOT / "crossmodal_ros" / "ros" / f"{node}.py") | base
         unknown = set(section["ros__parameters"]) - declared
-        assert not unknown, f"config/sensors.yaml {node}: unknown parameters {unknown}"
+        assert not unknown, f"config/{name} {node}: unknown parameters {unknown}"
+
+
+def test_nexus_parameter_file_names_declared_parameters():
+    from crossmodal_ros.ros.nexus_node import PARAMETERS
+
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}"
+
+    for name in ("nexus.yaml", "replay.yaml"):
+        params = yaml.safe_load((ROOT / "config" / name).read_text())["/**"]["ros__parameters"]
+        unknown = set(flat(params)) - set(PARAMETERS) - {"use_sim_time"}
+        assert not unknown, f"config/{name}: unknown parameters {unknown}"

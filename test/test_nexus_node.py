@@ -536,4 +536,35 @@ def test_a_model_without_a_modality_does_not_subscribe_to_it(ros_context, tmp_pa
     assert node.lifecycle_state == "active" and node.last_error == ""
     assert rc.spin_until(lambda: sensors.msgs("image") and sensors.msgs("trajectory"), 2.0)
     assert not sensors.msgs("audio_mel") and not sensors.msgs("label_probs")
-    assert sorted(node._pubs) == ["image", "latent", "modalities", "trajectory"]
+    assert sorted(node._pubs) == ["image", "latent", "latent_stamped", "modalities", "trajectory"]
+
+
+def test_qos_overrides_and_per_input_diagnostics(ros_context, checkpoint):
+    """qos_overrides.<topic>.subscription.* parameters win over qos_reliability; /diagnostics has
+    one diagnostic_updater-style status per input (frequency window, expected rate, stale)."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rclpy.qos import ReliabilityPolicy
+
+    from crossmodal_ros.ros.nexus_node import NexusNode
+
+    overrides = [Parameter(k, value=v) for k, v in {
+        "checkpoint": checkpoint, "device": "cpu", "qos_reliability": "best_effort",
+        "qos_overrides./camera/image_raw.subscription.reliability": "reliable",
+        "qos_overrides./camera/image_raw.subscription.depth": 7,
+        "diagnostics.expected_hz.image": 10.0, "staleness.image": 0.5}.items()]
+    node = ros_context.add(NexusNode("nexus", context=ros_context.context, parameter_overrides=overrides))
+    subs = {s.topic_name: s.qos_profile for s in node._subs}
+    assert subs["/camera/image_raw"].reliability == ReliabilityPolicy.RELIABLE
+    assert subs["/camera/image_raw"].depth == 7
+    assert subs["/pen/stroke"].reliability == ReliabilityPolicy.BEST_EFFORT
+    statuses = {s.name: s for s in node._input_statuses()}
+    image = statuses["/nexus: input image"]
+    assert image.level == DiagnosticStatus.WARN and image.message == "No events recorded"
+    keys = {kv.key for kv in image.values}
+    assert {"Events in window", "Actual frequency (Hz)", "Minimum acceptable frequency (Hz)",
+            "Seconds since last message"} <= keys
+    assert statuses["/nexus: input audio"].level == DiagnosticStatus.OK  # no expected rate
+    node._accept("image")
+    node._last_arrival["image"] -= 2.0  # newest image 2 s old, staleness 0.5 s
+    image = {s.name: s for s in node._input_statuses()}["/nexus: input image"]
+    assert image.level == DiagnosticStatus.WARN and "stale" in image.message

@@ -15,6 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+pytestmark = pytest.mark.colcon
+
 
 def _setup_call():
     tree = ast.parse((ROOT / "setup.py").read_text())
@@ -47,6 +49,16 @@ def test_console_scripts_resolve_to_callables():
         assert spec is not None, f"{name}: module {module} missing"
         src = Path(spec.origin).read_text()
         assert f"def {func}(" in src, f"{name}: {module} has no {func}()"
+
+
+def test_colcon_test_finds_pytest():
+    """colcon runs pytest only when setup.py names it in extras_require["test"] (setuptools >= 72
+    dropped tests_require; with it colcon fell back to unittest and ran 0 tests)."""
+    call = _setup_call()
+    assert "tests_require" not in call
+    extras = ast.literal_eval(call["extras_require"])
+    assert "pytest" in extras["test"]
+    assert "colcon:" in (ROOT / "setup.cfg").read_text()  # the marker of the CI subset
 
 
 def test_setup_cfg_installs_scripts_where_ros2_run_looks():

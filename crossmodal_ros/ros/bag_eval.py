@@ -81,16 +81,23 @@ class EvalReport:
         return self.outputs / self.duration_s if self.duration_s > 0 else float("nan")
 
     @property
-    def accuracy(self) -> float:
+    def accuracy(self) -> float | None:
+        """Accuracy over settled samples; None when no sample settled."""
         n = sum(v["samples"] for v in self.per_subset.values())
         c = sum(v["correct"] for v in self.per_subset.values())
-        return c / n if n else float("nan")
+        return c / n if n else None
+
+    @property
+    def samples(self) -> int:
+        """Samples with a settled output (each scored once, by its most complete fusion)."""
+        return sum(v["samples"] for v in self.per_subset.values())
 
     def as_dict(self) -> dict:
         return {
             "bag": self.bag, "duration_s": self.duration_s, "outputs": self.outputs,
             "prompt_outputs": self.prompt_outputs, "heartbeat_outputs": self.heartbeat_outputs,
             "output_rate_hz": self.output_rate_hz, "accuracy": self.accuracy,
+            "samples": self.samples,
             "per_subset": self.per_subset, "inputs": self.inputs, "invalid": self.invalid,
             "mean_infer_ms": self.mean_infer_ms,
         }
@@ -100,13 +107,20 @@ class EvalReport:
                  + ", ".join(f"{m} {n}" for m, n in self.inputs.items()),
                  f"{'fused subset':32s} {'outputs':>8s} {'samples':>8s} {'accuracy':>9s}"]
         for name, v in sorted(self.per_subset.items()):
-            lines.append(f"{name:32s} {v['outputs']:8d} {v['samples']:8d} {v['accuracy']:9.3f}")
-        lines.append(f"{'all':32s} {self.outputs:8d} "
-                     f"{sum(v['samples'] for v in self.per_subset.values()):8d} {self.accuracy:9.3f}")
+            lines.append(f"{name:32s} {v['outputs']:8d} {v['samples']:8d} {_acc(v['accuracy']):>9s}")
+        lines.append(f"{'all':32s} {self.outputs:8d} {self.samples:8d} {_acc(self.accuracy):>9s}")
+        if any(v["samples"] == 0 for v in self.per_subset.values()):
+            lines.append("accuracy '-': the subset had outputs (partial fusions or heartbeats) but "
+                         "no sample settled on it")
         lines.append(f"output rate {self.output_rate_hz:.2f} Hz over bag time "
                      f"({self.prompt_outputs} prompt, {self.heartbeat_outputs} heartbeat); "
                      f"inference {self.mean_infer_ms:.1f} ms mean")
         return "\n".join(lines)
+
+
+def _acc(value) -> str:
+    """An accuracy cell: '-' when there is none (no settled sample), never 'nan'."""
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
 def read_bag_inputs(path: str | Path):
@@ -224,7 +238,7 @@ def evaluate_bag(path: str | Path, engine, settings: FusionSettings = FusionSett
         per_subset[name]["samples"] += 1
         per_subset[name]["correct"] += correct
     report_subsets = {
-        k: {**v, "accuracy": v["correct"] / v["samples"] if v["samples"] else float("nan")}
+        k: {**v, "accuracy": v["correct"] / v["samples"] if v["samples"] else None}
         for k, v in per_subset.items()
     }
     n_inputs = {m: sum(1 for e in events if e.modality == m) for m in (IMAGE, AUDIO, TRAJECTORY)}
@@ -232,7 +246,7 @@ def evaluate_bag(path: str | Path, engine, settings: FusionSettings = FusionSett
         bag=str(path), duration_s=max(end - start, 1e-9) + max(staleness.values()),
         outputs=counts["prompt"] + counts["heartbeat"], prompt_outputs=counts["prompt"],
         heartbeat_outputs=counts["heartbeat"], per_subset=report_subsets, inputs=n_inputs,
-        invalid=invalid, mean_infer_ms=1e3 * float(np.mean(infer_s)) if infer_s else float("nan"),
+        invalid=invalid, mean_infer_ms=1e3 * float(np.mean(infer_s)) if infer_s else 0.0,
     )
 
 
@@ -262,7 +276,7 @@ def main(argv=None) -> int:
     print(report.table())
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(report.as_dict(), indent=2))
+        Path(a.json).write_text(json.dumps(report.as_dict(), indent=2, allow_nan=False))
     return 0
 
 

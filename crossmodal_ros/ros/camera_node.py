@@ -25,7 +25,7 @@ from sensor_msgs.msg import Image
 from crossmodal_ros.modalities import IMAGE
 from crossmodal_ros.ros.conversions import numpy_to_image
 from crossmodal_ros.ros.playback import SensorError, frame_from_image
-from crossmodal_ros.ros.sensor_base import PlaybackSource, declare, publisher_qos, run_node
+from crossmodal_ros.ros.sensor_base import QOS_OVERRIDES, PlaybackSource, declare, publisher_qos, run_node
 
 __all__ = ["CameraNode", "open_capture", "main"]
 
@@ -63,13 +63,20 @@ def convert_frame(bgr: np.ndarray, encoding: str) -> np.ndarray:
 class CameraNode(Node):
     """Publishes camera frames from an OpenCV capture or from dataset playback."""
 
+    EXECUTABLE = "camera_node"
+    # Class defaults: destroy_node() may run on a node whose __init__ failed half-way (the
+    # context destroys the nodes it tracks at shutdown), before these were assigned.
+    capture = None
+    playback: PlaybackSource | None = None
+
     def __init__(self, node_name: str = "camera_node", *, dataset: dict | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
         self.source = declare(self, "source", "dataset",
                               "'dataset' for playback, or a device index, stream URL or video file.")
         self.frame_id = declare(self, "frame_id", "camera", "frame_id of the published images.")
         qos = publisher_qos(self)
-        self.publisher = self.create_publisher(Image, "camera/image_raw", qos)
+        self.publisher = self.create_publisher(Image, "camera/image_raw", qos,
+                                               qos_overriding_options=QOS_OVERRIDES)
         self.frames_published = 0
         self.last_frame_shape: tuple | None = None
         self.capture = None
@@ -135,9 +142,9 @@ class CameraNode(Node):
         self._publish(convert_frame(frame, self.encoding), self.encoding)
 
     def destroy_node(self):
-        if self.capture is not None:
-            self.capture.release()
-            self.capture = None
+        capture, self.capture = self.capture, None
+        if capture is not None:
+            capture.release()
         return super().destroy_node()
 
 

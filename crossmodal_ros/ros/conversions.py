@@ -61,6 +61,9 @@ __all__ = [
     "numpy_to_path",
     "latent_to_msg",
     "latent_from_msg",
+    "latent_to_stamped",
+    "latent_from_stamped",
+    "StampedLatent",
     "probs_to_msg",
     "probs_from_msg",
     "make_header",
@@ -400,6 +403,92 @@ def latent_from_msg(msg: Float32MultiArray) -> tuple[np.ndarray, np.ndarray]:
                               reason="layout")
     stats = data[off:off + 2 * d].reshape(2, d)
     return stats[0].copy(), stats[1].copy()
+
+
+#: Name prefixes of the stamped latent (sensor_msgs/JointState on ``<node>/latent_stamped``).
+STAMPED_PREFIXES = ("mu/", "logvar/", "fused/", "model/")
+
+
+class StampedLatent(tuple):
+    """``(stamp_s, frame_id, mu, logvar, fused, model)`` read from a stamped latent message:
+    ``fused`` is a tuple of modality names, ``model`` a ``{"kind", "checkpoint_sha256"}`` dict."""
+
+    __slots__ = ()
+
+    def __new__(cls, stamp_s, frame_id, mu, logvar, fused, model):
+        return super().__new__(cls, (stamp_s, frame_id, mu, logvar, fused, model))
+
+    stamp_s = property(lambda self: self[0])
+    frame_id = property(lambda self: self[1])
+    mu = property(lambda self: self[2])
+    logvar = property(lambda self: self[3])
+    fused = property(lambda self: self[4])
+    model = property(lambda self: self[5])
+
+
+def latent_to_stamped(mu: np.ndarray, logvar: np.ndarray, fused: Sequence[str], kind: str,
+                      checkpoint_sha256: str, header: Header, modalities: Sequence[str] = ()):
+    """The stamped, self-describing latent as a ``sensor_msgs/JointState`` ("named scalars with a
+    header"; the package defines no message types, see the README):
+
+    * ``header``: the stamp of the newest fused input and the node's ``frame_id``;
+    * ``name[i]`` / ``position[i]`` pairs: ``mu/<k>`` -> mu_k and ``logvar/<k>`` -> logvar_k for
+      k < D; ``fused/<modality>`` -> 1.0 (fused) or 0.0 (not fused) for every modality of the
+      model (``modalities``; the fused ones when empty); ``model/<kind>/<sha256>`` -> 0.0, the
+      model kind and the checkpoint file's SHA-256 (one entry);
+    * ``velocity`` and ``effort`` are empty.
+    """
+    from sensor_msgs.msg import JointState
+
+    mu = np.asarray(mu, dtype=np.float32).reshape(-1)
+    logvar = np.asarray(logvar, dtype=np.float32).reshape(-1)
+    if mu.size == 0 or mu.shape != logvar.shape:
+        raise ConversionError(
+            f"mu and logvar must be non-empty with equal sizes, got {mu.shape} and {logvar.shape}",
+            reason="shape")
+    if "/" in kind or "/" in checkpoint_sha256:
+        raise ConversionError("model kind and hash must not contain '/'", reason="value")
+    d = mu.size
+    fused = tuple(fused)
+    every = tuple(modalities) or fused
+    msg = JointState()
+    msg.header = header
+    msg.name = ([f"mu/{k}" for k in range(d)] + [f"logvar/{k}" for k in range(d)]
+                + [f"fused/{m}" for m in every] + [f"model/{kind}/{checkpoint_sha256}"])
+    msg.position = np.concatenate([
+        mu.astype(np.float64), logvar.astype(np.float64),
+        np.array([1.0 if m in fused else 0.0 for m in every] + [0.0])]).tolist()
+    return msg
+
+
+def latent_from_stamped(msg) -> StampedLatent:
+    """A stamped latent message (:func:`latent_to_stamped`) -> :class:`StampedLatent`."""
+    names, values = list(msg.name), list(msg.position)
+    if len(names) != len(values):
+        raise ConversionError(f"{len(names)} names but {len(values)} positions", reason="shape")
+    mu, logvar, fused, model = {}, {}, [], None
+    for name, value in zip(names, values):
+        head, _, rest = name.partition("/")
+        if head == "mu":
+            mu[int(rest)] = value
+        elif head == "logvar":
+            logvar[int(rest)] = value
+        elif head == "fused":
+            if value >= 0.5:
+                fused.append(rest)
+        elif head == "model":
+            kind, _, digest = rest.partition("/")
+            model = {"kind": kind, "checkpoint_sha256": digest}
+        else:
+            raise ConversionError(f"unknown stamped-latent entry {name!r}", reason="layout")
+    d = len(mu)
+    if d == 0 or sorted(mu) != list(range(d)) or sorted(logvar) != list(range(d)) or model is None:
+        raise ConversionError("stamped latent needs mu/0..D-1, logvar/0..D-1 and one model/ entry",
+                              reason="layout")
+    return StampedLatent(
+        stamp_to_seconds(msg.header.stamp), msg.header.frame_id,
+        np.array([mu[k] for k in range(d)], np.float32), np.array([logvar[k] for k in range(d)], np.float32),
+        tuple(fused), model)
 
 
 def probs_to_msg(probs: np.ndarray) -> Float32MultiArray:

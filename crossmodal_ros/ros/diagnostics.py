@@ -132,3 +132,88 @@ def fusion_status(
             message += f" ({n_dropped} input messages dropped)"
     return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
                             values=values)
+
+
+class FrequencyWindow:
+    """Frequency over a sliding window of snapshots, as ``diagnostic_updater.FrequencyStatus``.
+
+    :meth:`snapshot` is called once per diagnostics period with the running event count; the
+    frequency is (events in the window) / (window duration), the window being the last
+    ``window`` snapshots.
+    """
+
+    def __init__(self, window: int = 5, clock=time.monotonic):
+        self._snaps: deque[tuple[float, int]] = deque(maxlen=max(2, int(window) + 1))
+        self._clock = clock
+
+    def snapshot(self, count: int) -> tuple[int, float, float]:
+        """Record ``count`` now; return (events in window, window seconds, frequency Hz)."""
+        now = self._clock()
+        self._snaps.append((now, int(count)))
+        t0, c0 = self._snaps[0]
+        span = now - t0
+        events = int(count) - c0
+        return events, span, (events / span if span > 0 else 0.0)
+
+
+def input_status(
+    *,
+    name: str,
+    hardware_id: str,
+    topic: str,
+    events_in_window: int,
+    window_s: float,
+    frequency: float,
+    received: int,
+    expected_hz: float,
+    tolerance: float,
+    since_last_s: Optional[float],
+    staleness_s: float,
+    subscribed: bool = True,
+) -> DiagnosticStatus:
+    """Per-input status in the style of ``diagnostic_updater`` (FrequencyStatus + staleness).
+
+    Level: OK when the window's frequency is within ``expected_hz`` * (1 -/+ ``tolerance``) (no
+    frequency check with ``expected_hz`` 0) and the newest message is younger than its
+    staleness window; WARN "Frequency too low/high" or "stale (no message for X s)"; an input
+    the node does not subscribe to, or ignores (staleness 0), is OK and says so.
+    """
+    values = [
+        KeyValue(key="Topic", value=topic),
+        KeyValue(key="Events in window", value=str(events_in_window)),
+        KeyValue(key="Events since startup", value=str(received)),
+        KeyValue(key="Duration of window (s)", value=f"{window_s:.3f}"),
+        KeyValue(key="Actual frequency (Hz)", value=f"{frequency:.3f}"),
+    ]
+    if expected_hz > 0:
+        lo, hi = expected_hz * (1.0 - tolerance), expected_hz * (1.0 + tolerance)
+        values += [KeyValue(key="Target frequency (Hz)", value=f"{expected_hz:.3f}"),
+                   KeyValue(key="Minimum acceptable frequency (Hz)", value=f"{lo:.3f}"),
+                   KeyValue(key="Maximum acceptable frequency (Hz)", value=f"{hi:.3f}")]
+    values += [
+        KeyValue(key="Seconds since last message",
+                 value="never" if since_last_s is None else f"{since_last_s:.3f}"),
+        KeyValue(key="Staleness window (s)", value=f"{staleness_s:.3f}"),
+    ]
+    level, message = DiagnosticStatus.OK, "Desired frequency met" if expected_hz > 0 else "receiving"
+    if not subscribed:
+        message = "not subscribed (the model has no such input)"
+    elif staleness_s <= 0:
+        message = "ignored (staleness 0)"
+    elif since_last_s is None:
+        if expected_hz > 0:
+            level, message = DiagnosticStatus.WARN, "No events recorded"
+        else:
+            message = "no message yet"
+    else:
+        stale = since_last_s > staleness_s
+        if expected_hz > 0 and frequency < expected_hz * (1.0 - tolerance):
+            level, message = DiagnosticStatus.WARN, "Frequency too low"
+        elif expected_hz > 0 and frequency > expected_hz * (1.0 + tolerance):
+            level, message = DiagnosticStatus.WARN, "Frequency too high"
+        if stale:
+            level = DiagnosticStatus.WARN
+            text = f"stale (no message for {since_last_s:.1f} s)"
+            message = text if message in ("receiving", "Desired frequency met") else f"{message}; {text}"
+    return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
+                            values=values)

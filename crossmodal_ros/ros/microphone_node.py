@@ -41,7 +41,7 @@ from crossmodal_ros.modalities import AUDIO
 from crossmodal_ros.ros.conversions import numpy_to_audio
 from crossmodal_ros.ros.playback import SensorError, resample_audio, sample_for
 from crossmodal_ros.ros.segmenters import VAD_KINDS, SegmenterError, make_voice_segmenter
-from crossmodal_ros.ros.sensor_base import PlaybackSource, declare, now_s, publisher_qos, run_node
+from crossmodal_ros.ros.sensor_base import QOS_OVERRIDES, PlaybackSource, declare, now_s, publisher_qos, run_node
 
 __all__ = ["MicrophoneNode", "import_sounddevice", "read_audio_files", "DEFAULT_VAD", "main"]
 
@@ -92,6 +92,12 @@ def read_audio_files(source: str, sample_rate: int) -> list[np.ndarray]:
 class MicrophoneNode(Node):
     """Publishes utterances from a microphone, audio files or dataset playback."""
 
+    EXECUTABLE = "microphone_node"
+    # Class defaults: destroy_node() may run on a node whose __init__ failed half-way (the
+    # context destroys the nodes it tracks at shutdown), before these were assigned.
+    stream = None
+    playback: PlaybackSource | None = None
+
     def __init__(self, node_name: str = "microphone_node", *, dataset: dict | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
         self.source = declare(self, "source", "dataset",
@@ -101,7 +107,8 @@ class MicrophoneNode(Node):
         if not 1000 <= self.sample_rate <= 384000:
             raise SensorError(f"sample_rate must be in [1000, 384000] Hz, got {self.sample_rate}")
         qos = publisher_qos(self)
-        self.publisher = self.create_publisher(Float32MultiArray, "audio/chunk", qos)
+        self.publisher = self.create_publisher(Float32MultiArray, "audio/chunk", qos,
+                                               qos_overriding_options=QOS_OVERRIDES)
         self.utterances_published = 0
         self.dropped_blocks = 0
         self.stream = None
@@ -315,10 +322,10 @@ class MicrophoneNode(Node):
         self.utterances_published += 1
 
     def destroy_node(self):
-        if self.stream is not None:
-            self.stream.stop()
-            self.stream.close()
-            self.stream = None
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            stream.stop()
+            stream.close()
         return super().destroy_node()
 
 

@@ -25,8 +25,10 @@ for the header-less audio and label inputs, and for a zero stamp) and the ``fram
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import queue
+import sys
 import threading
 import time
 from collections import Counter
@@ -49,12 +51,14 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import Image
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray, Int32, String
 
 from crossmodal_ros.modalities import AUDIO, IMAGE, LABEL, MODALITIES, NUM_CLASSES, TRAJECTORY
 from crossmodal_ros.ros import conversions as conv
-from crossmodal_ros.ros.diagnostics import LatencyStats, RateMeter, fusion_status
+from crossmodal_ros.ros.diagnostics import (
+    FrequencyWindow, LatencyStats, RateMeter, fusion_status, input_status)
 from crossmodal_ros.ros.fusion import LatestSamples, Sample, newest
 from crossmodal_ros.ros.qos import RELIABILITY_CHOICES, input_qos, output_qos
 
@@ -69,6 +73,7 @@ INPUT_TOPICS: dict[str, str] = {
 #: Every output the node can publish (the ``outputs`` parameter picks a subset).
 OUTPUT_NAMES: tuple[str, ...] = (
     "image", "audio_mel", "audio", "trajectory", "label", "label_probs", "latent", "modalities",
+    "latent_stamped",
 )
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -145,6 +150,23 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         ParameterType.PARAMETER_STRING_ARRAY)),
     "frame_id": ("nexus", _desc("frame_id of every output header.",
                                 ParameterType.PARAMETER_STRING)),
+    "clock_timeout_s": (1.0, _float_desc(
+        "With use_sim_time: when /clock has not advanced for this many wall-clock seconds (a bag "
+        "that ended or is paused), no input is live and nothing is published until it advances "
+        "again. 0 = off. Ignored on wall time.", 0.0, 3600.0)),
+    "diagnostics.window": (5, _int_desc(
+        "Per-input diagnostics: frequency window in diagnostics periods (1 s each), as "
+        "diagnostic_updater's FrequencyStatus.", 1, 1000)),
+    "diagnostics.tolerance": (0.1, _float_desc(
+        "Per-input diagnostics: accepted relative deviation from the expected rate.", 0.0, 10.0)),
+    "diagnostics.expected_hz.image": (0.0, _float_desc(
+        "Expected camera/image_raw rate (Hz) for diagnostics; 0 = no rate check.", 0.0, 10000.0)),
+    "diagnostics.expected_hz.audio": (0.0, _float_desc(
+        "Expected audio/chunk rate (Hz) for diagnostics; 0 = no rate check.", 0.0, 10000.0)),
+    "diagnostics.expected_hz.trajectory": (0.0, _float_desc(
+        "Expected pen/stroke rate (Hz) for diagnostics; 0 = no rate check.", 0.0, 10000.0)),
+    "diagnostics.expected_hz.label": (0.0, _float_desc(
+        "Expected label rate (Hz) for diagnostics; 0 = no rate check.", 0.0, 10000.0)),
 }
 
 _STALENESS = {m: f"staleness.{m}" for m in MODALITIES}
@@ -152,7 +174,12 @@ _STALENESS = {m: f"staleness.{m}" for m in MODALITIES}
 _OUTPUT_NEEDS = {"image": IMAGE, "audio_mel": AUDIO, "audio": AUDIO, "trajectory": TRAJECTORY,
                  "label": LABEL, "label_probs": LABEL}
 #: Parameters that take effect while the node runs; all others at the next configure.
-_LIVE_PARAMETERS = frozenset({"max_rate_hz", "heartbeat_hz", "sample_latent", *_STALENESS.values()})
+_LIVE_PARAMETERS = frozenset({"max_rate_hz", "heartbeat_hz", "sample_latent", "clock_timeout_s",
+                              "diagnostics.tolerance", *_STALENESS.values(),
+                              *(f"diagnostics.expected_hz.{m}" for m in MODALITIES)})
+#: Every publisher and subscription declares read-only ``qos_overrides.<topic>.<kind>.<policy>``
+#: parameters (rclpy's QoSOverridingOptions), read at creation (first configure).
+_QOS_OVERRIDES = QoSOverridingOptions.with_default_policies()
 
 
 class NexusNode(LifecycleNode):
@@ -190,6 +217,14 @@ class NexusNode(LifecycleNode):
 
         self._store = LatestSamples(MODALITIES)
         self._rates = {m: RateMeter() for m in MODALITIES}
+        self._freq = {m: FrequencyWindow(5) for m in MODALITIES}
+        self._last_arrival: dict[str, Optional[float]] = {m: None for m in MODALITIES}
+        self._subscribed: set[str] = set()
+        self._checkpoint_sha256 = ""
+        self._fused_modalities: tuple[str, ...] = ()
+        self._clock_ns = -1
+        self._clock_change_mono = time.monotonic()
+        self.clock_stalled = False
         self._engine = None
         self._checkpoint_path = ""
         self._checkpoint_kind = ""
@@ -345,10 +380,14 @@ class NexusNode(LifecycleNode):
         self._checkpoint_path = path
         self._checkpoint_kind = str(getattr(engine, "kind", "") or
                                     getattr(getattr(engine, "model", None), "kind", "unknown"))
+        self._checkpoint_sha256 = _file_sha256(path)
+        self._fused_modalities = fused_by_model
+        window = int(values["diagnostics.window"])
+        self._freq = {m: FrequencyWindow(window) for m in MODALITIES}
         self._cfg = values
         self.last_error = ""
 
-        out_qos = output_qos()
+        # one profile object per entity: a qos_overrides parameter edits the profile it is given
         outputs = set(values["outputs"])
         if not values["griffin_lim"]:
             outputs.discard("audio")
@@ -360,10 +399,10 @@ class NexusNode(LifecycleNode):
             outputs -= set(cannot)
         types = {"image": Image, "audio_mel": Image, "audio": Float32MultiArray,
                  "trajectory": Path, "label": Int32, "label_probs": Float32MultiArray,
-                 "latent": Float32MultiArray, "modalities": String}
-        self._pubs = {name: self.create_lifecycle_publisher(types[name], f"~/{name}", out_qos)
+                 "latent": Float32MultiArray, "modalities": String, "latent_stamped": JointState}
+        self._pubs = {name: self.create_lifecycle_publisher(
+                          types[name], f"~/{name}", output_qos(), qos_overriding_options=_QOS_OVERRIDES)
                       for name in OUTPUT_NAMES if name in outputs}
-        in_qos = input_qos(values["qos_reliability"], values["qos_depth"])
         handlers = {IMAGE: (Image, self._on_image), AUDIO: (Float32MultiArray, self._on_audio),
                     TRAJECTORY: (Path, self._on_stroke), LABEL: (Int32, self._on_label)}
         skipped = [m for m in MODALITIES if m not in fused_by_model]
@@ -372,12 +411,16 @@ class NexusNode(LifecycleNode):
                                    f"not subscribing to {[INPUT_TOPICS[m] for m in skipped]}")
         self._subs = [
             self.create_subscription(
-                msg_type, INPUT_TOPICS[m], cb, in_qos, callback_group=self._input_group,
+                msg_type, INPUT_TOPICS[m], cb, input_qos(values["qos_reliability"], values["qos_depth"]),
+                callback_group=self._input_group,
                 event_callbacks=SubscriptionEventCallbacks(
-                    incompatible_qos=self._make_qos_warning(m)))
+                    incompatible_qos=self._make_qos_warning(m)),
+                qos_overriding_options=_QOS_OVERRIDES)
             for m, (msg_type, cb) in handlers.items() if m in fused_by_model]
+        self._subscribed = {m for m in handlers if m in fused_by_model}
         self._wake = self.create_guard_condition(self._on_wake, callback_group=self._fusion_group)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10,
+                                               qos_overriding_options=_QOS_OVERRIDES)
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics,
                                              callback_group=self._fusion_group, clock=self._steady)
         self.get_logger().info(
@@ -540,6 +583,7 @@ class NexusNode(LifecycleNode):
     def _accept(self, modality: str) -> bool:
         self.received[modality] += 1
         self._rates[modality].tick()
+        self._last_arrival[modality] = self._now_s()
         if not self._active:
             self.dropped[modality]["inactive"] += 1
             return False
@@ -611,8 +655,31 @@ class NexusNode(LifecycleNode):
             self._fuse()
 
     def live_inputs(self) -> tuple[str, ...]:
-        """The modalities live right now (node clock, staleness windows)."""
+        """The modalities live right now (node clock, staleness windows; none while the sim
+        clock is stalled, see ``clock_timeout_s``)."""
+        if self._clock_is_stalled():
+            return ()
         return tuple(self._store.live(self._now_s(), self._staleness()))
+
+    def _clock_is_stalled(self) -> bool:
+        """True under ``use_sim_time`` when the node clock has not moved for ``clock_timeout_s``
+        wall-clock seconds (the bag ended or is paused): liveness is frozen with the clock, so
+        without this the last inputs would stay live, and fused, for ever."""
+        timeout = float(self._cfg.get("clock_timeout_s", 0.0) or 0.0)
+        if timeout <= 0.0 or not self.get_parameter("use_sim_time").value:
+            self.clock_stalled = False
+            return False
+        ns = self.get_clock().now().nanoseconds
+        mono = time.monotonic()
+        if ns != self._clock_ns:
+            self._clock_ns, self._clock_change_mono = ns, mono
+        stalled = mono - self._clock_change_mono > timeout
+        if stalled and not self.clock_stalled:
+            self.get_logger().info(
+                f"/clock has not advanced for {timeout:g} s (bag ended or paused): outputs stop "
+                "until it moves again")
+        self.clock_stalled = stalled
+        return stalled
 
     def _staleness(self) -> dict[str, float]:
         return {m: float(self._cfg.get(p, 0.0)) for m, p in _STALENESS.items()}
@@ -631,6 +698,8 @@ class NexusNode(LifecycleNode):
         if engine is None or not self._active:
             return False
         self._last_fuse_mono = time.monotonic()
+        if self._clock_is_stalled():
+            return False
         live = self._store.live(self._now_s(), self._staleness(), take=True)
         if not live:
             return False
@@ -713,6 +782,11 @@ class NexusNode(LifecycleNode):
         if "modalities" in pubs:
             pubs["modalities"].publish(String(data="+".join(result.fused)))
             sent += 1
+        if "latent_stamped" in pubs:
+            pubs["latent_stamped"].publish(conv.latent_to_stamped(
+                result.latent_mu, result.latent_logvar, result.fused, self._checkpoint_kind,
+                self._checkpoint_sha256, header, modalities=self._fused_modalities))
+            sent += 1
         if "audio" in pubs:
             try:  # newest mel only: replace a mel the worker has not taken yet
                 self._gl_queue.get_nowait()
@@ -766,8 +840,55 @@ class NexusNode(LifecycleNode):
         )
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.status = [status]
+        msg.status = [status] + self._input_statuses()
         self._diag_pub.publish(msg)
+
+    def _input_statuses(self) -> list:
+        """One diagnostic_updater-style status per input: ``<node>: input <modality>``."""
+        now = self._now_s()
+        staleness = self._staleness()
+        tol = float(self._cfg.get("diagnostics.tolerance", 0.1))
+        out = []
+        for m in MODALITIES:
+            events, span, freq = self._freq[m].snapshot(self.received[m])
+            last = self._last_arrival[m]
+            out.append(input_status(
+                name=f"{self.get_fully_qualified_name()}: input {m}",
+                hardware_id=self.resolve_topic_name(INPUT_TOPICS[m]),
+                topic=self.resolve_topic_name(INPUT_TOPICS[m]),
+                events_in_window=events, window_s=span, frequency=freq,
+                received=self.received[m],
+                expected_hz=float(self._cfg.get(f"diagnostics.expected_hz.{m}", 0.0)),
+                tolerance=tol,
+                since_last_s=None if last is None else max(0.0, now - last),
+                staleness_s=staleness[m], subscribed=m in self._subscribed))
+        return out
+
+
+def _file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file ('' when it cannot be read)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return ""
+    return digest.hexdigest()
+
+
+def print_help(file=None) -> None:
+    """``nexus_node --help``: every parameter with its default and description."""
+    from crossmodal_ros.ros.sensor_base import print_parameter_help
+
+    rows = [(name, repr(default), " ".join(desc.description.split()))
+            for name, (default, desc) in PARAMETERS.items()]
+    rows.append(("use_sim_time", "False", "Follow /clock (bag replay); see clock_timeout_s."))
+    rows.append(("qos_overrides.<topic>.<publisher|subscription>.<policy>", "(from qos_*)",
+                 "Per-topic QoS override (reliability, durability, history, depth, ...), read "
+                 "when the topic is created at the first configure; e.g. "
+                 "qos_overrides./camera/image_raw.subscription.reliability: reliable."))
+    print_parameter_help("nexus_node", __doc__.split("\n\n")[0], rows, file=file)
 
 
 def _input_errors() -> tuple[type, ...]:
@@ -819,6 +940,11 @@ def make_node(name: str = "nexus", namespace: Optional[str] = None, context=None
 
 def main(args=None) -> None:
     """Console entry ``nexus_node``: spin one NexusNode until Ctrl-C or shutdown."""
+    from crossmodal_ros.ros.sensor_base import wants_help
+
+    if wants_help(args):
+        print_help()
+        return 0
     try:
         with rclpy.init(args=args):
             # The executor first: a Ctrl-C during the node's (autostart) configure must not

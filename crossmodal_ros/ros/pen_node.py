@@ -20,13 +20,13 @@ import numpy as np
 from geometry_msgs.msg import PointStamped, PoseStamped
 from nav_msgs.msg import Path
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 
 from crossmodal_ros.modalities import TRAJECTORY
 from crossmodal_ros.ros.conversions import numpy_to_path, stamp_to_seconds
 from crossmodal_ros.ros.playback import SensorError, sample_for
+from crossmodal_ros.ros.qos import input_qos
 from crossmodal_ros.ros.segmenters import PenDigit, SegmenterError, StrokeSegmenter
-from crossmodal_ros.ros.sensor_base import PlaybackSource, declare, now_s, publisher_qos, run_node
+from crossmodal_ros.ros.sensor_base import QOS_OVERRIDES, PlaybackSource, declare, now_s, publisher_qos, run_node
 
 __all__ = ["PenNode", "main"]
 
@@ -34,12 +34,16 @@ __all__ = ["PenNode", "main"]
 class PenNode(Node):
     """Publishes pen trajectories segmented from a position stream, or from dataset playback."""
 
+    EXECUTABLE = "pen_node"
+    playback: PlaybackSource | None = None
+
     def __init__(self, node_name: str = "pen_node", *, dataset: dict | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
         self.source = declare(self, "source", "dataset", "'topic' (segment a position stream) or 'dataset'.")
         self.frame_id = declare(self, "frame_id", "pen", "frame_id of the published paths.")
         qos = publisher_qos(self)
-        self.publisher = self.create_publisher(Path, "pen/stroke", qos)
+        self.publisher = self.create_publisher(Path, "pen/stroke", qos,
+                                               qos_overriding_options=QOS_OVERRIDES)
         self.digits_published = 0
         self.invalid_positions = 0
         self.playback: PlaybackSource | None = None
@@ -66,7 +70,10 @@ class PenNode(Node):
             if kind not in ("point", "pose"):
                 raise SensorError(f"input_type must be 'point' or 'pose', got {kind!r}")
             msg_type = PointStamped if kind == "point" else PoseStamped
-            self.create_subscription(msg_type, topic, self._on_position, qos_profile_sensor_data)
+            # a fresh sensor-data profile (best effort, keep last 5): a qos_overrides parameter edits
+            # the profile it is given, which must not be rclpy's shared qos_profile_sensor_data
+            self.create_subscription(msg_type, topic, self._on_position, input_qos("best_effort", 5),
+                                     qos_overriding_options=QOS_OVERRIDES)
             self.create_timer(0.05, self._poll)
         else:
             raise SensorError(f"pen source must be 'topic' or 'dataset', got {self.source!r}")

@@ -7,19 +7,28 @@ playback source. The playback part is the same for all three and lives here:
 """
 from __future__ import annotations
 
+import ast
+import inspect
 import math
-from typing import Any, Callable
+import sys
+from typing import Any, Callable, Iterable
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
 
 from crossmodal_ros.ros.outages import OutageSchedule, ScheduleError
 from crossmodal_ros.ros.playback import PlaybackClock, PlaybackTick, SensorError
 
-__all__ = ["run_node", "declare", "publisher_qos", "PlaybackSource", "now_s", "load_playback_dataset"]
+#: Publishers and subscriptions of the sensor nodes accept per-topic QoS overrides
+#: (``qos_overrides./camera/image_raw.publisher.reliability`` etc.), over qos_reliability/depth.
+QOS_OVERRIDES = QoSOverridingOptions.with_default_policies()
+
+__all__ = ["QOS_OVERRIDES", "run_node", "declare", "publisher_qos", "PlaybackSource", "now_s", "load_playback_dataset",
+           "declared_parameters", "wants_help", "print_parameter_help"]
 
 
 def declare(node: Node, name: str, default: Any, description: str, *, array_type=None):
@@ -31,13 +40,13 @@ def declare(node: Node, name: str, default: Any, description: str, *, array_type
     return node.declare_parameter(name, default, desc).value
 
 
-def publisher_qos(node: Node, default: str = "reliable") -> QoSProfile:
+def publisher_qos(node: Node) -> QoSProfile:
     """The publisher QoS from the node's ``qos_reliability`` / ``qos_depth`` parameters.
 
     Reliable is the default: a reliable publisher serves both reliable and best-effort
     subscribers, a best-effort one never connects to a reliable subscriber.
     """
-    rel = declare(node, "qos_reliability", default,
+    rel = declare(node, "qos_reliability", "reliable",
                   "Publisher reliability: 'reliable' (serves every subscriber) or 'best_effort'.")
     depth = declare(node, "qos_depth", 5, "Publisher history depth (keep-last).")
     if rel not in ("reliable", "best_effort"):
@@ -134,14 +143,83 @@ class PlaybackSource:
         self.published += 1
 
 
+def declared_parameters(*objects) -> list[tuple[str, str, str]]:
+    """``(name, default, description)`` of every ``declare(...)`` call in the source of
+    ``objects`` (modules or classes), in source order, duplicates removed.
+
+    The sensor nodes declare parameters where they use them (which ones depend on ``source``);
+    reading the calls from the source lists all of them for ``--help`` without a second table
+    that could drift from the code.
+    """
+    seen: dict[str, tuple[str, str, str]] = {}
+    for obj in objects:
+        tree = ast.parse(inspect.getsource(obj))
+        for call in ast.walk(tree):
+            if not (isinstance(call, ast.Call) and getattr(call.func, "id", "") == "declare"):
+                continue
+            args = call.args
+            if len(args) < 4 or not (isinstance(args[1], ast.Constant) and isinstance(args[1].value, str)):
+                continue
+            name = args[1].value
+            default = ast.unparse(args[2])
+            if isinstance(args[3], ast.JoinedStr):  # f-string: keep its literal parts
+                desc = "".join(v.value if isinstance(v, ast.Constant) else "{" + ast.unparse(v.value) + "}"
+                               for v in args[3].values)
+            else:
+                desc = args[3].value if isinstance(args[3], ast.Constant) else ast.unparse(args[3])
+            seen.setdefault(name, (name, default, " ".join(str(desc).split())))
+    return sorted(seen.values(), key=lambda r: r[0])
+
+
+def wants_help(args=None) -> bool:
+    """True when ``-h``/``--help`` comes before any ``--ros-args`` on the command line."""
+    argv = list(sys.argv[1:] if args is None else args[1:])
+    if "--ros-args" in argv:
+        argv = argv[: argv.index("--ros-args")]
+    return "-h" in argv or "--help" in argv
+
+
+def print_parameter_help(prog: str, summary: str, rows: Iterable[tuple[str, str, str]],
+                         file=None) -> None:
+    """Print ``prog``'s usage and its ROS parameters (name, default, description)."""
+    out = file or sys.stdout
+    print(f"usage: {prog} [-h] [--ros-args -p NAME:=VALUE ... --params-file FILE ...]\n", file=out)
+    print(summary.strip() + "\n", file=out)
+    print("ROS parameters (name, default: description):", file=out)
+    for name, default, desc in rows:
+        print(f"  {name} ({default})\n      {desc}", file=out)
+    print("\nROS arguments (remapping, parameters, logging) follow --ros-args; see the README.",
+          file=out)
+
+
 def run_node(factory, args=None) -> int:
-    """``main`` of a sensor node: init, spin until Ctrl-C or shutdown, clear errors."""
+    """``main`` of a sensor node: init, spin until Ctrl-C or shutdown, clear errors.
+
+    ``-h``/``--help`` prints the node's parameters (module docstring and every ``declare``
+    call) and returns 0 without starting ROS. A failure while the node starts (a
+    :class:`SensorError`, an invalid parameter value or type, anything else) is logged in one
+    line and returns 1.
+    """
+    if wants_help(args):
+        module = sys.modules[factory.__module__]
+        doc = (module.__doc__ or "").strip()
+        print_parameter_help(
+            getattr(factory, "EXECUTABLE", factory.__module__.rsplit(".", 1)[-1]), doc,
+            declared_parameters(module, sys.modules[__name__]))
+        return 0
     try:
         with rclpy.init(args=args):
             try:
                 node = factory()
             except SensorError as exc:
                 rclpy.logging.get_logger("crossmodal_ros").error(str(exc))
+                return 1
+            except (KeyboardInterrupt, ExternalShutdownException):
+                raise
+            except Exception as exc:  # noqa: BLE001 - e.g. a parameter of the wrong type
+                rclpy.logging.get_logger("crossmodal_ros").error(
+                    f"{getattr(factory, '__name__', 'node')} failed to start: "
+                    f"{type(exc).__name__}: {exc}")
                 return 1
             try:
                 rclpy.spin(node)
