@@ -46,6 +46,7 @@ AUGMENT_DEFAULTS: dict = {
     "seed": 0,
     "variants": 6,          # augmented copies per sample / recording
     "p_clean": 0.2,         # chance per epoch, sample and modality of the clean input
+    "clean_targets": True,  # reconstruct the clean original of an augmented input (denoising)
     "image": {
         "frame_p": 0.6,               # share of variants made through a rendered camera frame
         "frame_height": [96, 360],    # frame heights drawn (width 4:3)
@@ -62,10 +63,11 @@ AUGMENT_DEFAULTS: dict = {
         "pitch_p": 0.3,
         "gain_db": [-18.0, 6.0],
         "shift_s": 0.15,
+        "buffer_pad_s": [0.1, 0.9],   # silence (then noise) around the utterance, seconds
         "reverb_p": 0.3,
         "rt60": [0.15, 0.7],
         "rooms": 32,                  # distinct simulated room impulse responses
-        "noise_p": 0.75,
+        "noise_p": 0.85,
         "snr_db": [0.0, 30.0],
         "noise_kinds": ["white", "pink", "babble"],
         "rates": [8000, 16000, 44100],
@@ -200,7 +202,10 @@ class _AudioAugmenter:
         y = change_speed(x, _u(rng, c["speed"]), sr)
         if rng.random() < float(c["pitch_p"]):
             y = self.pitch(samples=y, sample_rate=sr)
-        y = time_shift(y, rng.uniform(-c["shift_s"], c["shift_s"]), sr, length=len(y) + int(0.5 * sr))
+        # the buffer around the utterance: sometimes shorter than the codec window (a segmenter's
+        # cut, zero padded by the codec), sometimes longer (noise under the whole window)
+        pad = rng.uniform(float(c["buffer_pad_s"][0]), float(c["buffer_pad_s"][1]))
+        y = time_shift(y, rng.uniform(-c["shift_s"], c["shift_s"]), sr, length=len(y) + int(pad * sr))
         if self.rirs and rng.random() < float(c["reverb_p"]):
             y = reverberate(y, self.rirs[int(rng.integers(len(self.rirs)))])
         if rng.random() < float(c["noise_p"]):
@@ -224,9 +229,10 @@ class AugmentBank:
     float16 per distinct recording with ``audio_index`` (N,) mapping samples to recordings.
     """
 
-    def __init__(self, arrays: dict, p_clean: float):
+    def __init__(self, arrays: dict, p_clean: float, clean_targets: bool = False):
         self.arrays = arrays
         self.p_clean = float(p_clean)
+        self.clean_targets = bool(clean_targets)
 
     def draw(self, tensors: dict, generator, index_key: str = "aug_index") -> dict:
         """A copy of ``tensors`` with each sample's inputs replaced by a random variant (or kept
@@ -246,94 +252,120 @@ class AugmentBank:
             clean = torch.rand(n, generator=generator) < self.p_clean
             aug = bank[rows, pick].to(tensors[m].dtype)
             out[m] = torch.where(clean.view(-1, *([1] * (aug.dim() - 1))), tensors[m], aug)
+            if self.clean_targets:
+                out[f"clean:{m}"] = tensors[m]
         return out
 
 
-def _cache_key(ds: dict, codecs: dict, cfg: dict) -> str:
+#: Dataset arrays each modality's variants are made from (part of its cache key).
+_SOURCES = {"image": ("image",), "trajectory": ("trajectory",), "audio": ("audio", "audio_length", "recording")}
+
+
+def _cache_key(ds: dict, codecs: dict, cfg: dict, modality: str) -> str:
+    """Hash of what one modality's variants depend on: the seed, the variant count, that
+    modality's options and codec, and its source arrays (so changing the audio options never
+    rebuilds the image variants)."""
     from .codecs import codecs_to_dict
 
     h = hashlib.sha256()
-    h.update(json.dumps({"cfg": cfg, "codecs": codecs_to_dict(codecs), "v": 1}, sort_keys=True).encode())
-    for k in ("image", "trajectory", "audio_length", "recording"):
+    content = {"seed": cfg["seed"], "variants": cfg["variants"], "options": cfg[modality],
+               "codec": codecs_to_dict({modality: codecs[modality]}), "modality": modality, "v": 2}
+    h.update(json.dumps(content, sort_keys=True).encode())
+    for k in _SOURCES[modality]:
         if k in ds:
-            h.update(np.ascontiguousarray(ds[k]).tobytes())
-    h.update(hashlib.sha256(np.ascontiguousarray(ds["audio"]).tobytes()).digest())
+            h.update(hashlib.sha256(np.ascontiguousarray(ds[k]).tobytes()).digest())
     return h.hexdigest()[:24]
+
+
+def _load_cached(path: str):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _save_cached(path: str, arrays: dict) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
 
 
 def build_bank(ds: dict, codecs: dict, cfg: dict, cache: bool = True, log=None):
     """Build (or load from the cache) the :class:`AugmentBank` of dataset dict ``ds``.
 
     Returns ``(bank, sample_index)``: ``sample_index`` (N,) int64 numbers the samples of ``ds``
-    (the trainer carries it through its splits as ``aug_index``)."""
+    (the trainer carries it through its splits as ``aug_index``). Each modality's variants are
+    cached in a file of their own under :func:`crossmodal_ros.paths.cache_dir`."""
     import torch
-
-    from .data.features import _distinct_clips
 
     log = log or (lambda s: print(s, file=sys.stderr))
     n = len(ds["label"])
-    v = int(cfg["variants"])
-    path = None
-    if cache:
-        from .paths import cache_dir
-
-        path = os.path.join(cache_dir(), f"augment_{_cache_key(ds, codecs, cfg)}.npz")
-        if os.path.isfile(path):
-            try:
-                with np.load(path, allow_pickle=False) as z:
-                    arrays = {k: torch.from_numpy(z[k]) for k in z.files}
-                log(f"augment: loaded the bank ({v} variants) from {path}")
-                return AugmentBank(arrays, cfg["p_clean"]), np.arange(n, dtype=np.int64)
-            except (OSError, ValueError, KeyError):
-                pass
-    t0 = time.time()
-    root = np.random.SeedSequence(int(cfg["seed"]))
-    s_img, s_traj, s_aud, s_room = root.spawn(4)
     arrays: dict = {}
-    if "image" in ds:
-        codec = codecs["image"]
-        out = np.empty((n, v, 1, 28, 28), np.float16)
-        for i in range(n):
-            rng = np.random.default_rng([int(cfg["seed"]), 1, i])
-            for j in range(v):
-                out[i, j] = augment_image(ds["image"][i, 0], rng, cfg, codec)
-            if i % 2000 == 0:
-                log(f"augment: images {i}/{n} ({time.time() - t0:.0f} s)")
-        arrays["image"] = out
-    if "trajectory" in ds:
-        codec = codecs["trajectory"]
-        out = np.empty((n, v, ds["trajectory"].shape[1]), np.float16)
-        for i in range(n):
-            rng = np.random.default_rng([int(cfg["seed"]), 2, i])
-            for j in range(v):
-                out[i, j] = augment_trajectory(ds["trajectory"][i], rng, cfg, codec)
-        arrays["trajectory"] = out
-        log(f"augment: trajectories done ({time.time() - t0:.0f} s)")
-    if "audio" in ds:
-        codec = codecs["audio"]
-        clips, lengths, index = _distinct_clips(ds)
-        sr = int(ds["sample_rate"])
-        import soxr
+    builders = {"image": _image_bank, "trajectory": _trajectory_bank, "audio": _audio_bank}
+    for m, build in builders.items():
+        if m not in ds or m not in codecs:
+            continue
+        path = None
+        if cache:
+            from .paths import cache_dir
 
-        work_sr = int(codec.sample_rate)
-        waves = [soxr.resample(clips[k, : lengths[k]].astype(np.float32), sr, work_sr) for k in range(len(clips))]
-        aug = _AudioAugmenter(cfg, work_sr, waves, np.random.default_rng(s_room))
-        k_n = len(waves)
-        out = np.empty((k_n, v, 1, codec.n_mels, codec.n_frames), np.float16)
-        for k in range(k_n):
-            rng = np.random.default_rng([int(cfg["seed"]), 3, k])
-            others = waves  # babble: other training recordings (the same one rarely, 1 of ~3000)
-            aug.babble = others
-            for j in range(v):
-                y, rate = aug(waves[k], rng)
-                out[k, j] = codec.encode(y, rate)
-            if k % 500 == 0:
-                log(f"augment: recordings {k}/{k_n} ({time.time() - t0:.0f} s)")
-        arrays["audio"] = out
-        arrays["audio_index"] = index.astype(np.int64)
-    log(f"augment: bank of {v} variants built in {time.time() - t0:.0f} s")
-    if path is not None:
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    return AugmentBank({k: torch.from_numpy(a) for k, a in arrays.items()}, cfg["p_clean"]), np.arange(n, dtype=np.int64)
+            path = os.path.join(cache_dir(), f"augment_{m}_{_cache_key(ds, codecs, cfg, m)}.npz")
+            got = _load_cached(path) if os.path.isfile(path) else None
+            if got is not None:
+                log(f"augment: loaded the {m} variants from {path}")
+                arrays.update(got)
+                continue
+        t0 = time.time()
+        got = build(ds, codecs[m], cfg, log)
+        log(f"augment: {m} variants ({cfg['variants']} per input) built in {time.time() - t0:.0f} s")
+        if path is not None:
+            _save_cached(path, got)
+        arrays.update(got)
+    bank = AugmentBank({k: torch.from_numpy(a) for k, a in arrays.items()}, cfg["p_clean"], cfg["clean_targets"])
+    return bank, np.arange(n, dtype=np.int64)
+
+
+def _image_bank(ds: dict, codec, cfg: dict, log) -> dict:
+    n, v, t0 = len(ds["label"]), int(cfg["variants"]), time.time()
+    out = np.empty((n, v, 1, 28, 28), np.float16)
+    for i in range(n):
+        rng = np.random.default_rng([int(cfg["seed"]), 1, i])
+        for j in range(v):
+            out[i, j] = augment_image(ds["image"][i, 0], rng, cfg, codec)
+        if i % 2000 == 0:
+            log(f"augment: images {i}/{n} ({time.time() - t0:.0f} s)")
+    return {"image": out}
+
+
+def _trajectory_bank(ds: dict, codec, cfg: dict, log) -> dict:
+    n, v = len(ds["label"]), int(cfg["variants"])
+    out = np.empty((n, v, ds["trajectory"].shape[1]), np.float16)
+    for i in range(n):
+        rng = np.random.default_rng([int(cfg["seed"]), 2, i])
+        for j in range(v):
+            out[i, j] = augment_trajectory(ds["trajectory"][i], rng, cfg, codec)
+    return {"trajectory": out}
+
+
+def _audio_bank(ds: dict, codec, cfg: dict, log) -> dict:
+    import soxr
+
+    from .data.features import _distinct_clips
+
+    v, t0 = int(cfg["variants"]), time.time()
+    clips, lengths, index = _distinct_clips(ds)
+    sr = int(ds["sample_rate"])
+    work_sr = int(codec.sample_rate)
+    waves = [soxr.resample(clips[k, : lengths[k]].astype(np.float32), sr, work_sr) for k in range(len(clips))]
+    # babble: other training recordings (the clip itself is 1 of ~3,000 candidates)
+    aug = _AudioAugmenter(cfg, work_sr, waves, np.random.default_rng([int(cfg["seed"]), 4]))
+    out = np.empty((len(waves), v, 1, codec.n_mels, codec.n_frames), np.float16)
+    for k in range(len(waves)):
+        rng = np.random.default_rng([int(cfg["seed"]), 3, k])
+        for j in range(v):
+            y, rate = aug(waves[k], rng)
+            out[k, j] = codec.encode(y, rate)
+        if k % 500 == 0:
+            log(f"augment: recordings {k}/{len(waves)} ({time.time() - t0:.0f} s)")
+    return {"audio": out, "audio_index": index.astype(np.int64)}

@@ -72,3 +72,37 @@ def test_exclude_speakers_removes_them_from_training(small_train):
     assert all(int(f.split("_")[0]) == y for f, y in zip(out["audio_file"], out["label"]) if not f.startswith("espeak"))
     with pytest.raises(TrainingError, match="not in the data"):
         exclude_speaker_audio(ds, ["nobody"], seed=0)
+
+
+def test_clean_targets_make_the_loss_denoising():
+    """With ``clean:<m>`` keys the reconstruction targets are the clean originals: the loss equals
+    the plain loss when clean == input and differs when the input is augmented."""
+    from crossmodal_ros.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("nexus", {"fpd_rho": 0.0})
+    model.eval()  # no FPD, BatchNorm on running statistics: deterministic up to sampling
+    g = torch.Generator().manual_seed(0)
+    batch = {"image": torch.rand(4, 1, 28, 28, generator=g), "audio": torch.rand(4, 1, 128, 32, generator=g),
+             "trajectory": torch.rand(4, 200, generator=g), "label": torch.eye(10)[:4]}
+    noisy = {**batch, "image": (batch["image"] + 0.3 * torch.rand(4, 1, 28, 28, generator=g)).clamp(0, 1)}
+
+    def loss(b):
+        torch.manual_seed(1)  # the same reparameterisation noise
+        return model.loss(b, None, epoch=100)[0].item()
+
+    assert loss({**batch, "clean:image": batch["image"]}) == pytest.approx(loss(batch), rel=1e-5)
+    assert loss({**noisy, "clean:image": batch["image"]}) != pytest.approx(loss(noisy), rel=1e-3)
+
+
+def test_bank_draw_carries_clean_targets(small_train):
+    from crossmodal_ros.data.features import model_tensors
+
+    bank, index = build_bank(small_train, default_codecs(), _cfg(), cache=False, log=lambda s: None)
+    t = model_tensors(small_train)
+    t["aug_index"] = torch.from_numpy(index)
+    d = bank.draw(t, torch.Generator().manual_seed(0))
+    for m in ("image", "audio", "trajectory"):
+        assert torch.equal(d[f"clean:{m}"], t[m])
+    bank.clean_targets = False
+    assert not any(k.startswith("clean:") for k in bank.draw(t, torch.Generator().manual_seed(0)))

@@ -145,7 +145,11 @@ class BottomLevel(nn.Module):
             z[m] = reparameterize(mu, logvar)
             if m in self.frozen:
                 continue
-            rec = masked(self.reconstruction(m, self.vaes[m].decoder(z[m]), x, p), p)
+            target = x
+            if f"clean:{m}" in batch:  # denoising: an augmented input reconstructs its clean original
+                c = batch[f"clean:{m}"]
+                target = torch.where(p.view(-1, *([1] * (c.dim() - 1))), c, torch.zeros((), dtype=c.dtype, device=p.device))
+            rec = masked(self.reconstruction(m, self.vaes[m].decoder(z[m]), target, p), p)
             kl = masked(kl_standard_normal(mu, logvar), p)
             total = total + self.weights[m] * rec + kl_weight * kl
             logs[f"bottom/{m}"] = rec.detach()
@@ -153,15 +157,18 @@ class BottomLevel(nn.Module):
         return z, total, logs
 
 
-def sigma_vae_loss(vae: ModalityVAE, x: torch.Tensor, beta: float = 10.0, min_log_sigma: float = -6.0):
+def sigma_vae_loss(vae: ModalityVAE, x: torch.Tensor, beta: float = 10.0, min_log_sigma: float = -6.0,
+                   target: torch.Tensor | None = None):
     """SigmaVAE loss of one VAE on a batch ``x``: Gaussian NLL with batch-shared optimal sigma
     (soft-clipped) + ``beta`` x KL, each summed per sample and averaged over the batch.
+    ``target`` (default ``x``): what the decoder must reconstruct - the clean original of an
+    augmented ``x`` makes it a denoising VAE.
 
     Returns ``(loss, {"rec": float, "kl": float})``. Used for the sound pretraining stage.
     """
     mu, logvar = vae.encoder(x)
     x_hat = vae.decoder(reparameterize(mu, logvar))
-    rec = shared_sigma_gaussian_nll(x_hat, x, None, min_log_sigma).mean()
+    rec = shared_sigma_gaussian_nll(x_hat, x if target is None else target, None, min_log_sigma).mean()
     kl = kl_standard_normal(mu, logvar).mean()
     loss = rec + beta * kl
     return loss, {"rec": float(rec.detach()), "kl": float(kl.detach())}
@@ -265,20 +272,41 @@ class Nexus(HierarchicalModel):
         z = self.bottom_latents(inputs, present, sample)
         return self.shared_encoder(self.aggregate(z, present))
 
+    def _clean_latents(self, batch: dict, present: torch.Tensor, z: dict) -> dict:
+        """Top-level targets: the bottom latents of the clean originals where the batch carries
+        them (``clean:<modality>``, augmented training), else those of the inputs ``z``."""
+        out = dict(z)
+        with torch.no_grad():
+            for i, m in enumerate(self.modalities):
+                if m in z and f"clean:{m}" in batch:
+                    p = present[:, i]
+                    c = batch[f"clean:{m}"]
+                    x = batch[m]
+                    same = (c == x).flatten(1).all(1)  # rows drawn clean this epoch keep their sample
+                    if bool(same.all()):
+                        continue
+                    c = torch.where(p.view(-1, *([1] * (c.dim() - 1))), c, torch.zeros((), dtype=c.dtype, device=p.device))
+                    out[m] = torch.where(same.unsqueeze(1), z[m], reparameterize(*self.bottom.encode(m, c)))
+        return out
+
     def loss(self, batch: dict, mask: torch.Tensor | None = None, epoch: float = 0):
+        """Negative ELBO of a batch (Nexus's loss). Keys ``clean:<modality>`` (augmented
+        training) give the clean originals: reconstructions at both levels target them while
+        the encoders see the augmented inputs (denoising)."""
         present = self.presence(batch, mask)
         w = kl_warmup(epoch, self.config["warmup_epochs"])
         z, per_sample, logs = self.bottom.forward_train(batch, present, w * self.config["bottom_beta"])
         z = {m: v.detach() for m, v in z.items()}  # stop-gradient between the levels
         keep = fpd_keep_mask(present, self.fpd_rho) if self.training else present
         mu, logvar = self.shared_encoder(self.aggregate(z, keep))
+        targets = self._clean_latents(batch, present, z)
         zs = reparameterize(mu, logvar)
         kl_top = kl_standard_normal(mu, logvar)
         per_sample = per_sample + w * self.config["top_beta"] * kl_top
         logs["kl/top"] = kl_top.detach()
         for i, m in enumerate(self.modalities):
             if m in z:
-                rec = self.top_reconstruction(m, self.top_decoders[m](zs), z[m], present[:, i])
+                rec = self.top_reconstruction(m, self.top_decoders[m](zs), targets[m], present[:, i])
                 per_sample = per_sample + rec
                 logs[f"top/{m}"] = rec.detach()
         total = per_sample.mean()

@@ -315,8 +315,8 @@ def _grad_scaler(precision: str, device):
     return torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
 
-def _sound_loss(vae, audio, beta, clip):
-    loss, logs = sigma_vae_loss(vae, audio, beta, clip)
+def _sound_loss(vae, batch, beta, clip):
+    loss, logs = sigma_vae_loss(vae, batch["audio"], beta, clip, target=batch.get("clean:audio"))
     return loss, {**logs, "loss": float(loss.detach())}
 
 
@@ -357,11 +357,11 @@ def pretrain_sound(model, train, val, tcfg, device, gen, quiet=False, log=print,
         if ctx.enabled:
             torch.manual_seed(ctx.rank_seed(tcfg["seed"], 1, epoch))
         sums, count = {}, 0
-        audio = bank.draw(train, gen)["audio"] if bank is not None else train["audio"]
-        bar = _progress(distributed.step_batches({"audio": audio}, bs, gen, device, None, ctx, accum),
+        drawn = bank.draw(train, gen) if bank is not None else train
+        sound = {k: drawn[k] for k in ("audio", "clean:audio") if k in drawn}
+        bar = _progress(distributed.step_batches(sound, bs, gen, device, None, ctx, accum),
                         distributed.n_steps(n, bs, ctx.world_size * accum), f"sound {epoch + 1}/{epochs}", quiet)
         for micro in bar:
-            micro = [(w, b["audio"]) for w, b in micro]
             logs = _train_step(wrapped, micro, (beta, clip), opt, (), 0.0, device, precision,
                                f"sound pretraining epoch {epoch + 1}", scaler, sums, ctx.world_size)
             count += 1
@@ -529,7 +529,8 @@ def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict |
         sums: dict[str, float] = {}
         count = 0
         epoch_train = bank.draw(train, gen) if bank is not None else train
-        bar = _progress(distributed.step_batches(epoch_train, bs, gen, dev, keys, ctx, accum),
+        step_keys = keys + [k for k in epoch_train if k.startswith("clean:") and k[len("clean:"):] in keys]
+        bar = _progress(distributed.step_batches(epoch_train, bs, gen, dev, step_keys, ctx, accum),
                         distributed.n_steps(n_train, bs, ctx.world_size * accum),
                         f"{cfg['kind']} {epoch + 1}/{epochs}", quiet)
         for step, micro in enumerate(bar):
