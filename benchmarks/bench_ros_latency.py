@@ -6,18 +6,25 @@ Three processes on loopback (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, own ROS_DO
    pixels square, the camera node's playback format), 1 s audio windows (16 kHz) at
    ``--audio-hz`` and pen strokes (nav_msgs/Path, 60 poses) at ``--stroke-hz``; every header is
    stamped with the wall clock at publish time;
-2. the inference node, ``python -m crossmodal_ros.ros.nexus_node`` (shipped checkpoint, CPU,
-   ``max_rate_hz`` above the camera rate so every frame is fused on arrival);
-3. this script, subscribed to ``/nexus/image`` and ``/nexus/latent``.
+2. the inference node, ``python -m crossmodal_ros.ros.nexus_node --ros-args --params-file
+   config/nexus.yaml`` (shipped checkpoint): what a user runs. Variant ``shipped`` adds nothing
+   else; variant ``tuned`` adds ``-p`` overrides (``--max-rate-hz``, ``--heartbeat-hz``,
+   staleness image 0.5 s, audio/trajectory 3 s), labelled as such in the table and JSON;
+3. this script, subscribed to what the run's ``subscribe`` mode says: ``image`` (``/nexus/image``
+   + ``/nexus/latent``, the default), ``all`` (every output topic of the node) or ``latent``
+   (``/nexus/latent_stamped`` only: with lazy outputs the node then decodes nothing).
 
-Latency = receive time of ``/nexus/image`` - its header stamp (the newest fused input's stamp,
-i.e. the publish time of the newest camera frame or stroke; audio windows carry no header and
-are stamped on arrival by the node). Also: sustained output rate, camera frames whose stamp
-never came back (dropped fusion ticks), the node's CPU use (utime+stime from /proc/<pid>/stat
-over the window), its RSS (VmRSS / VmHWM), and the node's own median inference time per fusion
+``--runs`` lists ``variant:subscribe`` pairs (default ``shipped:image,tuned:image,shipped:all,
+shipped:latent``). Latency = receive time of the measured topic (``/nexus/image``;
+``/nexus/latent_stamped`` in ``latent`` mode) - its header stamp (the newest fused input's
+stamp, i.e. the publish time of the newest camera frame or stroke; audio windows carry no
+header and are stamped on arrival by the node). Also: sustained output rate, camera frames
+whose stamp never came back (dropped fusion ticks), the node's CPU use (utime+stime from
+/proc/<pid>/stat over the window) in % of a core and per output of the measured topic (one per
+fusion), its RSS (VmRSS / VmHWM), and the node's own median inference time per fusion
 (``FusionEngine.infer``, preprocessing included; from its /diagnostics), which splits the
 end-to-end latency into inference and everything else (transport, conversions, executor,
-publishing seven outputs). Licence: Apache-2.0.
+publishing). Licence: Apache-2.0.
 """
 from __future__ import annotations
 
@@ -127,25 +134,73 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def run_bench(args) -> int:
-    """Role 3 (default): start publisher + node, measure, write results."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import Float32MultiArray
+SHIPPED_PARAMS = HERE.parent / "config" / "nexus.yaml"
+#: every output topic of the node (``audio`` needs griffin_lim, off in the shipped file)
+OUTPUT_TYPES = {"image": "Image", "audio_mel": "Image", "trajectory": "Path", "label": "Int32",
+                "label_probs": "Float32MultiArray", "latent": "Float32MultiArray",
+                "modalities": "String", "latent_stamped": "JointState"}
 
-    from common import load_average, summarize_ms, table, write_result
+
+def node_command(args, variant: str) -> list[str]:
+    """The node's command line: the shipped parameter file, plus the tuned overrides."""
+    cmd = [sys.executable, "-m", "crossmodal_ros.ros.nexus_node", "--ros-args", "-r", "__node:=nexus",
+           "--params-file", str(SHIPPED_PARAMS)]
+    if variant == "tuned":
+        cmd += ["-p", f"max_rate_hz:={float(args.max_rate_hz)}",
+                "-p", f"heartbeat_hz:={float(args.heartbeat_hz)}", "-p", "staleness.image:=0.5",
+                "-p", "staleness.audio:=3.0", "-p", "staleness.trajectory:=3.0"]
+    elif variant != "shipped":
+        raise ValueError(f"unknown variant {variant!r} (shipped | tuned)")
+    if args.checkpoint:
+        cmd += ["-p", f"checkpoint:={args.checkpoint}"]
+    return cmd
+
+
+def run_bench(args) -> int:
+    """Role 3 (default): one measurement per ``--runs`` entry, one table, one JSON."""
+    from common import load_average, table, write_result
 
     load_before = load_average()
+    rows, runs = [], []
+    for spec in args.runs.split(","):
+        variant, _, subscribe = spec.strip().partition(":")
+        row, stats = run_one(args, variant, subscribe or "image")
+        rows.append(row)
+        runs.append({"variant": variant, "subscribe": subscribe or "image",
+                     "overrides": node_command(args, variant)[8:], "result": row, "latency": stats})
+    load_after = load_average()
+    print(table(rows, list(rows[0]), f"End-to-end ROS latency, publisher -> nexus_node -> subscriber "
+                                     f"({args.seconds} s per run; camera {args.camera_hz} Hz {args.frame}x"
+                                     f"{args.frame} mono8, audio 1 s windows at {args.audio_hz} Hz, strokes "
+                                     f"at {args.stroke_hz} Hz; node --params-file config/nexus.yaml; load avg "
+                                     f"before {load_before} after {load_after})"))
+    path = write_result("ros_latency", {"seconds": args.seconds, "camera_hz": args.camera_hz, "frame": args.frame,
+                                        "audio_hz": args.audio_hz, "stroke_hz": args.stroke_hz,
+                                        "params_file": "config/nexus.yaml",
+                                        "tuned_overrides": node_command(args, "tuned")[8:],
+                                        "load_avg_before": load_before, "load_avg_after": load_after,
+                                        "runs": runs, "ros_domain_id": os.environ.get("ROS_DOMAIN_ID")}, args.out)
+    print("wrote", path)
+    return 0
+
+
+def run_one(args, variant: str, subscribe: str):
+    """Start publisher + node (``variant``), subscribe as ``subscribe`` says, measure one window."""
+    import rclpy
+    from nav_msgs.msg import Path as PathMsg
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image, JointState
+    from std_msgs.msg import Float32MultiArray, Int32, String
+
+    from common import load_average, summarize_ms
+
+    if subscribe not in ("image", "all", "latent"):
+        raise ValueError(f"unknown subscribe mode {subscribe!r} (image | all | latent)")
+    load_run = load_average()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")])
     env.setdefault("OMP_NUM_THREADS", str(args.threads))
-    node_cmd = [sys.executable, "-m", "crossmodal_ros.ros.nexus_node", "--ros-args", "-r", "__node:=nexus",
-                "-p", "device:=cpu", "-p", f"max_rate_hz:={float(args.max_rate_hz)}",
-                "-p", f"heartbeat_hz:={float(args.heartbeat_hz)}", "-p", "staleness.image:=0.5",
-                "-p", "staleness.audio:=3.0", "-p", "staleness.trajectory:=3.0"]
-    if args.checkpoint:
-        node_cmd += ["-p", f"checkpoint:={args.checkpoint}"]
+    node_cmd = node_command(args, variant)
     pub_cmd = [sys.executable, str(Path(__file__).resolve()), "--role", "publisher", "--frame", str(args.frame),
                "--camera-hz", str(args.camera_hz), "--audio-hz", str(args.audio_hz),
                "--stroke-hz", str(args.stroke_hz), "--seconds", str(args.seconds), "--warmup", str(args.warmup)]
@@ -155,11 +210,11 @@ def run_bench(args) -> int:
     recv: list[tuple[float, float]] = []   # (receive wall time, header stamp)
     latents = [0]
 
-    def on_image(msg):
+    def on_stamped(msg):
         now = time.time()
         recv.append((now, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
 
-    def on_latent(_msg):
+    def on_other(_msg):
         latents[0] += 1
 
     from crossmodal_ros.ros.qos import output_qos
@@ -175,8 +230,13 @@ def run_bench(args) -> int:
     from diagnostic_msgs.msg import DiagnosticArray
 
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
-    node.create_subscription(Image, "/nexus/image", on_image, output_qos())
-    node.create_subscription(Float32MultiArray, "/nexus/latent", on_latent, output_qos())
+    types = {"Image": Image, "Path": PathMsg, "Int32": Int32, "Float32MultiArray": Float32MultiArray,
+             "String": String, "JointState": JointState}
+    measured = "latent_stamped" if subscribe == "latent" else "image"
+    names = {"image": ["image", "latent"], "all": list(OUTPUT_TYPES), "latent": ["latent_stamped"]}[subscribe]
+    for name in names:
+        node.create_subscription(types[OUTPUT_TYPES[name]], f"/nexus/{name}",
+                                 on_stamped if name == measured else on_other, output_qos())
     ex = SingleThreadedExecutor()
     ex.add_node(node)
 
@@ -185,7 +245,7 @@ def run_bench(args) -> int:
     try:
         # wait for the node to come up (configure loads the model and warms up)
         t_start = time.monotonic()
-        while time.monotonic() - t_start < 120 and node.count_publishers("/nexus/image") == 0:
+        while time.monotonic() - t_start < 120 and node.count_publishers(f"/nexus/{measured}") == 0:
             ex.spin_once(timeout_sec=0.1)
             if nexus.poll() is not None:
                 raise RuntimeError("nexus_node exited:\n" + (nexus.stdout.read() if nexus.stdout else ""))
@@ -224,25 +284,15 @@ def run_bench(args) -> int:
     stamps = sorted({s for _, s in recv})
     expected = int(round(window * (args.camera_hz + args.stroke_hz)))  # stamped inputs published
     cam_stamps = len(stamps)
-    row = {"outputs": len(recv), "rate_hz": round(len(recv) / window, 2),
+    cpu_s = cpu1 - cpu0
+    row = {"variant": variant, "subscribe": subscribe, "load": load_run[0], "outputs": len(recv), "rate_hz": round(len(recv) / window, 2),
            "median_ms": stats.get("median_ms"), "p99_ms": stats.get("p99_ms"), "mean_ms": stats.get("mean_ms"),
            "stamped_inputs": expected, "stamps_returned": cam_stamps,
            "dropped": max(0, expected - cam_stamps),
            "node_infer_med_ms": diag.get("inference latency median (ms)"),
-           "node_cpu_pct": round(100.0 * (cpu1 - cpu0) / (wall1 - wall0), 1), **mem}
-    load_after = load_average()
-    print(table([row], list(row), f"End-to-end ROS latency, publisher -> nexus_node -> subscriber ({args.seconds} s; "
-                                  f"camera {args.camera_hz} Hz {args.frame}x{args.frame} mono8, audio 1 s windows at "
-                                  f"{args.audio_hz} Hz, strokes at {args.stroke_hz} Hz; load avg before {load_before} "
-                                  f"after {load_after})"))
-    path = write_result("ros_latency", {"seconds": args.seconds, "camera_hz": args.camera_hz, "frame": args.frame,
-                                        "audio_hz": args.audio_hz, "stroke_hz": args.stroke_hz,
-                                        "max_rate_hz": args.max_rate_hz, "heartbeat_hz": args.heartbeat_hz,
-                                        "load_avg_before": load_before, "load_avg_after": load_after,
-                                        "result": row, "latency": stats,
-                                        "ros_domain_id": os.environ.get("ROS_DOMAIN_ID")}, args.out)
-    print("wrote", path)
-    return 0
+           "node_cpu_pct": round(100.0 * cpu_s / (wall1 - wall0), 1),
+           "node_cpu_ms_per_output": round(1e3 * cpu_s / len(recv), 2) if recv else None, **mem}
+    return row, stats
 
 
 def main(argv=None) -> int:
@@ -254,8 +304,11 @@ def main(argv=None) -> int:
     ap.add_argument("--audio-hz", type=float, default=2.0)
     ap.add_argument("--stroke-hz", type=float, default=2.0)
     ap.add_argument("--frame", type=int, default=28, help="camera frame side (28 = the camera node's playback)")
-    ap.add_argument("--max-rate-hz", type=float, default=60.0)
-    ap.add_argument("--heartbeat-hz", type=float, default=5.0)
+    ap.add_argument("--runs", default="shipped:image,tuned:image,shipped:all,shipped:latent",
+                    help="comma-separated variant:subscribe runs; variant shipped | tuned, subscribe "
+                         "image | all | latent")
+    ap.add_argument("--max-rate-hz", type=float, default=200.0, help="tuned variant only")
+    ap.add_argument("--heartbeat-hz", type=float, default=5.0, help="tuned variant only")
     ap.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the node if unset")
     ap.add_argument("--checkpoint", default="", help="node checkpoint (default: the shipped one)")
     ap.add_argument("--out", default=None)

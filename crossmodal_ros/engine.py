@@ -183,12 +183,29 @@ class FusionEngine:
             self._preproc_cache[m] = (value.copy(), sample_rate, np.array(encoded, copy=True))
 
     # ------------------------------------------------------------------ inference
-    def infer(self, raw: dict, sample_rate: int | None = None) -> FusionResult:
-        """Fuse one set of raw readings (any non-empty subset) -> :class:`FusionResult`."""
+    def infer(self, raw: dict, sample_rate: int | None = None, decode=None) -> FusionResult:
+        """Fuse one set of raw readings (any non-empty subset) -> :class:`FusionResult`.
+
+        ``decode``: the modalities to reconstruct (an iterable of names; default None = every
+        modality of the model). The others are not decoded at all (their fields in the result
+        are empty arrays, ``label`` -1), so ``decode=()`` costs the encoders and the shared
+        latent only; the latent and the decoded outputs equal those of a full call.
+        """
         arrays = self.encode_raw(raw, sample_rate)
         tensors = {m: torch.from_numpy(np.ascontiguousarray(a)).unsqueeze(0) for m, a in arrays.items()}
-        out = self._run(tensors, None)
+        out = self._run(tensors, None, self._decode_set(decode))
         return self._result(out, 0, tuple(arrays))
+
+    def _decode_set(self, decode):
+        """None (decode everything) or the tuple of model modalities in ``decode``."""
+        if decode is None:
+            return None
+        wanted = set(decode)
+        unknown = [m for m in wanted if m not in MODALITIES]
+        if unknown:
+            raise EngineInputError(f"decode: unknown modalities {sorted(unknown)}; known: {list(MODALITIES)}")
+        chosen = tuple(m for m in self.modalities if m in wanted)
+        return None if chosen == self.modalities else chosen
 
     def infer_tensors(self, tensors: dict, mask: torch.Tensor | np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Batched inference on model tensors ``(B, ...)`` (numpy or torch) with an optional bool
@@ -209,7 +226,7 @@ class FusionEngine:
             res["label_probs"] = _softmax(res[LABEL])
         return res
 
-    def _run(self, tensors: dict, mask) -> dict:
+    def _run(self, tensors: dict, mask, decode: tuple | None = None) -> dict:
         from .models.base import ModelInputError
 
         dev, dt = self.device, self.dtype
@@ -218,6 +235,14 @@ class FusionEngine:
             mask = mask.to(dev)
         try:
             with torch.inference_mode():
+                if decode is not None:
+                    if self._fast is not None and mask is None:
+                        return _fast_infer_select(self._fast, inputs, self.sample, decode)
+                    mu, logvar = self.model.encode(inputs, mask, sample=self.sample)
+                    z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.sample else mu
+                    out = _decode_subset(self.model, z, decode, self.sample)
+                    out["latent_mu"], out["latent_logvar"] = mu, logvar
+                    return out
                 if self._graphs is not None and mask is None and not self.sample:
                     return self._graphs.infer(inputs)
                 if self._fast is not None:
@@ -252,6 +277,61 @@ class FusionEngine:
     def sample_rate(self) -> int:
         """Sample rate (Hz) of the waveforms :meth:`mel_to_waveform` returns."""
         return int(self.codecs[AUDIO].sample_rate)
+
+
+def _decode_subset(model, z: torch.Tensor, decode: tuple, sample: bool) -> dict:
+    """Reference path: decode only ``decode`` from the shared latent ``z``."""
+    if not decode:
+        return {}
+    import inspect
+
+    params = inspect.signature(model.decode).parameters
+    kwargs = {"sample": sample} if "sample" in params else {}
+    if "modalities" in params:
+        return dict(model.decode(z, modalities=decode, **kwargs))
+    out = model.decode(z, **kwargs)
+    return {m: out[m] for m in decode}
+
+
+def _fast_infer_select(fast, inputs: dict, sample: bool, decode: tuple) -> dict:
+    """:meth:`FastNexus.infer` (unmasked call) decoding only ``decode``: the same operations as
+    the full call for the encoders, the shared latent and each decoded modality (so the same
+    values), none for the others."""
+    import torch.nn.functional as F
+
+    from .models import fast as fm
+
+    given = fast._check(inputs)
+    bsz = inputs[given[0]].shape[0]
+    blocks = []
+    for i, m in enumerate(fast.modalities):
+        if m not in given:
+            blocks.append(torch.zeros((bsz, fast.lat_dims[i]), dtype=fast.dtype, device=fast.device))
+            continue
+        mu, logvar = fast._encode_mod(m, inputs[m], sample)
+        blocks.append(mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu)
+    zcat = torch.cat(blocks, 1) if len(blocks) > 1 else blocks[0]
+    alpha, bias = fast._subset_terms(given)
+    h = torch.addmm(bias, zcat, fast.agg_w, alpha=alpha)
+    h = fm._mlp(F.leaky_relu(h, fm._LEAK), fast.shared_rest)
+    stats = fm._lin(h, *fast.shared_heads)
+    mu, logvar = stats[:, :fast.latent_dim], stats[:, fast.latent_dim:]
+    z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
+    out = {}
+    if decode:
+        wt, b = fast.top_first
+        hid = fast.hidden
+        for i, m in enumerate(fast.modalities):
+            if m not in decode:
+                continue
+            sl = slice(i * hid, (i + 1) * hid)
+            h = F.leaky_relu(torch.addmm(b[sl], z, wt[:, sl]), fm._LEAK)
+            for layer in fast.top_hidden[i]:
+                h = F.leaky_relu(fm._lin(h, *layer), fm._LEAK)
+            out[m] = fast._decode_mod(i, m, fm._lin(h, *fast.top_out[i]))
+    out["latent_mu"] = mu
+    out["latent_logvar"] = logvar
+    return out
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -568,3 +568,84 @@ def test_qos_overrides_and_per_input_diagnostics(ros_context, checkpoint):
     node._last_arrival["image"] -= 2.0  # newest image 2 s old, staleness 0.5 s
     image = {s.name: s for s in node._input_statuses()}["/nexus: input image"]
     assert image.level == DiagnosticStatus.WARN and "stale" in image.message
+
+
+# --------------------------------------------------------------------------- lazy outputs
+def test_engine_decodes_only_the_requested_modalities_with_equal_values(checkpoint):
+    """``FusionEngine.infer(decode=...)``: every subset of inputs, several decode sets, fast and
+    reference paths: decoded fields and the latent equal the full call, the others empty."""
+    import itertools
+
+    from crossmodal_ros.engine import FusionEngine
+    from crossmodal_ros.modalities import MODALITIES
+
+    t = np.arange(8000) / 16000.0
+    raw = {"image": np.eye(28, dtype=np.float32),
+           "audio": (0.3 * np.sin(2 * np.pi * 300.0 * t)).astype(np.float32),
+           "trajectory": np.stack([np.linspace(0, 1, 20), np.linspace(0, 1, 20) ** 2], 1),
+           "label": 3}
+    field = {"image": "image", "audio": "audio_mel", "trajectory": "trajectory",
+             "label": "label_probs"}
+    for fast in (True, False):
+        engine = FusionEngine.from_checkpoint(checkpoint, device="cpu", fast=fast)
+        subsets = [s for r in range(1, 5) for s in itertools.combinations(MODALITIES, r)]
+        for subset in subsets if fast else subsets[:4]:
+            given = {m: raw[m] for m in subset}
+            full = engine.infer(given, sample_rate=16000)
+            assert engine.infer(given, sample_rate=16000, decode=None).fused == full.fused
+            for decode in [(), ("image",), ("audio", "label"), ("trajectory",), MODALITIES]:
+                part = engine.infer(given, sample_rate=16000, decode=decode)
+                np.testing.assert_allclose(part.latent_mu, full.latent_mu, atol=1e-5)
+                np.testing.assert_allclose(part.latent_logvar, full.latent_logvar, atol=1e-5)
+                assert part.fused == full.fused
+                for m in MODALITIES:
+                    got, ref = getattr(part, field[m]), getattr(full, field[m])
+                    if m in decode:
+                        np.testing.assert_allclose(got, ref, atol=1e-5, err_msg=f"{subset} {m}")
+                    else:
+                        assert got.size == 0, (subset, decode, m)
+                assert (part.label == full.label) if "label" in decode else part.label == -1
+    with pytest.raises(ValueError):
+        engine.infer({"label": 1}, decode=("smell",))
+
+
+def test_no_subscriber_no_decode_and_subscribed_outputs_decode_only_theirs(ros_context, checkpoint):
+    rc = ros_context
+    node = _nexus(rc, checkpoint)
+    calls = []
+    fast = node.engine._fast
+    original = fast._decode_mod
+    fast._decode_mod = lambda i, m, zb: calls.append(m) or original(i, m, zb)
+    image = np.eye(28, dtype=np.float32)
+
+    def fuse():
+        node._store_sample("image", image)
+        assert node.fuse_once()
+
+    fuse()  # nobody listens: encoders and latent only; latent, modalities, latent_stamped
+    assert calls == [] and sum(node.decoded.values()) == 0 and node.published_count == 3
+    listener = rc.add(rc_node(rc, "lazy_listener"))
+    got = {"latent": [], "image": []}
+    listener.create_subscription(Float32MultiArray, "/nexus/latent",
+                                 lambda msg: got["latent"].append(msg), 10)
+    assert rc.spin_until(lambda: node._pubs["latent"].get_subscription_count() > 0, timeout=5.0)
+    fuse()  # a latent-only subscriber: still no decoder runs, the latent is published
+    assert calls == [] and node.published_count == 6
+    assert rc.spin_until(lambda: got["latent"], timeout=3.0)
+    listener.create_subscription(Image, "/nexus/image", lambda msg: got["image"].append(msg), 10)
+    assert rc.spin_until(lambda: node._pubs["image"].get_subscription_count() > 0, timeout=5.0)
+    fuse()  # an image subscriber: the image decoder only
+    assert calls == ["image"] and node.decoded["image"] == 1 and node.decoded["label"] == 0
+    assert rc.spin_until(lambda: got["image"], timeout=3.0)
+    assert got["image"][-1].height == 28
+
+
+def test_always_decode_forces_decoding_without_subscribers(ros_context, checkpoint):
+    rc = ros_context
+    node = _nexus(rc, checkpoint, always_decode=["label", "trajectory"])
+    node._store_sample("image", np.eye(28, dtype=np.float32))
+    assert node.fuse_once()
+    assert node.decoded == {"image": 0, "audio": 0, "trajectory": 1, "label": 1}
+    assert node.last_result.label >= 0 and node.last_result.image.size == 0
+    ok = node.set_parameters([Parameter("always_decode", value=["smell"])])[0].successful
+    assert not ok

@@ -2,11 +2,14 @@
 
 No graph runs: messages are decoded with the same conversions as the node, stored in the
 node's keep-latest store (:class:`crossmodal_ros.ros.fusion.LatestSamples`, per-modality
-staleness windows, on bag time) and fused with the node's scheduling rules:
+staleness windows, on bag time) and fused by the node's own scheduler
+(:class:`crossmodal_ros.fusion_policy.FusionScheduler`, driven by :func:`drive_timeline` with
+the node's timer period), so the evaluator decides exactly as the node:
 
-* new input fuses promptly, unless the last fusion was less than ``1 / max_rate_hz`` ago; then
-  the fusion timer (period ``1 / max_rate_hz``) picks it up (bursts are coalesced);
-* with nothing new, a heartbeat fusion runs every ``1 / heartbeat_hz`` while anything is live.
+* new input fuses at once, unless the last *fresh* fusion was less than ``1 / max_rate_hz``
+  ago; then the next timer tick (period ``1 / max_rate_hz``) picks it up (bursts coalesce);
+* heartbeats only fill silence: with nothing new for ``1 / heartbeat_hz`` while anything is
+  live; they never count against ``max_rate_hz``.
 
 Each fusion runs the :class:`~crossmodal_ros.engine.FusionEngine` on the live inputs. Outputs
 are scored against ``/label/truth`` (the most recent truth at or before the newest fused input's
@@ -34,7 +37,7 @@ from crossmodal_ros.modalities import AUDIO, IMAGE, LABEL, MODALITIES, TRAJECTOR
 from crossmodal_ros.ros.bag_export import TOPICS, TRUTH_TOPIC, BagError
 from crossmodal_ros.ros.bag_player import bag_custom_data, open_bag
 
-__all__ = ["FusionSettings", "EvalReport", "read_bag_inputs", "evaluate_bag", "main"]
+__all__ = ["FusionSettings", "EvalReport", "read_bag_inputs", "drive_timeline", "evaluate_bag", "main"]
 
 
 @dataclass(frozen=True)
@@ -166,9 +169,52 @@ def read_bag_inputs(path: str | Path):
     return events, truth_t, truth, start, end, invalid
 
 
+def drive_timeline(events, start: float, until: float, scheduler, store, staleness: dict,
+                   fuse) -> list:
+    """Replay input ``events`` ``[(t, modality, Sample)]`` (time order) through ``scheduler``
+    and ``store`` exactly as the node does: each input is stored and offered to the scheduler
+    at once (the node's wake-up), and the fusion timer ticks every ``scheduler.tick_period``
+    from ``start`` (first tick one period later) until ``until``.
+
+    ``fuse(now, kind, live)`` runs one fusion on the live samples it is given (those taken from
+    the store) and returns whether it produced an output. Returns ``[(t, kind, fused
+    modalities)]`` of the fusions that produced one (the decisions, for tests and reports).
+    """
+    log: list = []
+    next_tick = start + scheduler.tick_period
+
+    def attempt(now: float) -> None:
+        kind = scheduler.decide(now, store.pending, bool(store.live(now, staleness)))
+        if kind is None:
+            return
+        scheduler.started(now, kind)
+        try:
+            live = store.live(now, staleness, take=True)
+            if live and fuse(now, kind, live):
+                log.append((now, kind, tuple(live)))
+        finally:
+            scheduler.finished(now)
+
+    def run_ticks(limit: float) -> None:
+        nonlocal next_tick
+        while next_tick < limit:
+            now = next_tick
+            next_tick += scheduler.tick_period
+            attempt(now)
+
+    for t, modality, sample in events:
+        run_ticks(t)
+        store.put(modality, sample)
+        scheduler.note_input(t)
+        attempt(t)
+    run_ticks(until)
+    return log
+
+
 def evaluate_bag(path: str | Path, engine, settings: FusionSettings = FusionSettings(),
                  sample_rate: int | None = None) -> EvalReport:
     """Run the fusion logic over a bag's time line and score the outputs against the truth."""
+    from crossmodal_ros.fusion_policy import FRESH, FusionScheduler
     from crossmodal_ros.ros.fusion import LatestSamples, Sample, newest
 
     events, truth_t, truth, start, end, invalid = read_bag_inputs(path)
@@ -178,57 +224,33 @@ def evaluate_bag(path: str | Path, engine, settings: FusionSettings = FusionSett
         sample_rate = int(bag_custom_data(path).get("crossmodal_ros.sample_rate", 16000))
     store = LatestSamples(MODALITIES)
     staleness = {m: float(settings.staleness.get(m, 0.0)) for m in MODALITIES}
-    min_gap = 0.999 / settings.max_rate_hz
-    hb_gap = 0.999 / settings.heartbeat_hz if settings.heartbeat_hz > 0 else math.inf
-    timer_period = 1.0 / settings.max_rate_hz
     per_subset: dict = defaultdict(lambda: {"outputs": 0, "samples": 0, "correct": 0})
     scored: list = []  # (truth index, number fused, subset name, correct)
     counts = {"prompt": 0, "heartbeat": 0}
     infer_s: list[float] = []
-    last_fuse = -math.inf
 
-    def fuse(now: float, kind: str) -> None:
-        nonlocal last_fuse
+    def fuse(now: float, kind: str, live: dict) -> bool:
         import time as _time
 
-        last_fuse = now
-        live = store.live(now, staleness, take=True)
-        if not live:
-            return
         t0 = _time.perf_counter()
         try:
             result = engine.infer({m: s.value for m, s in live.items()}, sample_rate=sample_rate)
         except ValueError:  # a codec rejected the input: the node drops it too
-            return
+            return False
         infer_s.append(_time.perf_counter() - t0)
-        counts[kind] += 1
+        counts["prompt" if kind == FRESH else "heartbeat"] += 1
         name = subset_name(result.fused)
         per_subset[name]["outputs"] += 1
         i = bisect.bisect_right(truth_t, newest(live).stamp_s + 1e-6) - 1
         if i >= 0:
             scored.append((i, len(result.fused), name, int(int(result.label) == truth[i])))
+        return True
 
-    def run_timers(until: float) -> None:
-        """Fusion-timer ticks in (last tick, until): pending input or heartbeat."""
-        nonlocal next_tick
-        while next_tick < until:
-            now = next_tick
-            next_tick += timer_period
-            if now - last_fuse < min_gap:
-                continue
-            if store.pending:
-                fuse(now, "prompt")
-            elif now - last_fuse >= hb_gap and store.live(now, staleness):
-                fuse(now, "heartbeat")
-
-    next_tick = start + timer_period
-    for ev in events:
-        run_timers(ev.t)
-        store.put(ev.modality, Sample(value=ev.value, stamp=ev.stamp_s, stamp_s=ev.stamp_s,
-                                      arrival_s=ev.t))
-        if ev.t - last_fuse >= min_gap:
-            fuse(ev.t, "prompt")
-    run_timers(end + max(staleness.values()))
+    scheduler = FusionScheduler(settings.max_rate_hz, settings.heartbeat_hz)
+    drive_timeline(
+        [(ev.t, ev.modality, Sample(value=ev.value, stamp=ev.stamp_s, stamp_s=ev.stamp_s,
+                                    arrival_s=ev.t)) for ev in events],
+        start, end + max(staleness.values()), scheduler, store, staleness, fuse)
     # one settled output per sample: the fusion with the most inputs (latest among equals)
     settled: dict = {}
     for i, n, name, correct in scored:

@@ -15,8 +15,13 @@ Topics (relative names, remappable):
 Fusion semantics: subscription callbacks only convert, validate and store the newest sample per
 modality (invalid messages are dropped, counted per modality and reason, and logged
 throttled). A separate callback group fuses the live modalities promptly when new input
-arrives (bursts coalesced, at most ``max_rate_hz``) and on a ``heartbeat_hz`` heartbeat while
-anything is live. A modality is live while the *arrival time of its newest message on the node
+arrives (at once unless a fusion is running; bursts coalesced to the newest; fresh fusions at
+most ``max_rate_hz``) and on a ``heartbeat_hz`` heartbeat that only fills silence (see
+:mod:`crossmodal_ros.fusion_policy`, the scheduler shared with the offline bag evaluator).
+Outputs are lazy: only the modalities whose output topics have subscribers (or that the
+``always_decode`` parameter names) are decoded and published; the latent, ``modalities`` and
+``latent_stamped`` are always published. A latent-only subscriber costs the encoders and the
+shared latent. A modality is live while the *arrival time of its newest message on the node
 clock* is younger than its ``staleness.<modality>`` window (the node clock follows ``/clock``
 under ``use_sim_time``; a clock jump backwards makes a stored sample fresh once instead of
 failing). Arrival time, not the header stamp, decides liveness, so a sensor with a skewed clock
@@ -55,6 +60,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray, Int32, String
 
+from crossmodal_ros.fusion_policy import FRESH, FusionScheduler
 from crossmodal_ros.modalities import AUDIO, IMAGE, LABEL, MODALITIES, NUM_CLASSES, TRAJECTORY
 from crossmodal_ros.ros import conversions as conv
 from crossmodal_ros.ros.diagnostics import (
@@ -106,11 +112,14 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "device": ("auto", _desc(
         "Inference device: auto (cuda when available, else cpu), cpu or cuda. Read at configure.",
         ParameterType.PARAMETER_STRING)),
-    "max_rate_hz": (20.0, _float_desc(
-        "Upper bound on fusions per second; bursts of new input are coalesced.", 0.1, 1000.0)),
+    "max_rate_hz": (100.0, _float_desc(
+        "Upper bound on fusions of fresh input per second (heartbeats do not count); fresh "
+        "input is fused at once unless a fusion is running or the last fresh fusion was less "
+        "than 1/max_rate_hz ago; bursts are coalesced to the newest.", 0.1, 1000.0)),
     "heartbeat_hz": (5.0, _float_desc(
-        "Fusions per second while any input is live and nothing new arrives (0 = no heartbeat). "
-        "Must not exceed max_rate_hz.", 0.0, 1000.0)),
+        "Fusions per second while any input is live and nothing new arrived for 1/heartbeat_hz "
+        "(fills silence only, never delays fresh input; 0 = no heartbeat). Must not exceed "
+        "max_rate_hz.", 0.0, 1000.0)),
     "staleness.image": (1.0, _float_desc(
         "Seconds an image stays live after it arrived (node clock); 0 ignores the input.",
         0.0, 3600.0)),
@@ -128,6 +137,10 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "outputs": (list(OUTPUT_NAMES), _desc(
         "Outputs to publish, any of: " + ", ".join(OUTPUT_NAMES) + " ('audio' also needs "
         "griffin_lim). Read at configure.", ParameterType.PARAMETER_STRING_ARRAY)),
+    "always_decode": ([""], _desc(
+        "Modalities (image, audio, trajectory, label, or all) decoded at every fusion even when "
+        "no subscriber listens to their outputs. Others are decoded only while their output "
+        "topics have subscribers. Read at configure.", ParameterType.PARAMETER_STRING_ARRAY)),
     "sample_latent": (False, _desc(
         "Decode a sample of the latent Gaussian instead of its mean.",
         ParameterType.PARAMETER_BOOL)),
@@ -230,7 +243,11 @@ class NexusNode(LifecycleNode):
         self._checkpoint_kind = ""
         self._active = False
         self._cfg: dict[str, Any] = {}
-        self._last_fuse_mono = -math.inf
+        self._sched = FusionScheduler()
+        self.fusions_by_kind: Counter = Counter()
+        self.last_fusion_kind = ""
+        self.decoded: dict[str, int] = {m: 0 for m in MODALITIES}
+        self._always_decode: frozenset = frozenset()
         self._log_times: dict[tuple, float] = {}
         self._pubs: dict[str, Any] = {}
         self._subs: list = []
@@ -306,6 +323,9 @@ class NexusNode(LifecycleNode):
         unknown = [m for m in values["modalities"] if m and m not in MODALITIES]
         if unknown:
             return f"unknown modalities {unknown}; known: {list(MODALITIES)}"
+        unknown = [m for m in values["always_decode"] if m and m != "all" and m not in MODALITIES]
+        if unknown:
+            return f"always_decode: unknown modalities {unknown}; known: {list(MODALITIES)} or all"
         if values["heartbeat_hz"] > values["max_rate_hz"]:
             return (f"heartbeat_hz ({values['heartbeat_hz']}) must not exceed max_rate_hz "
                     f"({values['max_rate_hz']})")
@@ -339,6 +359,8 @@ class NexusNode(LifecycleNode):
                 self._cfg[p.name] = p.value
         if "sample_latent" in changed and self._engine is not None:
             self._engine.sample = bool(self._cfg["sample_latent"])
+        if {"max_rate_hz", "heartbeat_hz"} & changed:
+            self._sched.configure(self._cfg["max_rate_hz"], self._cfg["heartbeat_hz"])
         if "max_rate_hz" in changed and self._fusion_timer is not None:
             self.destroy_timer(self._fusion_timer)
             self._start_fusion_timer()
@@ -385,6 +407,9 @@ class NexusNode(LifecycleNode):
         window = int(values["diagnostics.window"])
         self._freq = {m: FrequencyWindow(window) for m in MODALITIES}
         self._cfg = values
+        self._sched.configure(values["max_rate_hz"], values["heartbeat_hz"])
+        forced = set(values["always_decode"]) - {""}
+        self._always_decode = frozenset(MODALITIES if "all" in forced else forced)
         self.last_error = ""
 
         # one profile object per entity: a qos_overrides parameter edits the profile it is given
@@ -464,7 +489,7 @@ class NexusNode(LifecycleNode):
                                                name="nexus-griffin-lim", daemon=True)
             self._gl_thread.start()
         self._active = True
-        self._last_fuse_mono = -math.inf
+        self._sched.reset()
         self.get_logger().info("active")
         return super().on_activate(state)
 
@@ -491,7 +516,7 @@ class NexusNode(LifecycleNode):
         return super().on_shutdown(state)
 
     def _start_fusion_timer(self) -> None:
-        period = 1.0 / float(self._cfg["max_rate_hz"])
+        period = self._sched.tick_period
         self._fusion_timer = self.create_timer(period, self._on_fusion_timer,
                                                callback_group=self._fusion_group,
                                                clock=self._steady)
@@ -565,6 +590,7 @@ class NexusNode(LifecycleNode):
                                          stamp_s=conv.stamp_to_seconds(stamp),
                                          arrival_s=now.nanoseconds * 1e-9, frame_id=frame,
                                          seq=self.received[modality]))
+        self._sched.note_input(self._mono())
         wake = self._wake
         if wake is not None and self._active:
             wake.trigger()
@@ -635,24 +661,26 @@ class NexusNode(LifecycleNode):
         self._store_sample(LABEL, int(msg.data))
 
     # ------------------------------------------------------------------ fusion
-    def _on_wake(self) -> None:
-        """New input arrived: fuse now unless that would exceed max_rate_hz (the timer then
-        picks it up within one period)."""
-        if self._active and self._store.pending and self._rate_allows():
-            self._fuse()
+    def _mono(self) -> float:
+        """The scheduler's clock (steady; tests replace it with a fake clock)."""
+        return time.monotonic()
 
-    def _rate_allows(self) -> bool:
-        return time.monotonic() - self._last_fuse_mono >= 0.999 / float(self._cfg["max_rate_hz"])
+    def _on_wake(self) -> None:
+        """New input arrived: fuse it now unless a fusion runs or max_rate_hz defers it (the
+        fusion timer then picks it up)."""
+        if self._active and self._store.pending:
+            if self._sched.decide(self._mono(), True, False) == FRESH:
+                self._fuse(FRESH)
 
     def _on_fusion_timer(self) -> None:
-        if not self._active or not self._rate_allows():
+        """Timer tick (period 1/max_rate_hz): deferred fresh input, or a heartbeat in silence."""
+        if not self._active:
             return
-        if self._store.pending:
-            self._fuse()
-            return
-        hb = float(self._cfg["heartbeat_hz"])
-        if hb > 0.0 and time.monotonic() - self._last_fuse_mono >= 0.999 / hb:
-            self._fuse()
+        pending = self._store.pending
+        kind = self._sched.decide(self._mono(), pending,
+                                  (not pending) and bool(self.live_inputs()))
+        if kind is not None:
+            self._fuse(kind)
 
     def live_inputs(self) -> tuple[str, ...]:
         """The modalities live right now (node clock, staleness windows; none while the sim
@@ -687,17 +715,35 @@ class NexusNode(LifecycleNode):
     def fuse_once(self) -> bool:
         """Fuse the live inputs now and publish; False when nothing is live (public for tools
         that drive the node without timers)."""
-        return self._fuse()
+        return self._fuse("manual")
 
-    def _fuse(self) -> bool:
+    def _fuse(self, kind: str = FRESH) -> bool:
         with self._fusion_lock:
-            return self._fuse_locked()
+            if self._engine is None or not self._active:
+                return False
+            self._sched.started(self._mono(), kind)
+            try:
+                done = self._fuse_locked()
+            finally:
+                self._sched.finished(self._mono())
+            if done:
+                self.fusions_by_kind[kind] += 1
+                self.last_fusion_kind = kind
+            return done
+
+    def _wanted_decodes(self) -> set:
+        """Modalities to decode now: those with a subscribed output, plus ``always_decode``."""
+        wanted = set(self._always_decode) & set(self._fused_modalities)
+        for name, pub in self._pubs.items():
+            m = _OUTPUT_NEEDS.get(name)
+            if m is not None and m not in wanted and pub.get_subscription_count() > 0:
+                wanted.add(m)
+        return wanted
 
     def _fuse_locked(self) -> bool:
         engine = self._engine
         if engine is None or not self._active:
             return False
-        self._last_fuse_mono = time.monotonic()
         if self._clock_is_stalled():
             return False
         live = self._store.live(self._now_s(), self._staleness(), take=True)
@@ -705,9 +751,11 @@ class NexusNode(LifecycleNode):
             return False
         while live:
             raw = {m: s.value for m, s in live.items()}
+            decode = self._wanted_decodes()
             t0 = time.perf_counter()
             try:
-                result = engine.infer(raw, sample_rate=int(self._cfg["sample_rate"]))
+                result = engine.infer(raw, sample_rate=int(self._cfg["sample_rate"]),
+                                      decode=decode)
             except Exception as exc:  # noqa: BLE001 - never let one bad input kill the node
                 bad = self._handle_infer_error(engine, live, exc)
                 live = {m: s for m, s in live.items() if m not in bad}
@@ -716,6 +764,8 @@ class NexusNode(LifecycleNode):
             self.last_latency_s = dt
             self.latency.add(dt)
             self.fused_count += 1
+            for m in decode:
+                self.decoded[m] += 1
             for m, s in live.items():  # count each input message once, at its first fusion
                 if s.seq != self._fused_seq[m]:
                     self._fused_seq[m] = s.seq
@@ -757,7 +807,12 @@ class NexusNode(LifecycleNode):
     def _publish(self, result, stamp) -> None:
         frame = str(self._cfg["frame_id"])
         header = conv.make_header(stamp, frame)
-        pubs = self._pubs
+        # lazy outputs: a modality's outputs exist only when it was decoded (it had a subscriber
+        # or always_decode names it); the latent, modalities and latent_stamped always do
+        decoded = {IMAGE: result.image.size > 0, AUDIO: result.audio_mel.size > 0,
+                   TRAJECTORY: result.trajectory.size > 0, LABEL: result.label_probs.size > 0}
+        pubs = {name: pub for name, pub in self._pubs.items()
+                if decoded.get(_OUTPUT_NEEDS.get(name), True)}
         sent = 0
         if "image" in pubs:
             img = np.clip(np.rint(np.asarray(result.image) * 255.0), 0, 255).astype(np.uint8)

@@ -1,0 +1,196 @@
+"""The fusion scheduler (crossmodal_ros.fusion_policy) on a fake clock: fresh input is fused at
+once and never waits for a heartbeat, bursts coalesce, heartbeats only fill silence, and the
+node and the offline bag evaluator make the same decisions."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from crossmodal_ros.fusion_policy import FRESH, HEARTBEAT, FusionScheduler
+from crossmodal_ros.modalities import IMAGE, MODALITIES, TRAJECTORY
+from crossmodal_ros.ros.bag_eval import drive_timeline
+from crossmodal_ros.ros.fusion import LatestSamples, Sample
+
+from ros_helpers import ros_context, ros_module_context  # noqa: F401 (fixtures)
+
+
+def _simulate(events, until, max_rate_hz, heartbeat_hz, fusion_s=0.0, staleness=10.0):
+    """Event-driven fake-clock run of the scheduler as the node uses it (wake-up on every input,
+    a polling timer, a guard condition that fires again after a fusion), with fusions taking
+    ``fusion_s``. Returns [(start, kind, inputs taken)] and, per input number, the wait from its
+    arrival to the start of the fusion that took it (None: superseded before any fusion)."""
+    sched = FusionScheduler(max_rate_hz, heartbeat_hz)
+    store = LatestSamples(MODALITIES)
+    st = {m: staleness for m in MODALITIES}
+    log, waits = [], {}
+    state = {"busy_until": -math.inf}
+    next_tick = sched.tick_period
+    queue = sorted(events)
+    i = 0
+
+    def start(t, kind):
+        sched.started(t, kind)
+        live = store.live(t, st, take=True)
+        for s in live.values():
+            if s.seq in waits and waits[s.seq] is None:
+                waits[s.seq] = t - s.arrival_s
+        log.append((t, kind, tuple(live)))
+        if fusion_s > 0.0:
+            state["busy_until"] = t + fusion_s
+        else:
+            sched.finished(t)
+
+    while True:
+        cands = [next_tick] + ([queue[i][0]] if i < len(queue) else [])
+        if sched.busy:
+            cands.append(state["busy_until"])
+        t = min(cands)
+        if t >= until:
+            break
+        if sched.busy and t >= state["busy_until"]:
+            sched.finished(t)
+            if store.pending and sched.decide(t, True, False) == FRESH:  # guard condition
+                start(t, FRESH)
+        while i < len(queue) and queue[i][0] <= t:
+            at, m = queue[i]
+            store.put(m, Sample(value=at, stamp=at, stamp_s=at, arrival_s=at, seq=i))
+            waits[i] = None
+            sched.note_input(at)
+            i += 1
+            if sched.decide(t, True, False) == FRESH:  # the node's wake-up
+                start(t, FRESH)
+        if t >= next_tick:
+            next_tick += sched.tick_period
+            kind = sched.decide(t, store.pending, bool(store.live(t, st)))
+            if kind is not None:
+                start(t, kind)
+    return log, waits
+
+
+def test_fresh_input_is_fused_at_once_and_heartbeats_fill_only_silence():
+    # the shipped rates: max 100 Hz, heartbeat 5 Hz; a 30 Hz camera for 1 s, then silence
+    cam = [(round(k / 30.0, 6), IMAGE) for k in range(30)]
+    log, waits = _simulate(cam, 2.0, 100.0, 5.0)
+    assert all(w == 0.0 for w in waits.values()), waits  # no input ever waited
+    fresh = [e for e in log if e[1] == FRESH]
+    beats = [e for e in log if e[1] == HEARTBEAT]
+    assert len(fresh) == 30
+    # no heartbeat while the camera streams; in the silence after it, one every 0.2 s
+    last_frame = cam[-1][0]
+    assert beats and all(t >= last_frame + 0.2 * 0.999 for t, _, _ in beats)
+    gaps = np.diff([last_frame] + [t for t, _, _ in beats])
+    assert np.allclose(gaps, 0.2, atol=0.011)
+
+
+def test_fresh_input_never_waits_behind_a_heartbeat_even_at_a_low_max_rate():
+    # max_rate 5 Hz, heartbeat 5 Hz: a heartbeat at t must not push a fresh input at t + 1 ms
+    sched = FusionScheduler(max_rate_hz=5.0, heartbeat_hz=5.0)
+    sched.note_input(0.0)
+    assert sched.decide(0.0, True, True) == FRESH
+    sched.started(0.0, FRESH)
+    sched.finished(0.0)
+    assert sched.decide(0.1, False, True) is None  # not silent long enough
+    assert sched.decide(0.2, False, True) == HEARTBEAT
+    sched.started(0.2, HEARTBEAT)
+    sched.finished(0.2)
+    sched.note_input(0.201)
+    assert sched.decide(0.201, True, True) == FRESH  # heartbeats do not count against max_rate
+    # a pending input always wins over a due heartbeat
+    sched.started(0.201, FRESH)
+    sched.finished(0.201)
+    sched.note_input(0.45)
+    assert sched.decide(0.45, True, True) == FRESH
+
+
+def test_bursts_coalesce_to_the_newest_and_respect_max_rate():
+    # 10 frames within 9 ms at max 20 Hz: the first at once, the rest coalesce into one fusion
+    burst = [(0.001 * k, IMAGE) for k in range(10)]
+    log, waits = _simulate(burst, 0.5, 20.0, 0.0)
+    assert [k for _, k, _ in log] == [FRESH, FRESH]
+    assert log[0][0] == 0.0 and log[1][0] == pytest.approx(0.05, abs=1e-9)
+    fused = [i for i, w in waits.items() if w is not None]
+    assert fused == [0, 9]  # first and newest; 1..8 superseded
+    starts = [t for t, _, _ in log]
+    assert all(b - a >= 0.999 / 20.0 for a, b in zip(starts, starts[1:]))
+
+
+def test_input_during_a_running_fusion_is_fused_when_it_ends():
+    events = [(0.0, IMAGE), (0.002, TRAJECTORY), (0.003, IMAGE)]
+    log, waits = _simulate(events, 0.1, 1000.0, 0.0, fusion_s=0.005)
+    assert log[0] == (0.0, FRESH, (IMAGE,))
+    assert log[1][0] == pytest.approx(0.005) and set(log[1][2]) == {IMAGE, TRAJECTORY}
+    assert waits[0] == 0.0 and waits[1] == pytest.approx(0.003) and waits[2] == pytest.approx(0.002)
+    assert waits == {0: 0.0, 1: pytest.approx(0.003), 2: pytest.approx(0.002)}
+
+
+def test_configure_rejects_bad_rates():
+    with pytest.raises(ValueError):
+        FusionScheduler(0.0, 0.0)
+    with pytest.raises(ValueError):
+        FusionScheduler(10.0, 20.0)
+
+
+# --------------------------------------------------------------------------- node == bag_eval
+EVENTS = ([(0.0, IMAGE), (0.004, TRAJECTORY), (0.010, IMAGE), (0.033, IMAGE)]
+          + [(0.5 + k / 30.0, IMAGE) for k in range(6)] + [(1.5, TRAJECTORY)])
+UNTIL = 2.2
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("rates", [(20.0, 5.0), (100.0, 5.0), (5.0, 5.0)],
+                         ids=["20-5", "100-5", "5-5"])
+def test_node_and_bag_eval_decide_alike(ros_context, untrained_checkpoint, rates):
+    from crossmodal_ros.ros.nexus_node import make_node
+
+    max_rate, heartbeat = rates
+    value = {IMAGE: np.eye(28, dtype=np.float32),
+             TRAJECTORY: np.stack([np.linspace(0, 1, 20), np.linspace(0, 1, 20) ** 2], 1)}
+    staleness = {m: 3000.0 for m in MODALITIES}
+
+    # offline: the bag evaluator's timeline driver with a recording fuse
+    store = LatestSamples(MODALITIES)
+    offline = drive_timeline(
+        [(t, m, Sample(value=value[m], stamp=t, stamp_s=t, arrival_s=t)) for t, m in EVENTS],
+        0.0, UNTIL, FusionScheduler(max_rate, heartbeat), store, staleness,
+        lambda now, kind, live: True)
+
+    # the node, in process, its scheduler on a fake clock; inputs stored as its callbacks do and
+    # its wake-up and timer handlers called at the same moments (nothing spins the executor)
+    node = make_node(context=ros_context.context, checkpoint=untrained_checkpoint,
+                     max_rate_hz=max_rate, heartbeat_hz=heartbeat, staleness=staleness,
+                     autostart=True)
+    ros_context.add(node)
+    clock = [0.0]
+    node._mono = lambda: clock[0]
+    node._sched.reset()
+    online = []
+
+    def call(handler, t):
+        clock[0] = t
+        before = node.fused_count
+        handler()
+        if node.fused_count > before:
+            online.append((t, node.last_fusion_kind, node.last_fused))
+
+    period = node._sched.tick_period
+    next_tick = period
+    for t, m in EVENTS:
+        while next_tick < t:
+            call(node._on_fusion_timer, next_tick)
+            next_tick += period
+        clock[0] = t
+        node._store_sample(m, value[m])
+        call(node._on_wake, t)
+    while next_tick < UNTIL:
+        call(node._on_fusion_timer, next_tick)
+        next_tick += period
+
+    assert [(round(t, 9), k) for t, k, _ in online] == [(round(t, 9), k) for t, k, _ in offline]
+    assert [tuple(f) for _, _, f in online] == [f for _, _, f in offline]
+    kinds = [k for _, k, _ in offline]
+    assert FRESH in kinds and HEARTBEAT in kinds
+    # every fresh input of the stream was fused at its arrival or on the rate limit, never
+    # later because of a heartbeat
+    assert offline[0] == (0.0, FRESH, (IMAGE,))
