@@ -164,9 +164,17 @@ def resolve_device(name: str) -> torch.device:
 
 
 # --------------------------------------------------------------------------- data
-def load_tensors(spec: str, split: str = "train", exclude_speakers=(), augment: dict | None = None,
-                 seed: int = 0, log=None):
-    """Model tensors (docs/architecture.md) of dataset ``spec`` and the codecs that made them.
+def load_tensors(spec: str, split: str = "train"):
+    """Model tensors (docs/architecture.md) of dataset ``spec`` and the codecs that made them:
+    ``(tensors, codecs_dict)``."""
+    tensors, codecs, _ = load_train_data(spec, split)
+    return tensors, codecs
+
+
+def load_train_data(spec: str, split: str = "train", exclude_speakers=(), augment: dict | None = None,
+                    seed: int = 0, log=None):
+    """Model tensors of dataset ``spec`` as the trainer uses them, the codecs, and the
+    augmentation bank.
 
     ``exclude_speakers``: samples whose recording is by one of them get a recording of the same
     label by another speaker (seeded), so those speakers are never heard. ``augment`` (a resolved
@@ -767,11 +775,11 @@ def main(argv=None) -> int:
         # first; the others then read them instead of writing the same files at the same time
         if ctx.local_rank != 0:
             ctx.barrier()
-        tensors, codecs, bank = load_tensors(cfg["data"], "train", tcfg["exclude_speakers"], cfg["augment"],
+        tensors, codecs, bank = load_train_data(cfg["data"], "train", tcfg["exclude_speakers"], cfg["augment"],
                                              tcfg["seed"], log=say)
         if tcfg["val_split"]:
             # a split of its own: other writers and other recordings than the training data
-            val, _, _ = load_tensors(cfg["data"], tcfg["val_split"])
+            val, _ = load_tensors(cfg["data"], tcfg["val_split"])
             train = limit_samples(tensors, args.limit)
             if args.limit:
                 val = limit_samples(val, max(4, args.limit // 4))
