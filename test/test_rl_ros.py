@@ -38,10 +38,14 @@ def shipped():
     ds = load_digits("test")
     # the first test samples whose camera latent the policy solves from every start cell in simulation
     idx = np.arange(40)
-    mu = engine.infer_tensors({"image": torch.from_numpy(ds["image"][idx])})["latent_mu"]
-    for i, m in zip(idx, mu):
+    # the frame the test camera publishes, through the checkpoint's own image codec (the node
+    # preprocesses exactly so): the simulated observation of that frame
+    frames = [frame_from_image(ds["image"][i]) for i in idx]
+    x = np.stack([engine.codecs["image"].encode(f) for f in frames]).astype(np.float32)
+    mu = engine.infer_tensors({"image": torch.from_numpy(x)})["latent_mu"]
+    for i, f, m in zip(idx, frames, mu):
         if all(_sim_episode(policy, m, int(ds["label"][i]), start) for start in range(N_CELLS)):
-            return policy, frame_from_image(ds["image"][i]), int(ds["label"][i]), m
+            return policy, f, int(ds["label"][i]), m
     pytest.fail("the shipped policy solves none of the first 40 test images from every start cell")
 
 
