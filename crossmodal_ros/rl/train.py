@@ -41,6 +41,10 @@ def train_policy(train: LatentTable, subsets=("image",), obs_mode: str = "mu", t
     model = PPO("MlpPolicy", venv, seed=seed, verbose=0, device="cpu",
                 policy_kwargs=dict(net_arch=dict(pi=[hidden, hidden], vf=[hidden, hidden]),
                                    activation_fn=torch.nn.Tanh), **PPO_KWARGS)
+    # an in-memory logger: SB3's default one creates an empty /tmp/SB3-<date> folder per run
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
     result = TrainResult(model=model, seconds=0.0, curves={s: [] for s in curve_subsets})
 
     def measure(step: int) -> None:
