@@ -54,7 +54,8 @@ def test_short_demo_runs_the_graph(tmp_path, capsys):
     for m in ("audio", "trajectory"):
         e = inputs[m]
         assert 10 <= e["produced"] <= 17 and 1 <= e["published"] <= e["produced"], (m, e)
-        assert e["received"] == e["published"]
+        # every published message is received, except at most one still in flight at shutdown
+        assert e["published"] - 1 <= e["received"] <= e["published"], (m, e)
     assert 3 <= inputs["image"]["published"] <= 9
     assert set(summary["per_modality"]) == {"image", "audio", "trajectory"}
     png = (tmp_path / "reconstructions.png").read_bytes()
