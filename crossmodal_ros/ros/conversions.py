@@ -368,14 +368,20 @@ def numpy_to_path(
 
 
 # --------------------------------------------------------------------------- latent, probabilities
-def latent_to_msg(mu: np.ndarray, logvar: np.ndarray) -> Float32MultiArray:
-    """``mu``, ``logvar`` (D,) -> the layout-labelled latent message (module docstring)."""
+def _latent_pair(mu, logvar) -> tuple[np.ndarray, np.ndarray]:
+    """``mu``, ``logvar`` as flat float32 arrays of one non-empty size, else ConversionError."""
     mu = np.asarray(mu, dtype=np.float32).reshape(-1)
     logvar = np.asarray(logvar, dtype=np.float32).reshape(-1)
     if mu.size == 0 or mu.shape != logvar.shape:
         raise ConversionError(
             f"mu and logvar must be non-empty with equal sizes, got {mu.shape} and {logvar.shape}",
             reason="shape")
+    return mu, logvar
+
+
+def latent_to_msg(mu: np.ndarray, logvar: np.ndarray) -> Float32MultiArray:
+    """``mu``, ``logvar`` (D,) -> the layout-labelled latent message (module docstring)."""
+    mu, logvar = _latent_pair(mu, logvar)
     d = mu.size
     msg = Float32MultiArray()
     msg.layout.dim = [
@@ -440,12 +446,7 @@ def latent_to_stamped(mu: np.ndarray, logvar: np.ndarray, fused: Sequence[str], 
     """
     from sensor_msgs.msg import JointState
 
-    mu = np.asarray(mu, dtype=np.float32).reshape(-1)
-    logvar = np.asarray(logvar, dtype=np.float32).reshape(-1)
-    if mu.size == 0 or mu.shape != logvar.shape:
-        raise ConversionError(
-            f"mu and logvar must be non-empty with equal sizes, got {mu.shape} and {logvar.shape}",
-            reason="shape")
+    mu, logvar = _latent_pair(mu, logvar)
     if "/" in kind or "/" in checkpoint_sha256:
         raise ConversionError("model kind and hash must not contain '/'", reason="value")
     d = mu.size
