@@ -41,6 +41,7 @@ from typing import Any, Optional
 
 import numpy as np
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Path
 from rcl_interfaces.msg import (
@@ -1009,6 +1010,11 @@ def main(args=None) -> None:
             executor.add_node(node)
             try:
                 executor.spin()
+            except RCLError:
+                # SIGINT shuts the context down; a wait set created in that instant fails with
+                # "context is not valid". Only then is it the normal way out.
+                if rclpy.ok():
+                    raise
             finally:
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
