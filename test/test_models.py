@@ -166,6 +166,7 @@ def test_model_with_fewer_modalities_rejects_the_others():
     ({"latent_dims": {"smell": 3}}, "smell"),
     ({"sound_pretrain": "yes"}, "sound_pretrain"),
     ({"modalities": ["image", "smell"]}, "modalities"),
+    ({"top_input": "mode"}, "top_input"),
 ])
 def test_bad_config_names_the_key(bad, key):
     with pytest.raises(ModelConfigError, match=key):
@@ -178,6 +179,29 @@ def test_unknown_kind_and_nexus0_aggregator():
     with pytest.raises(ModelConfigError, match="concat"):
         build_model("nexus0", {"aggregator": "mean"})
     assert build_model("nexus0").concat and not build_model("nexus").concat
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_top_input_mean_feeds_the_top_level_the_bottom_means(kind):
+    batch = make_batch()
+    present = torch.ones(8, 4, dtype=torch.bool)
+    sampled = build_model(kind, {"top_input": "sample"})
+    means = build_model(kind, {"top_input": "mean"})
+    means.load_state_dict(sampled.state_dict())
+    for model in (sampled, means):
+        model.eval()
+    torch.manual_seed(0)
+    z_s, loss_s, _ = sampled.train_bottom(batch, present, 1.0)
+    z_m, loss_m, _ = means.train_bottom(batch, present, 1.0)
+    for m in z_m:
+        mu, _ = means.bottom.encode(m, batch[m])
+        assert torch.allclose(z_m[m], mu)
+        assert not z_m[m].requires_grad
+        assert not torch.allclose(z_s[m], mu)  # samples differ from the means
+    # the top level trains on the means: a loss exists and is finite for every kind
+    means.train()
+    loss, logs = means.loss(batch)
+    assert torch.isfinite(loss)
 
 
 # ---------------------------------------------------------------- forced perceptual dropout

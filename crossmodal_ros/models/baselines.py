@@ -90,8 +90,7 @@ class HierarchicalMVAE(_ExpertModel):
     def loss(self, batch: dict, mask: torch.Tensor | None = None, epoch: float = 0):
         present = self.presence(batch, mask)
         w = kl_warmup(epoch, self.config["warmup_epochs"])
-        z, per_sample, logs = self.bottom.forward_train(batch, present, w * self.config["bottom_beta"])
-        z = {m: v.detach() for m, v in z.items()}  # stop-gradient between the levels
+        z, per_sample, logs = self.train_bottom(batch, present, w * self.config["bottom_beta"])
         e_mu, e_logvar = self.expert_params(z, present)
         eye = torch.eye(len(self.modalities), dtype=torch.bool, device=present.device)
         subsets = [("joint", present)] + [(m, present & eye[i]) for i, m in enumerate(self.modalities) if m in z]
@@ -133,8 +132,7 @@ class HierarchicalMMVAE(_ExpertModel):
     def loss(self, batch: dict, mask: torch.Tensor | None = None, epoch: float = 0):
         present = self.presence(batch, mask)
         w = kl_warmup(epoch, self.config["warmup_epochs"])
-        z, per_sample, logs = self.bottom.forward_train(batch, present, w * self.config["bottom_beta"])
-        z = {m: v.detach() for m, v in z.items()}
+        z, per_sample, logs = self.train_bottom(batch, present, w * self.config["bottom_beta"])
         e_mu, e_logvar = self.expert_params(z, present)                       # (B, M, D)
         n_present = present.sum(1).float()
         log_weight = torch.where(present, -torch.log(n_present).unsqueeze(1),

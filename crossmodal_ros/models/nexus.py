@@ -42,6 +42,7 @@ HIERARCHICAL_DEFAULTS: dict = {
     "sound_pretrain": True,     # true: SigmaVAE pretraining stage, then frozen; false: joint
     "sound_beta": 10.0,         # KL weight of the SigmaVAE pretraining stage
     "min_log_sigma": -6.0,      # soft clip of the SigmaVAE log-sigma
+    "top_input": "sample",      # sample (NEXUS_SPEC: the top sees sampled bottom latents) | mean
 }
 
 
@@ -54,6 +55,8 @@ def check_hierarchical_config(cfg: dict) -> None:
     for key in ("bottom_beta", "top_beta", "warmup_epochs", "sound_beta"):
         if cfg[key] < 0:
             raise ModelConfigError(f"config key 'model.{key}' must be >= 0, got {cfg[key]}")
+    if cfg.get("top_input", "sample") not in ("sample", "mean"):
+        raise ModelConfigError(f"config key 'model.top_input' must be 'sample' or 'mean', got {cfg['top_input']!r}")
     for group in ("bottom_weights", "top_weights"):
         for m, w in cfg[group].items():
             if w < 0:
@@ -123,8 +126,10 @@ class BottomLevel(nn.Module):
             return shared_sigma_gaussian_nll(x_hat, x, present.float(), self.min_log_sigma)
         return sum_squared_error(x_hat, x)
 
-    def forward_train(self, batch: dict, present: torch.Tensor, kl_weight: float):
+    def forward_train(self, batch: dict, present: torch.Tensor, kl_weight: float, means: dict | None = None):
         """Encode every modality with a present sample; return latent samples and the loss.
+
+        ``means``: a dict that receives every encoded modality's posterior mean (B, d_m).
 
         Returns ``(z, loss, logs)``: ``z`` maps modality -> sampled latent (B, d_m) for every
         modality present in at least one sample (absent rows are garbage, never used unmasked);
@@ -143,6 +148,8 @@ class BottomLevel(nn.Module):
                             torch.zeros((), dtype=batch[m].dtype, device=p.device))
             mu, logvar = self.vaes[m].encoder(x)
             z[m] = reparameterize(mu, logvar)
+            if means is not None:
+                means[m] = mu
             if m in self.frozen:
                 continue
             target = x
@@ -203,6 +210,16 @@ class HierarchicalModel(MultimodalModel):
                 mu, logvar = self.bottom.encode(m, x)
                 z[m] = reparameterize(mu, logvar) if sample else mu
         return z
+
+    def train_bottom(self, batch: dict, present: torch.Tensor, kl_weight: float):
+        """The bottom level's training pass -> ``(z, per-sample loss, logs)``; ``z`` are the
+        latents the top level sees, detached (stop-gradient between the levels): samples
+        (``top_input: sample``, NEXUS_SPEC) or the posterior means (``top_input: mean``)."""
+        means: dict = {}
+        z, per_sample, logs = self.bottom.forward_train(batch, present, kl_weight, means)
+        if self.config.get("top_input", "sample") == "mean":
+            z = means
+        return {m: v.detach() for m, v in z.items()}, per_sample, logs
 
     def top_reconstruction(self, m: str, z_hat: torch.Tensor, target: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """Per-sample top reconstruction loss of bottom latent ``m`` (weighted by gamma) -> (B,)."""
@@ -272,9 +289,10 @@ class Nexus(HierarchicalModel):
         z = self.bottom_latents(inputs, present, sample)
         return self.shared_encoder(self.aggregate(z, present))
 
-    def _clean_latents(self, batch: dict, present: torch.Tensor, z: dict) -> dict:
+    def _clean_latents(self, batch: dict, present: torch.Tensor, z: dict, sample: bool = True) -> dict:
         """Top-level targets: the bottom latents of the clean originals where the batch carries
-        them (``clean:<modality>``, augmented training), else those of the inputs ``z``."""
+        them (``clean:<modality>``, augmented training), else those of the inputs ``z``
+        (samples, or the posterior means when ``sample`` is false)."""
         out = dict(z)
         with torch.no_grad():
             for i, m in enumerate(self.modalities):
@@ -286,7 +304,8 @@ class Nexus(HierarchicalModel):
                     if bool(same.all()):
                         continue
                     c = torch.where(p.view(-1, *([1] * (c.dim() - 1))), c, torch.zeros((), dtype=c.dtype, device=p.device))
-                    out[m] = torch.where(same.unsqueeze(1), z[m], reparameterize(*self.bottom.encode(m, c)))
+                    mu, logvar = self.bottom.encode(m, c)
+                    out[m] = torch.where(same.unsqueeze(1), z[m], reparameterize(mu, logvar) if sample else mu)
         return out
 
     def loss(self, batch: dict, mask: torch.Tensor | None = None, epoch: float = 0):
@@ -295,11 +314,11 @@ class Nexus(HierarchicalModel):
         the encoders see the augmented inputs (denoising)."""
         present = self.presence(batch, mask)
         w = kl_warmup(epoch, self.config["warmup_epochs"])
-        z, per_sample, logs = self.bottom.forward_train(batch, present, w * self.config["bottom_beta"])
-        z = {m: v.detach() for m, v in z.items()}  # stop-gradient between the levels
+        z, per_sample, logs = self.train_bottom(batch, present, w * self.config["bottom_beta"])
+        sample = self.config.get("top_input", "sample") == "sample"
         keep = fpd_keep_mask(present, self.fpd_rho) if self.training else present
         mu, logvar = self.shared_encoder(self.aggregate(z, keep))
-        targets = self._clean_latents(batch, present, z)
+        targets = self._clean_latents(batch, present, z, sample)
         zs = reparameterize(mu, logvar)
         kl_top = kl_standard_normal(mu, logvar)
         per_sample = per_sample + w * self.config["top_beta"] * kl_top
