@@ -265,25 +265,35 @@ def time_shift(x: np.ndarray, shift_s: float, sample_rate: int, length: int | No
 
 def continuous_stream(clips: list, sample_rate: int, rng: np.random.Generator, *,
                       gap_s: tuple = (0.6, 1.4), lead_s: float = 1.0, snr_db: float | None = 20.0,
-                      noise: str = "pink", babble: list | None = None):
+                      noise: str = "pink", babble: list | None = None, equal_levels: bool = False):
     """Utterances separated by silence, over continuous background noise, as a microphone
     hears them.
 
     Returns ``(stream float32, spans)`` with ``spans[i] = (start, end)`` sample indices of
     ``clips[i]`` in the stream. ``snr_db`` is relative to the mean speech level of the clips;
-    ``None`` adds no noise.
+    ``None`` adds no noise. ``equal_levels``: every clip is first scaled to that mean level
+    (speakers equally loud at the microphone), so every utterance is at ``snr_db``; otherwise
+    the clips keep their recorded levels and quiet ones are below ``snr_db`` (the FSDD
+    recordings' speech levels spread over about 28 dB, 5th to 95th percentile).
     """
+    def level(c):
+        return _rms(c[np.abs(c) > 0.05 * np.max(np.abs(c))]) if np.any(c) else 0.0
+
+    clips = [np.asarray(c, np.float32) for c in clips]
+    levels = [level(c) for c in clips]
+    if equal_levels and clips:
+        mean = float(np.mean(levels))
+        clips = [c * np.float32(mean / lv) if lv > 0 else c for c, lv in zip(clips, levels)]
+        clips = [np.clip(c, -1.0, 1.0) for c in clips]
+        levels = [level(c) for c in clips]
     parts, spans, pos = [np.zeros(int(lead_s * sample_rate), np.float32)], [], int(lead_s * sample_rate)
-    levels = []
     for c in clips:
-        c = np.asarray(c, np.float32)
         spans.append((pos, pos + len(c)))
         parts.append(c)
         pos += len(c)
         gap = np.zeros(int(rng.uniform(*gap_s) * sample_rate), np.float32)
         parts.append(gap)
         pos += len(gap)
-        levels.append(_rms(c[np.abs(c) > 0.05 * np.max(np.abs(c))]) if np.any(c) else 0.0)
     stream = np.concatenate(parts)
     if snr_db is not None:
         level = float(np.mean(levels)) if levels else 0.0

@@ -112,3 +112,21 @@ def test_loading_silero_keeps_torch_threads():
         torch.set_num_threads(before)
 
 
+
+
+def test_continuous_stream_equal_levels_puts_every_utterance_at_the_snr():
+    t = np.arange(4000) / RATE
+    loud = (0.5 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    quiet = (0.005 * np.sin(2 * np.pi * 500 * t)).astype(np.float32)   # 40 dB quieter
+
+    def levels(equal):
+        stream, spans = sim.continuous_stream([loud, quiet], RATE, np.random.default_rng(0), snr_db=None,
+                                              equal_levels=equal)
+        return [float(np.sqrt(np.mean(np.square(stream[a:b])))) for a, b in spans]
+
+    a, b = levels(False)
+    assert a / b == pytest.approx(100.0, rel=1e-3)
+    a, b = levels(True)
+    assert a / b == pytest.approx(1.0, rel=0.02)  # equal by the speech-level measure (samples above 5 % of peak)
+    mean_level = np.mean([0.5, 0.005]) / np.sqrt(2)
+    assert a == pytest.approx(mean_level, rel=0.05)  # overall loudness kept: the mean level

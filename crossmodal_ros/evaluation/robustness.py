@@ -327,14 +327,18 @@ def row_specs(suite: Suite | None = None) -> list[dict]:
                          f"every stored recording of speaker {spk} in a {BUFFER_S:g} s buffer",
                          {"speaker": spk, "noise": "pink", "snr_db": 20}))
     for vad in VADS:
-        for bg, snr in ((None, None), ("pink", 20), ("white", 20), ("babble", 20), ("pink", 10)):
-            tag = "clean" if bg is None else f"{bg}-{snr}dB"
+        for bg, snr, equal in ((None, None, True), ("pink", 20, True), ("white", 20, True), ("babble", 20, True),
+                               ("pink", 10, True), ("pink", 20, False)):
+            tag = ("clean" if bg is None else f"{bg}-{snr}dB") + ("" if equal else "-as-recorded")
             rows.append(_row("microphone", f"live-{tag}-{vad}",
                              f"live ({vad} VAD): continuous stream, "
-                             + ("no background" if bg is None else f"{bg} background at {snr} dB"),
+                             + ("no background" if bg is None else f"{bg} background at {snr} dB")
+                             + ("" if equal else ", speech levels as recorded (SNR per utterance spread "
+                                                 "around it)"),
                              f"distinct test-split recordings in continuous streams of {STREAM_UTTERANCES} utterances "
-                             f"through the {vad} voice segmenter (n = utterances)",
-                             {"live": True, "noise": bg, "snr_db": snr, "vad": vad}))
+                             + ("at one speech level " if equal else "at their recorded levels ")
+                             + f"through the {vad} voice segmenter (n = utterances)",
+                             {"live": True, "noise": bg, "snr_db": snr, "vad": vad, "equal_levels": equal}))
 
     traj = "test-split pen trajectories (100 points reconstructed from the stored 200-vector, re-encoded)"
     rows.append(_row("pen", "as-stored", "trajectory as stored", "test-split trajectories fed as model tensors (no codec)"))
@@ -535,7 +539,8 @@ def _live_row(suite: Suite, row: dict) -> dict:
     for s0 in range(0, len(clips), STREAM_UTTERANCES):
         group = clips[s0 : s0 + STREAM_UTTERANCES]
         stream, spans = sim.continuous_stream(group, rate, rng, snr_db=p.get("snr_db"),
-                                              noise=p.get("noise") or "pink", babble=babble)
+                                              noise=p.get("noise") or "pink", babble=babble,
+                                              equal_levels=bool(p.get("equal_levels", False)))
         segs = _segments(suite, stream, rate, p.get("vad") or suite.vad)
         m = match_segments(spans, segs)
         for u, k in m["assigned"].items():
