@@ -28,7 +28,7 @@ $(STAMP): requirements.txt setup.py setup.cfg package.xml
 setup: $(STAMP)
 
 demo: setup
-	$(PY) -m crossmodal_ros.demo
+	$(PY) -m crossmodal_ros.ros.demo
 
 test: setup
 	$(PY) -m pytest -q test

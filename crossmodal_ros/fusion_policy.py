@@ -1,7 +1,7 @@
 """When to fuse: the one scheduling policy of the inference node and the offline bag evaluator.
 
 ROS-free and clock-agnostic: every method takes ``now`` in seconds of the caller's clock (the
-node uses ``time.monotonic()``, :func:`crossmodal_ros.ros.bag_eval.evaluate_bag` bag time, the
+node uses ``time.monotonic()``, :func:`crossmodal_ros.bags.evaluate.evaluate_bag` bag time, the
 tests a fake clock), so the node and the bag evaluator make the same decisions.
 
 Rules (issue 11):

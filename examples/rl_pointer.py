@@ -89,8 +89,8 @@ def cmd_run(a) -> int:
     graph, clock = None, None
     try:
         if not a.attach:
-            from crossmodal_ros.demo import build_graph
-            from crossmodal_ros.ros.playback import PlaybackClock
+            from crossmodal_ros.ros.demo import build_graph
+            from crossmodal_ros.sensors.playback import PlaybackClock
             from crossmodal_ros.ros.sensor_base import load_playback_dataset
 
             dataset = load_playback_dataset("digits", "test")
@@ -166,7 +166,7 @@ def cmd_run(a) -> int:
 def transfer_schedule(phase_s: float):
     """camera only (the training condition) -> camera off -> pen only -> microphone only -> all,
     ``phase_s`` each, repeating (the demo's schedule starts with all sensors instead)."""
-    from crossmodal_ros.ros.outages import OutageSchedule, Phase, parse_modalities
+    from crossmodal_ros.sensors.outages import OutageSchedule, Phase, parse_modalities
 
     plan = [("camera only", "image"), ("camera off", "audio, trajectory"), ("pen only", "trajectory"),
             ("microphone only", "audio"), ("all sensors", "all")]

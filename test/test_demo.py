@@ -11,7 +11,7 @@ import pytest
 
 
 def test_missing_model_says_how_to_train(tmp_path, capsys):
-    from crossmodal_ros import demo
+    from crossmodal_ros.ros import demo
 
     assert demo.main(["--checkpoint", str(tmp_path / "absent.pt"), "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
@@ -21,7 +21,7 @@ def test_missing_model_says_how_to_train(tmp_path, capsys):
 def test_short_demo_runs_the_graph(tmp_path, capsys):
     import torch
 
-    from crossmodal_ros import demo
+    from crossmodal_ros.ros import demo
     from crossmodal_ros.paths import default_checkpoint
 
     threads = torch.get_num_threads()
@@ -96,7 +96,7 @@ def test_close_graph_lets_queued_handlers_finish(capfd):
     from rclpy.callback_groups import ReentrantCallbackGroup
     from rclpy.executors import MultiThreadedExecutor
 
-    from crossmodal_ros.demo import close_graph
+    from crossmodal_ros.ros.demo import close_graph
 
     class Graph:
         def __init__(self, nodes):

@@ -15,7 +15,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray, Int32, String
 
 from crossmodal_ros.ros import conversions as conv
-from crossmodal_ros.ros.fusion import LatestSamples, Sample, newest
+from crossmodal_ros.fusion_store import LatestSamples, Sample, newest
 from crossmodal_ros.ros.nexus_node import OUTPUT_NAMES, make_node
 
 from ros_helpers import Collector, ros_context, ros_context_mt, ros_module_context  # noqa: F401

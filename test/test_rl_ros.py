@@ -31,7 +31,7 @@ def shipped():
 
     from crossmodal_ros.data.digits import load_digits
     from crossmodal_ros.engine import FusionEngine
-    from crossmodal_ros.ros.playback import frame_from_image
+    from crossmodal_ros.sensors.playback import frame_from_image
 
     policy = load_policy(POLICY)
     engine = FusionEngine.from_checkpoint(default_checkpoint(), device="cpu")

@@ -10,8 +10,8 @@ import pytest
 
 from crossmodal_ros.fusion_policy import FRESH, HEARTBEAT, FusionScheduler
 from crossmodal_ros.modalities import IMAGE, MODALITIES, TRAJECTORY
-from crossmodal_ros.ros.bag_eval import drive_timeline
-from crossmodal_ros.ros.fusion import LatestSamples, Sample
+from crossmodal_ros.bags.evaluate import drive_timeline
+from crossmodal_ros.fusion_store import LatestSamples, Sample
 
 from ros_helpers import ros_context, ros_module_context  # noqa: F401 (fixtures)
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from crossmodal_ros.modalities import AUDIO, IMAGE, TRAJECTORY
-from crossmodal_ros.ros.outages import OutageSchedule, Phase, ScheduleError, demo_schedule, parse_modalities
-from crossmodal_ros.ros.playback import PlaybackClock, SensorError, resample_audio, sample_for
-from crossmodal_ros.ros.segmenters import SegmenterError, StrokeSegmenter, VoiceActivitySegmenter
+from crossmodal_ros.sensors.outages import OutageSchedule, Phase, ScheduleError, demo_schedule, parse_modalities
+from crossmodal_ros.sensors.playback import PlaybackClock, SensorError, resample_audio, sample_for
+from crossmodal_ros.sensors.segmenters import SegmenterError, StrokeSegmenter, VoiceActivitySegmenter
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from crossmodal_ros import sim
-from crossmodal_ros.ros.playback import resample_audio, sample_for
-from crossmodal_ros.ros.segmenters import (
+from crossmodal_ros.sensors.playback import resample_audio, sample_for
+from crossmodal_ros.sensors.segmenters import (
     SegmenterError,
     SileroVADSegmenter,
     VoiceActivitySegmenter,

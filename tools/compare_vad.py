@@ -4,7 +4,7 @@ Streams: test-split FSDD clips (8 kHz, resampled to 16 kHz) separated by 0.6-1.4
 over continuous background noise (:func:`crossmodal_ros.sim.continuous_stream`): clean, and
 pink / babble / white noise at 20 and 10 dB SNR (babble made of train-split clips, never the
 evaluated ones). Each stream goes through both segmenters in 50 ms blocks
-(:func:`crossmodal_ros.ros.segmenters.segment_stream`, the microphone node's path).
+(:func:`crossmodal_ros.sensors.segmenters.segment_stream`, the microphone node's path).
 
 Per VAD and condition:
 
@@ -48,7 +48,7 @@ def fsdd_clips(split: str):
     """(clips at 16 kHz, labels) of the distinct FSDD recordings of a split (espeak clips, if the
     dataset has any, are left out: these are recordings of people)."""
     from crossmodal_ros.data.digits import load_digits
-    from crossmodal_ros.ros.playback import resample_audio
+    from crossmodal_ros.sensors.playback import resample_audio
 
     d = load_digits(split)
     sr = int(d["sample_rate"])
@@ -100,7 +100,7 @@ def run(n_clips: int, seed: int, checkpoint: str | None) -> dict:
     from crossmodal_ros import sim
     from crossmodal_ros.engine import EngineInputError, FusionEngine
     from crossmodal_ros.paths import default_checkpoint
-    from crossmodal_ros.ros.segmenters import segment_stream
+    from crossmodal_ros.sensors.segmenters import segment_stream
 
     ckpt = checkpoint or str(default_checkpoint())
     engine = FusionEngine.from_checkpoint(ckpt, device="cpu")

@@ -1,6 +1,6 @@
 """Soak test: the demo graph for N minutes with random sensor outages, then a reliability report.
 
-The graph is the demo's (:func:`crossmodal_ros.demo.build_graph`: camera, microphone and pen
+The graph is the demo's (:func:`crossmodal_ros.ros.demo.build_graph`: camera, microphone and pen
 playback, the Nexus node, the output monitor) on a two-thread executor in this process. A random
 outage schedule switches the sensors on and off (every subset of camera/microphone/pen, including
 none, for a few seconds each). Every ``--sample-s`` seconds the script records the process RSS
@@ -69,7 +69,7 @@ def rss_mb() -> float:
 def random_schedule(duration: float, rng: random.Random, min_s: float, max_s: float):
     """An OutageSchedule over ``duration`` s: random sensor subsets for ``min_s..max_s`` each.
     Every third phase is 'all' so full fusion keeps recurring."""
-    from crossmodal_ros.ros.outages import OutageSchedule, Phase, parse_modalities
+    from crossmodal_ros.sensors.outages import OutageSchedule, Phase, parse_modalities
 
     phases, t, i = [], 0.0, 0
     while t < duration:
@@ -122,7 +122,7 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
     import torch
     from rclpy.executors import MultiThreadedExecutor
 
-    from crossmodal_ros.demo import _load_config, build_graph
+    from crossmodal_ros.ros.demo import _load_config, build_graph
     from crossmodal_ros.modalities import MODALITIES
     from crossmodal_ros.paths import default_checkpoint
     from crossmodal_ros.ros.sensor_base import load_playback_dataset

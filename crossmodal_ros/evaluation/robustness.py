@@ -469,7 +469,7 @@ def _audio_row(suite: Suite, row: dict) -> dict:
 
 def _segments(suite: Suite, stream: np.ndarray, rate: int, vad: str) -> list[tuple[int, int, np.ndarray]]:
     """The segmenter's utterances as ``(start, end, pcm)`` in samples of ``stream``."""
-    from crossmodal_ros.ros import segmenters
+    from crossmodal_ros.sensors import segmenters
 
     if hasattr(segmenters, "segment_stream"):
         raw = segmenters.segment_stream(stream, rate, vad=vad)
@@ -657,7 +657,7 @@ def _threads() -> int:
 
 def _has_segment_stream() -> bool:
     try:
-        from crossmodal_ros.ros import segmenters
+        from crossmodal_ros.sensors import segmenters
     except ImportError:
         return False
     return hasattr(segmenters, "segment_stream")

@@ -31,36 +31,9 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from crossmodal_ros.ros.bag_export import BagError
+from crossmodal_ros.bags.format import TOPICS, BagError, open_bag
 
-__all__ = ["BagPlayer", "open_bag", "bag_custom_data", "message_class", "main"]
-
-
-def open_bag(path: str | Path):
-    """An opened :class:`rosbags.rosbag2.Reader` for a bag directory or its .mcap/.db3 file."""
-    from rosbags.rosbag2 import Reader
-
-    path = Path(path)
-    if not path.exists():
-        raise BagError(f"bag {path} does not exist")
-    try:
-        reader = Reader(path)
-        reader.open()
-    except Exception as exc:  # noqa: BLE001 - rosbags raises several error types
-        raise BagError(f"cannot open bag {path}: {exc}") from exc
-    return reader
-
-
-def bag_custom_data(path: str | Path) -> dict[str, str]:
-    """The ``custom_data`` of a bag's metadata.yaml (empty when absent)."""
-    import yaml
-
-    path = Path(path)
-    meta = (path if path.is_dir() else path.parent) / "metadata.yaml"
-    if not meta.is_file():
-        return {}
-    info = yaml.safe_load(meta.read_text()).get("rosbag2_bagfile_information", {})
-    return {str(k): str(v) for k, v in (info.get("custom_data") or {}).items()}
+__all__ = ["BagPlayer", "message_class", "main"]
 
 
 def message_class(msgtype: str):
@@ -122,10 +95,8 @@ class BagPlayer:
 
     # ------------------------------------------------------------ before playing
     def default_wait_topics(self) -> list[str]:
-        """The topics to wait for by default: the bag's sensor topics (bag_export.TOPICS) when it
+        """The topics to wait for by default: the bag's sensor topics (bags.format.TOPICS) when it
         has any (nobody subscribes to ground truth), else every played topic."""
-        from crossmodal_ros.ros.bag_export import TOPICS
-
         sensors = [t for t in self.topics if t in TOPICS]
         return sensors or list(self.topics)
 

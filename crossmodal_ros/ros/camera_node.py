@@ -24,7 +24,7 @@ from sensor_msgs.msg import Image
 
 from crossmodal_ros.modalities import IMAGE
 from crossmodal_ros.ros.conversions import numpy_to_image
-from crossmodal_ros.ros.playback import SensorError, frame_from_image
+from crossmodal_ros.sensors.playback import SensorError, frame_from_image
 from crossmodal_ros.ros.sensor_base import QOS_OVERRIDES, PlaybackSource, declare, publisher_qos, run_node
 
 __all__ = ["CameraNode", "open_capture", "main"]

@@ -7,8 +7,8 @@ Sources (parameter ``source``):
 
 * ``microphone``: a sounddevice input stream (``device``: name or index, empty = default) cut
   into utterances by a voice activity segmenter: parameter ``vad`` = ``silero`` (default; the
-  silero-vad network, :class:`~crossmodal_ros.ros.segmenters.SileroVADSegmenter`,
-  ``vad_threshold``) or ``energy`` (:class:`~crossmodal_ros.ros.segmenters.VoiceActivitySegmenter`,
+  silero-vad network, :class:`~crossmodal_ros.sensors.segmenters.SileroVADSegmenter`,
+  ``vad_threshold``) or ``energy`` (:class:`~crossmodal_ros.sensors.segmenters.VoiceActivitySegmenter`,
   ``vad_margin_db`` over the tracked noise floor); both take the utterance rules ``vad_*``
   (hangover, pre-roll, minimum/maximum length). docs/results/vad.md compares the two;
 * a WAV/FLAC file, a directory of them or a glob: streamed in real time through the same
@@ -39,8 +39,8 @@ from std_msgs.msg import Float32MultiArray
 
 from crossmodal_ros.modalities import AUDIO
 from crossmodal_ros.ros.conversions import numpy_to_audio
-from crossmodal_ros.ros.playback import SensorError, resample_audio, sample_for
-from crossmodal_ros.ros.segmenters import VAD_KINDS, SegmenterError, make_voice_segmenter
+from crossmodal_ros.sensors.playback import SensorError, resample_audio, sample_for
+from crossmodal_ros.sensors.segmenters import VAD_KINDS, SegmenterError, make_voice_segmenter
 from crossmodal_ros.ros.sensor_base import QOS_OVERRIDES, PlaybackSource, declare, now_s, publisher_qos, run_node
 
 __all__ = ["MicrophoneNode", "import_sounddevice", "read_audio_files", "DEFAULT_VAD", "main"]

@@ -66,7 +66,7 @@ from crossmodal_ros.modalities import AUDIO, IMAGE, LABEL, MODALITIES, NUM_CLASS
 from crossmodal_ros.ros import conversions as conv
 from crossmodal_ros.ros.diagnostics import (
     FrequencyWindow, LatencyStats, RateMeter, fusion_status, input_status)
-from crossmodal_ros.ros.fusion import LatestSamples, Sample, newest
+from crossmodal_ros.fusion_store import LatestSamples, Sample, newest
 from crossmodal_ros.ros.qos import RELIABILITY_CHOICES, input_qos, output_qos
 
 #: Input topic of each modality (relative names).

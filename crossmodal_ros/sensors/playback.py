@@ -5,7 +5,7 @@ pure function of the clock: tick ``k = floor((t - tick_origin) / period)`` plays
 ``order[k % N]`` where ``order`` is a seeded permutation. Camera, microphone and pen playback
 therefore agree on the sample (and the label) at every tick, even in separate processes, as long
 as they share ``period_s``, ``seed`` and ``tick_origin`` (default 0 = the Unix epoch, which every
-process shares). An :class:`~crossmodal_ros.ros.outages.OutageSchedule` read at playback time
+process shares). An :class:`~crossmodal_ros.sensors.outages.OutageSchedule` read at playback time
 ``t - schedule_start`` decides whether the modality is live at that tick.
 
 :func:`sample_for` turns dataset rows into raw sensor data of the form the sensors produce
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crossmodal_ros.modalities import AUDIO, IMAGE, LABEL, TRAJECTORY
-from crossmodal_ros.ros.outages import OutageSchedule
+from crossmodal_ros.sensors.outages import OutageSchedule
 
 __all__ = ["SensorError", "PlaybackError", "PlaybackTick", "PlaybackClock", "sample_for", "frame_from_image"]
 

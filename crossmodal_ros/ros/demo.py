@@ -14,7 +14,7 @@ accuracy per fused input subset, latency median/p99, output rates. ``out/demo`` 
 ``reconstructions.png`` (real inputs next to reconstructions, a few samples per phase) and
 ``summary.json``.
 
-Usage: ``python -m crossmodal_ros.demo [--duration 60] [--checkpoint PATH] [--device auto]``.
+Usage: ``python -m crossmodal_ros.ros.demo [--duration 60] [--checkpoint PATH] [--device auto]``.
 """
 from __future__ import annotations
 
@@ -175,7 +175,7 @@ class PenWriter:
         import rclpy
         from geometry_msgs.msg import PointStamped
 
-        from crossmodal_ros.ros.playback import PlaybackClock
+        from crossmodal_ros.sensors.playback import PlaybackClock
 
         if pause_s + draw_s >= period:
             raise ValueError(f"pen writing ({draw_s} s) plus pause ({pause_s} s) must fit in one period ({period} s)")
@@ -192,7 +192,7 @@ class PenWriter:
 
     def _on_timer(self) -> None:
         from crossmodal_ros.ros.conversions import seconds_to_stamp
-        from crossmodal_ros.ros.playback import sample_for
+        from crossmodal_ros.sensors.playback import sample_for
 
         now = time.time()
         while True:
@@ -240,7 +240,7 @@ def build_graph(ctx, checkpoint: str, nexus_params: dict, dataset: dict, schedul
     from crossmodal_ros.ros.microphone_node import MicrophoneNode
     from crossmodal_ros.ros.nexus_node import make_node
     from crossmodal_ros.ros.pen_node import PenNode
-    from crossmodal_ros.ros.playback import resample_audio, sample_for
+    from crossmodal_ros.sensors.playback import resample_audio, sample_for
 
     ncfg = dict(nexus_params)
     ncfg.update(checkpoint=str(checkpoint), sample_rate=sample_rate, autostart=True)
@@ -336,7 +336,7 @@ def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = Non
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
 
-    from crossmodal_ros.ros.outages import demo_schedule, describe_live
+    from crossmodal_ros.sensors.outages import demo_schedule, describe_live
     from crossmodal_ros.ros.sensor_base import load_playback_dataset
 
     cfg = _load_config(config)
@@ -536,7 +536,7 @@ def _plot(records, dataset, schedule, per_phase: int, path: Path, sample_rate: i
     import matplotlib.pyplot as plt
 
     from crossmodal_ros.codecs import AudioCodec
-    from crossmodal_ros.ros.playback import resample_audio, sample_for
+    from crossmodal_ros.sensors.playback import resample_audio, sample_for
 
     final = settled_records(records)
     chosen = []

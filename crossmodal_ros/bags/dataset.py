@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal_ros.modalities import AUDIO, IMAGE, TRAJECTORY
-from crossmodal_ros.ros.bag_eval import read_bag_inputs
-from crossmodal_ros.ros.bag_export import BagError
-from crossmodal_ros.ros.bag_player import bag_custom_data
+from crossmodal_ros.bags.format import BagError, bag_custom_data
+from crossmodal_ros.bags.reader import read_bag_inputs
 
 __all__ = ["load_bag_dataset", "SPLITS"]
 
