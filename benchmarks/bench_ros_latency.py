@@ -285,7 +285,8 @@ def run_one(args, variant: str, subscribe: str):
     expected = int(round(window * (args.camera_hz + args.stroke_hz)))  # stamped inputs published
     cam_stamps = len(stamps)
     cpu_s = cpu1 - cpu0
-    row = {"variant": variant, "subscribe": subscribe, "load": load_run[0], "outputs": len(recv), "rate_hz": round(len(recv) / window, 2),
+    row = {"variant": variant, "subscribe": subscribe, "load": load_run[0], "outputs": len(recv),
+           "rate_hz": round(len(recv) / window, 2),
            "median_ms": stats.get("median_ms"), "p99_ms": stats.get("p99_ms"), "mean_ms": stats.get("mean_ms"),
            "stamped_inputs": expected, "stamps_returned": cam_stamps,
            "dropped": max(0, expected - cam_stamps),

@@ -144,7 +144,8 @@ def read_checkpoint(path, device="cpu") -> dict:
 
 def _unpickler_detail(msg: str) -> str:
     """The specific reason inside torch's weights-only load error, without torch's boilerplate
-    (which advises retrying with weights_only=False)."""
+    (which advises retrying with weights_only=False).
+    """
     boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation",
                    "(1)", "(2)", "In PyTorch")
     for line in msg.splitlines():

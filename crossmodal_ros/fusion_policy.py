@@ -34,7 +34,8 @@ _SLACK = 0.999
 
 class FusionScheduler:
     """Decides when to fuse (see the module docstring). Not thread-safe: call it from the one
-    thread (or mutually exclusive callback group) that fuses."""
+    thread (or mutually exclusive callback group) that fuses.
+    """
 
     def __init__(self, max_rate_hz: float = 100.0, heartbeat_hz: float = 5.0):
         self.configure(max_rate_hz, heartbeat_hz)

@@ -28,7 +28,8 @@ class Sample:
     """One validated input: ``value`` for the engine, its header ``stamp`` (opaque, copied into
     output headers), ``stamp_s`` (the same in seconds, to find the newest), ``arrival_s`` (on
     the liveness clock), the sender's ``frame_id`` and ``seq``, a caller-chosen message number
-    (the node uses it to count each input message once, however many fusions reuse it)."""
+    (the node uses it to count each input message once, however many fusions reuse it).
+    """
 
     value: Any
     stamp: Any

@@ -30,10 +30,12 @@ def share_dir() -> Path:
 
 
 def models_dir() -> Path:
+    """The folder of the shipped models."""
     return share_dir() / "models"
 
 
 def config_dir() -> Path:
+    """The folder of the shipped parameter and training files."""
     return share_dir() / "config"
 
 

@@ -122,7 +122,8 @@ def cmd_run(a) -> int:
         end = time.time() + a.duration
         print(f"policy {a.policy} ({policy.meta.get('trained_on')}, checkpoint "
               f"{policy.checkpoint_sha256[:12]}); one episode per sample, agent at {1 / a.step_s:.0f} Hz")
-        print(f"  {'t [s]':>6s} {'live sensors':26s} {'fused':26s} {'true':>4s} {'submit':>6s} {'steps':>5s} {'return':>7s}")
+        print(f"  {'t [s]':>6s} {'live sensors':26s} {'fused':26s} {'true':>4s} {'submit':>6s} {'steps':>5s} "
+              f"{'return':>7s}")
         per_phase: dict = {}
         rng = np.random.default_rng(a.seed)
         while time.time() < end:
@@ -164,8 +165,9 @@ def cmd_run(a) -> int:
 
 
 def transfer_schedule(phase_s: float):
-    """camera only (the training condition) -> camera off -> pen only -> microphone only -> all,
-    ``phase_s`` each, repeating (the demo's schedule starts with all sensors instead)."""
+    """Camera only (the training condition) -> camera off -> pen only -> microphone only -> all,
+    ``phase_s`` each, repeating (the demo's schedule starts with all sensors instead).
+    """
     from crossmodal_ros.sensors.outages import OutageSchedule, Phase, parse_modalities
 
     plan = [("camera only", "image"), ("camera off", "audio, trajectory"), ("pen only", "trajectory"),

@@ -48,7 +48,8 @@ def generate_launch_description():
         DeclareLaunchArgument("enable_pen", default_value="true",
                               description="Start pen_node (publishes pen/stroke)."),
         DeclareLaunchArgument("autostart", default_value="true",
-                              description="true: nexus_node configures and activates itself; false: a lifecycle manager drives it."),
+                              description="true: nexus_node configures and activates itself; false: a lifecycle "
+                              "manager drives it."),
         DeclareLaunchArgument("checkpoint", default_value="",
                               description="Model checkpoint (.pt); empty: the shipped models/nexus_digits.pt."),
         DeclareLaunchArgument("device", default_value="auto",

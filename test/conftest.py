@@ -29,7 +29,8 @@ def rng():
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Inference on one thread: the test machine's 2 cores are shared (2 threads contended made
-    one forward pass ~10x slower). Modules opt in with ``pytestmark = usefixtures(...)``."""
+    one forward pass ~10x slower). Modules opt in with ``pytestmark = usefixtures(...)``.
+    """
     import torch
 
     before = torch.get_num_threads()

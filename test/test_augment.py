@@ -76,7 +76,8 @@ def test_exclude_speakers_removes_them_from_training(small_train):
 
 def test_clean_targets_make_the_loss_denoising():
     """With ``clean:<m>`` keys the reconstruction targets are the clean originals: the loss equals
-    the plain loss when clean == input and differs when the input is augmented."""
+    the plain loss when clean == input and differs when the input is augmented.
+    """
     from crossmodal_ros.models import build_model
 
     torch.manual_seed(0)

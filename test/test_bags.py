@@ -1,5 +1,6 @@
 """Bags: export a dataset split, read it back with the independent mcap reader, replay it into a
-live subscriber with /clock, build a training dataset from it, and evaluate it offline."""
+live subscriber with /clock, build a training dataset from it, and evaluate it offline.
+"""
 from __future__ import annotations
 
 import threading
@@ -213,7 +214,8 @@ def test_replay_reaches_an_active_node_without_loss_and_outputs_stop(slow_bag, u
     """bag_player waits for the node's subscriptions: every message of the bag reaches the
     active node (none lost to discovery), every one is fused, the stamped latent's stamp and
     fused set match the inputs, the outputs stop within 2 s after the bag ends (stalled
-    /clock), and the number of fused samples agrees with bag_eval over the same bag."""
+    /clock), and the number of fused samples agrees with bag_eval over the same bag.
+    """
     import hashlib
 
     import rclpy

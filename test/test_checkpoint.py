@@ -137,7 +137,7 @@ def _edit(tmp_path, model, **changes):
 
 
 def test_flipped_weight_bytes_fail_the_checksum(tmp_path, model):
-    """torch does not check zip CRCs: without the stored digest a flipped bit loads silently."""
+    """Torch does not check zip CRCs: without the stored digest a flipped bit loads silently."""
     path = save_checkpoint(tmp_path / "m.pt", model, CODECS)
     ck = torch.load(path, weights_only=True)
     name = next(k for k, v in ck["state_dict"].items() if torch.is_floating_point(v))

@@ -1,5 +1,6 @@
 """crossmodal-train on several processes: torchrun + DDP on CPU (gloo), resume on another world
-size, gradient accumulation, autocast. Tiny data; every torchrun launch takes ~10 s."""
+size, gradient accumulation, autocast. Tiny data; every torchrun launch takes ~10 s.
+"""
 import json
 import os
 import socket
@@ -22,7 +23,8 @@ NEXUS = {"kind": "nexus", "data": "digits", "model": {"latent_dims": {"audio": 1
          "train": {"epochs": 1, "batch_size": 8, "sound_pretrain_epochs": 1, "sound_pretrain_batch_size": 8,
                    "val_fraction": 0.25, "num_threads": 1}}
 ASSOC = {"kind": "associator", "data": "digits",
-         "model": {"modalities": ["image", "audio"], "latent_dims": {"image": 8, "audio": 8, "trajectory": 16, "label": 5},
+         "model": {"modalities": ["image", "audio"], "latent_dims": {"image": 8, "audio": 8, "trajectory": 16,
+                                                                     "label": 5},
                    "assoc_hidden": 32, "paired_fraction": 0.5, "phase_epochs": {"vaes": 1, "associators": 1}},
          "train": {"epochs": 1, "batch_size": 8, "val_fraction": 0.25, "num_threads": 1}}
 

@@ -2,7 +2,8 @@
 corrupt, not ours, wrong format version, wrong modality set, mismatched weights, a pickle that
 would run code) fail with a message naming the problem and leave the node up and configurable;
 training catches NaN loss, resumes after SIGKILL from the last atomic checkpoint, and reports a
-corrupt dataset file clearly."""
+corrupt dataset file clearly.
+"""
 from __future__ import annotations
 
 import os
@@ -59,7 +60,7 @@ class CodeOnLoad:
 
 
 def _bad_checkpoints(tmp_path, good: str) -> dict:
-    """name -> (path, phrase the configure error must contain)."""
+    """Name -> (path, phrase the configure error must contain)."""
     ckpt = read_checkpoint(good)
     out = {}
     out["missing"] = (tmp_path / "absent.pt", "does not exist")

@@ -1,5 +1,6 @@
 """Models: loss decreases, masked modalities get no gradient, every subset generates every
-modality, FPD drops the right modalities, config errors."""
+modality, FPD drops the right modalities, config errors.
+"""
 import pytest
 import torch
 
@@ -247,7 +248,8 @@ def test_fpd_respects_presence_and_never_drops_all():
 # ---------------------------------------------------------------- sound network = reference network
 def test_sound_networks_equal_the_reference_2d_formulation():
     """Our 1-D sound convolutions compute exactly the reference 2-D network on 1x32x128
-    (frames x mel) with kernels (1,128) and (4,1), with the weights reshaped."""
+    (frames x mel) with kernels (1,128) and (4,1), with the weights reshaped.
+    """
     import torch.nn.functional as F
 
     from crossmodal_ros.models.networks import SoundDecoder, SoundEncoder

@@ -52,8 +52,9 @@ def test_console_scripts_resolve_to_callables():
 
 
 def test_colcon_test_finds_pytest():
-    """colcon runs pytest only when setup.py names it in extras_require["test"] (setuptools >= 72
-    dropped tests_require; with it colcon fell back to unittest and ran 0 tests)."""
+    """Colcon runs pytest only when setup.py names it in extras_require["test"] (setuptools >= 72
+    dropped tests_require; with it colcon fell back to unittest and ran 0 tests).
+    """
     call = _setup_call()
     assert "tests_require" not in call
     extras = ast.literal_eval(call["extras_require"])

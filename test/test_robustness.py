@@ -155,7 +155,8 @@ def test_cli_dispatch_and_row_selection(parts, tmp_path, capsys):
 
 def test_validation_split_never_touches_held_out_data(parts):
     """--split val (choosing between training runs) measures val-split inputs and skips the
-    held-out evaluation sets; the evaluated recordings are validation recordings."""
+    held-out evaluation sets; the evaluated recordings are validation recordings.
+    """
     from crossmodal_ros.evaluation.robustness import run_suite
 
     engine, instruments = parts

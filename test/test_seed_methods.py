@@ -1,6 +1,7 @@
 """The three seed-paper methods (associator network, variational alignment, latent-constraint
 mapping): phase losses decrease, frozen parts get no gradient, checkpoints round-trip, the
-trainer runs the phases, the node runs each kind, and the runner's metrics are right."""
+trainer runs the phases, the node runs each kind, and the runner's metrics are right.
+"""
 from __future__ import annotations
 
 import time
@@ -214,9 +215,11 @@ def test_runner_metrics():
 
 
 # --------------------------------------------------------------------------- the node runs each kind
-NODE_KINDS = [("associator", {"modalities": ["image", "audio"], "latent_dims": {"image": 8, "audio": 8}}, "image", "audio_mel"),
+NODE_KINDS = [("associator", {"modalities": ["image", "audio"], "latent_dims": {"image": 8, "audio": 8}}, "image",
+               "audio_mel"),
               ("alignment", {"source": "audio", "target": "image", "shared_dim": 8}, "audio", "image"),
-              ("latent_constraint", {"modalities": ["image", "trajectory"], "latent_dims": {"image": 8, "trajectory": 4},
+              ("latent_constraint", {"modalities": ["image", "trajectory"], "latent_dims": {"image": 8,
+                                                                                            "trajectory": 4},
                                      "common_dim": 8}, "image", "trajectory")]
 
 
@@ -243,7 +246,8 @@ def test_nexus_node_runs_each_kind(ros_context, tmp_path, kind, config, given, o
 @pytest.mark.parametrize("kind", ["associator", "alignment", "latent_constraint"])
 def test_shipped_checkpoint_generates_trajectories_from_images(kind):
     """The shipped float16 pair model of each kind loads in the engine and, from test images,
-    generates trajectories the judge mostly classifies right (the run measured ~70-92 %)."""
+    generates trajectories the judge mostly classifies right (the run measured ~70-92 %).
+    """
     from pathlib import Path
 
     from crossmodal_ros.engine import FusionEngine

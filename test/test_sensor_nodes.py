@@ -97,7 +97,8 @@ def _padded_speech(digits, rows, rate, noise=5e-4, seed=0):
     """Real FSDD utterances with 1 s of faint noise around and between them.
 
     Returns the stream and each utterance's speech span (first to last sample above 10 % of its
-    peak; FSDD files keep some near-silence at their ends)."""
+    peak; FSDD files keep some near-silence at their ends).
+    """
     rng = np.random.default_rng(seed)
     parts, truth, t = [], [], 0.0
     for r in rows:
@@ -167,7 +168,8 @@ def test_stroke_segmenter_splits_by_gap_and_pause(digits):
     np.testing.assert_allclose(digit.points, pts)
     # the next digit after the pause starts fresh; a height above pen_up_height lifts the pen
     seg2 = StrokeSegmenter(gap_s=0.1, pause_s=0.5, pen_up_height=0.01)
-    stream2 = _pen_stream(pts[:30], z=0.0) + _pen_stream(pts[30:40], t0=0.6, z=0.05) + _pen_stream(pts[40:], t0=0.8, z=0.0)
+    stream2 = _pen_stream(pts[:30], z=0.0) + _pen_stream(pts[30:40], t0=0.6, z=0.05) + _pen_stream(pts[40:], t0=0.8,
+                                                                                                   z=0.0)
     for t, x, y, z in stream2:
         out += seg2.add(t, x, y, z)
     (d2,) = out + seg2.flush()

@@ -3,7 +3,8 @@
 Zero crashes, every message accounted for (sent = received; received = fused + superseded +
 dropped + expired + pending; every fusion reached a subscriber on every output) and RSS flat.
 The 10-minute run with the latency-drift target is ``python tools/soak.py --minutes 10``
-(figures in docs/reliability.md)."""
+(figures in docs/reliability.md).
+"""
 from __future__ import annotations
 
 import importlib.util

@@ -1,5 +1,6 @@
 """Voice activity segmenters (energy and silero-vad): utterances at known positions in synthetic
-live streams, parameter validation, determinism, and the microphone node's ``vad`` parameter."""
+live streams, parameter validation, determinism, and the microphone node's ``vad`` parameter.
+"""
 from __future__ import annotations
 
 import numpy as np

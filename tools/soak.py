@@ -1,4 +1,4 @@
-"""Soak test: the demo graph for N minutes with random sensor outages, then a reliability report.
+r"""Soak test: the demo graph for N minutes with random sensor outages, then a reliability report.
 
 The graph is the demo's (:func:`crossmodal_ros.ros.demo.build_graph`: camera, microphone and pen
 playback, the Nexus node, the output monitor) on a two-thread executor in this process. A random
@@ -21,7 +21,7 @@ topic. At the end the sensors stop, the graph drains, and the report gives:
 
 Usage (network rule: loopback only, own domain)::
 
-    ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=17 \\
+    ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=17 \
         nice -n 10 .venv/bin/python tools/soak.py --minutes 10 [--checkpoint models/nexus_digits.pt]
 
 Exit status 0 when every target holds (``--no-targets``: only crashes and reconciliation
@@ -68,7 +68,8 @@ def rss_mb() -> float:
 
 def random_schedule(duration: float, rng: random.Random, min_s: float, max_s: float):
     """An OutageSchedule over ``duration`` s: random sensor subsets for ``min_s..max_s`` each.
-    Every third phase is 'all' so full fusion keeps recurring."""
+    Every third phase is 'all' so full fusion keeps recurring.
+    """
     from crossmodal_ros.sensors.outages import OutageSchedule, Phase, parse_modalities
 
     phases, t, i = [], 0.0, 0

@@ -164,7 +164,6 @@ def drive_timeline(events, start: float, until: float, scheduler, store, stalene
 def evaluate_bag(path: str | Path, engine, settings: FusionSettings = FusionSettings(),
                  sample_rate: int | None = None) -> EvalReport:
     """Run the fusion logic over a bag's time line and score the outputs against the truth."""
-
     events, truth_t, truth, start, end, invalid = read_bag_inputs(path)
     if not truth:
         raise BagError(f"{path} has no {TRUTH_TOPIC} messages to score against")

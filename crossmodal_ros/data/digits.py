@@ -43,6 +43,7 @@ def dequantise_trajectory(d: np.ndarray) -> np.ndarray:
 
 
 def digits_root(root=None) -> Path:
+    """The folder of the embedded digits dataset (``root`` when given)."""
     return Path(root) if root is not None else DEFAULT_ROOT
 
 

@@ -104,7 +104,8 @@ class _SoundConvStack(nn.Module):
 
 class SoundClassifier(nn.Module):
     """Sound CNN on (N,1,128,32) mels -> (N,10) logits: the NEXUS_SPEC conv stack layout at half
-    width (64/128 channels instead of 128/256; a judge, not a generator), then an MLP head."""
+    width (64/128 channels instead of 128/256; a judge, not a generator), then an MLP head.
+    """
 
     def __init__(self, num_classes: int = NUM_CLASSES):
         super().__init__()

@@ -50,7 +50,8 @@ MODS3 = ["image", "audio", "trajectory"]
 
 def tiled_subset(train: dict, fraction: float) -> dict:
     """First ``ceil(fraction*N)`` samples of the (shuffled) train dict, tiled to ~N rows so a
-    small paired set gets as many optimizer steps per epoch as the full one."""
+    small paired set gets as many optimizer steps per epoch as the full one.
+    """
     n = next(iter(train.values())).shape[0]
     k = min(n, max(2, math.ceil(fraction * n)))
     reps = max(1, n // k)
@@ -65,7 +66,8 @@ def endpoint_error(pred: torch.Tensor, true: torch.Tensor) -> float:
 
 def nearest_psnr(generated: torch.Tensor, reference: torch.Tensor, max_value: float = 1.0, chunk: int = 512) -> float:
     """Paper 002's metric: PSNR of each generated image against its nearest (Euclidean) reference
-    image, ``10 log10(max^2 / MSE)`` with the per-pixel mean squared error, averaged in dB."""
+    image, ``10 log10(max^2 / MSE)`` with the per-pixel mean squared error, averaged in dB.
+    """
     g, r = generated.flatten(1).float(), reference.flatten(1).float()
     vals = []
     for i in range(0, g.shape[0], chunk):
@@ -84,6 +86,8 @@ def direction_rows(result: dict) -> dict:
 
 
 class Runner:
+    """Runs the training and evaluation of every method and seed, resuming finished runs."""
+
     def __init__(self, args):
         self.args = args
         self.out = Path(args.out)
@@ -176,7 +180,8 @@ class Runner:
     def vae_probe(self):
         """The tuning probe behind the KL-weight choice: the three unimodal VAEs trained for
         ``--probe-epochs`` on the first 2700 training samples with each (KL weight, batch, lr) of
-        PROBE, self-reconstruction accuracy on the first 1000 test samples."""
+        PROBE, self-reconstruction accuracy on the first 1000 test samples.
+        """
         sub = {k: v[:2700] for k, v in self.train.items()}
         test = {k: v[:1000] for k, v in self.test.items()}
         out = self.results.setdefault("vae_probe", {"epochs": self.args.probe_epochs, "train": 2700, "test": 1000,
@@ -232,7 +237,8 @@ class Runner:
             # the embeddings are the associator's unpaired VAEs (same networks, same objective)
             model.vaes.load_state_dict({k: v for k, v in self.vae_state.items() if k.split(".")[0] in pair})
             t = self.phase(model, "mapping", self.args.lc_epochs)
-            out["+".join(pair)] = {"rows": self.evaluate(model, [(m,) for m in model.modalities]), "time_s": round(t, 1)}
+            out["+".join(pair)] = {"rows": self.evaluate(model, [(m,) for m in model.modalities]), "time_s": round(t,
+                                                                                                                   1)}
             self.lc_models[pair] = model
             self.results["latent_constraint"] = out
             self.save()
@@ -245,7 +251,8 @@ class Runner:
         def gen_from_audio(model):
             model.eval()
             with torch.no_grad():
-                return torch.cat([model.infer({"audio": x.to(self.dev)})["image"].cpu() for x in self.test["audio"][sel].split(512)])
+                return torch.cat([model.infer({"audio": x.to(self.dev)})["image"].cpu()
+                                  for x in self.test["audio"][sel].split(512)])
 
         psnr = {"latent_constraint": nearest_psnr(gen_from_audio(self.lc_models[("image", "audio")]), ref),
                 "associator": nearest_psnr(gen_from_audio(self.assoc_full), ref),
@@ -264,7 +271,8 @@ class Runner:
             return
         model, _, _ = load_checkpoint(path, self.dev)
         self.nexus = model
-        res = evaluate_model(model, self.test, self.judges, subsets=[(m,) for m in MODS3], device=self.dev, progress=None)
+        res = evaluate_model(model, self.test, self.judges, subsets=[(m,) for m in MODS3], device=self.dev,
+                             progress=None)
         self.results["nexus"] = {k: v for k, v in direction_rows(res).items() if k.split("->")[1] in MODS3}
         self.save()
 
@@ -278,7 +286,8 @@ class Runner:
         best = max(PAIRS, key=lambda p: (curve[f"{p[0]}->{p[1]}"]["accuracy"] + curve[f"{p[1]}->{p[0]}"]["accuracy"]))
         cfg = {**self.assoc_full.config, "modalities": list(best), "pairs": [], "paired_fraction": 1.0}
         pair_model = build_model("associator", cfg)
-        pair_model.load_state_dict({k: v for k, v in self.assoc_full.state_dict().items() if k in pair_model.state_dict()})
+        pair_model.load_state_dict({k: v for k,
+                                    v in self.assoc_full.state_dict().items() if k in pair_model.state_dict()})
         kinds = {"associator": (pair_model, best)}
         al = self.results["alignment"]
         s, t = max(ALIGN_PAIRS, key=lambda p: al[f"{p[0]}->{p[1]}"]["rows"][f"{p[0]}->{p[1]}"]["accuracy"])
@@ -456,6 +465,7 @@ def write_report(results: dict, md_path, png_path=None) -> str:
 
 
 def build_parser():
+    """The argument parser of the seed-methods comparison."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/seed_methods")
     p.add_argument("--data", default="digits")
@@ -485,6 +495,7 @@ def build_parser():
 
 
 def main(argv=None) -> int:
+    """Command line of the seed-methods comparison."""
     args = build_parser().parse_args(argv)
     if args.report_only:
         res = json.loads(Path(args.report_only).read_text())
@@ -496,7 +507,8 @@ def main(argv=None) -> int:
     r = Runner(args)
     for stage in args.stages.split(","):
         ts = time.time()
-        {"vae_probe": r.vae_probe, "associator": r.associator, "alignment": r.alignment, "latent_constraint": r.latent_constraint,
+        {"vae_probe": r.vae_probe, "associator": r.associator, "alignment": r.alignment,
+         "latent_constraint": r.latent_constraint,
          "nexus": r.nexus_eval, "psnr": r.psnr, "ship": r.ship}[stage]()
         r.results["timings"][f"stage_{stage}_s"] = round(time.time() - ts, 1)
         r.save()

@@ -237,6 +237,7 @@ def _split_off_validation(train: dict, fraction: float, seed: int) -> tuple[dict
 
 
 def main(argv=None) -> int:
+    """Command line: train the evaluation instruments (judge classifiers, feature AEs)."""
     parser = argparse.ArgumentParser(
         prog="python -m crossmodal_ros.evaluation.train_instruments",
         description="Train the evaluation judges (classifiers + feature auto-encoders) on real data.")

@@ -48,11 +48,7 @@ from . import nexus as _nexus  # noqa: E402  (registers the built-in kinds)
 register_model("nexus")(_nexus.Nexus)
 register_model("nexus0")(_nexus.Nexus0)
 
-try:  # the baselines register themselves when present
-    from . import baselines as _baselines  # noqa: E402,F401
-except ImportError as _exc:  # pragma: no cover - only while baselines.py is being written
-    if "baselines" not in str(_exc):
-        raise
+from . import baselines as _baselines  # noqa: E402,F401  (registers mvae, mmvae)
 
 from . import associator as _associator  # noqa: E402,F401  (paper 000)
 from . import alignment as _alignment  # noqa: E402,F401  (papers 001/003)

@@ -54,7 +54,8 @@ class _ExpertModel(HierarchicalModel):
 
     def expert_params(self, z: dict, present: torch.Tensor):
         """Stacked expert (mu, logvar), each (B, M, D); modalities absent from ``z`` are zeros
-        (callers mask them out with ``present``)."""
+        (callers mask them out with ``present``).
+        """
         b = present.shape[0]
         d = self.latent_dim
         dtype = next(iter(z.values())).dtype

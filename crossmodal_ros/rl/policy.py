@@ -62,7 +62,8 @@ class LatentPolicy:
 
 def export_sb3(model, path, **meta) -> Path:
     """Write the actor of an SB3 PPO ``model`` (MlpPolicy) to ``path``; ``meta`` is stored as is
-    (strings, numbers, lists)."""
+    (strings, numbers, lists).
+    """
     pol = model.policy
     linears = [m for m in pol.mlp_extractor.policy_net if isinstance(m, torch.nn.Linear)] + [pol.action_net]
     act = pol.activation_fn.__name__.lower()
@@ -80,6 +81,7 @@ def export_sb3(model, path, **meta) -> Path:
 
 
 def load_policy(path) -> LatentPolicy:
+    """Load a :class:`LatentPolicy` saved at ``path``."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file

@@ -22,6 +22,8 @@ N_ENVS = 16
 
 @dataclass
 class TrainResult:
+    """A trained policy with its learning curve and training metadata."""
+
     model: object
     seconds: float
     curve_steps: list = field(default_factory=list)

@@ -96,7 +96,8 @@ class BagPlayer:
     # ------------------------------------------------------------ before playing
     def default_wait_topics(self) -> list[str]:
         """The topics to wait for by default: the bag's sensor topics (bags.format.TOPICS) when it
-        has any (nobody subscribes to ground truth), else every played topic."""
+        has any (nobody subscribes to ground truth), else every played topic.
+        """
         sensors = [t for t in self.topics if t in TOPICS]
         return sensors or list(self.topics)
 
@@ -108,7 +109,9 @@ class BagPlayer:
                              settle: float = 0.5) -> list[str]:
         """Block until every topic in ``topics`` (default :meth:`default_wait_topics`) has a
         matched subscriber, then ``settle`` seconds more while /clock carries the bag's start time
-        (the subscriber side finishes its own matching). Returns the topics still unmatched at ``timeout`` ([] on success)."""
+        (the subscriber side finishes its own matching). Returns the topics still unmatched at
+        ``timeout`` ([] on success).
+        """
         topics = list(self.default_wait_topics() if topics is None else topics)
         unknown = [t for t in topics if t not in self.publishers]
         if unknown:
@@ -148,7 +151,8 @@ class BagPlayer:
 
     def _hold_while_paused(self) -> float:
         """While paused, publish the frozen bag time at the clock rate; return the paused
-        wall-clock seconds (the caller shifts its time base by them)."""
+        wall-clock seconds (the caller shifts its time base by them).
+        """
         if self._running.is_set():
             return 0.0
         t0 = time.monotonic()
@@ -168,7 +172,8 @@ class BagPlayer:
     def _wait_until(self, wall_target: float, bag_at, bag_target: int) -> float:
         """Sleep until ``wall_target`` (monotonic), publishing /clock at the clock rate; the
         clock never passes ``bag_target`` (the next message's time), so it stays monotonic.
-        Returns the wall-clock seconds spent paused (``wall_target`` moves by them)."""
+        Returns the wall-clock seconds spent paused (``wall_target`` moves by them).
+        """
         paused_s = 0.0
         while not self._stop.is_set():
             held = self._hold_while_paused()

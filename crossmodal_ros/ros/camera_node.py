@@ -52,7 +52,9 @@ def convert_frame(bgr: np.ndarray, encoding: str) -> np.ndarray:
 
     if bgr.ndim == 2:
         grey = bgr
-        return grey if encoding == "mono8" else cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR if encoding == "bgr8" else cv2.COLOR_GRAY2RGB)
+        if encoding == "mono8":
+            return grey
+        return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR if encoding == "bgr8" else cv2.COLOR_GRAY2RGB)
     if encoding == "bgr8":
         return bgr
     if encoding == "rgb8":
@@ -149,6 +151,7 @@ class CameraNode(Node):
 
 
 def main(args=None) -> int:
+    """Console entry ``camera_node``."""
     return run_node(CameraNode, args)
 
 

@@ -287,7 +287,8 @@ STAMPED_PREFIXES = ("mu/", "logvar/", "fused/", "model/")
 
 class StampedLatent(tuple):
     """``(stamp_s, frame_id, mu, logvar, fused, model)`` read from a stamped latent message:
-    ``fused`` is a tuple of modality names, ``model`` a ``{"kind", "checkpoint_sha256"}`` dict."""
+    ``fused`` is a tuple of modality names, ``model`` a ``{"kind", "checkpoint_sha256"}`` dict.
+    """
 
     __slots__ = ()
 
@@ -304,8 +305,9 @@ class StampedLatent(tuple):
 
 def latent_to_stamped(mu: np.ndarray, logvar: np.ndarray, fused: Sequence[str], kind: str,
                       checkpoint_sha256: str, header: Header, modalities: Sequence[str] = ()):
-    """The stamped, self-describing latent as a ``sensor_msgs/JointState`` ("named scalars with a
-    header"; the package defines no message types, see the README):
+    """The stamped, self-describing latent as a ``sensor_msgs/JointState``.
+
+    ("Named scalars with a header"; the package defines no message types, see the README.)
 
     * ``header``: the stamp of the newest fused input and the node's ``frame_id``;
     * ``name[i]`` / ``position[i]`` pairs: ``mu/<k>`` -> mu_k and ``logvar/<k>`` -> logvar_k for

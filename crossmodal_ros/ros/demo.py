@@ -127,7 +127,8 @@ def settled(records: list[DemoRecord]) -> DemoRecord:
     """The output of one tick that fused the most inputs (the latest among equals).
 
     Sensors of one tick arrive a few milliseconds apart and the node fuses promptly, so a tick
-    first yields partial fusions (e.g. image only) and then the complete one."""
+    first yields partial fusions (e.g. image only) and then the complete one.
+    """
     return max(reversed(records), key=lambda r: len(r.fused))
 
 
@@ -142,7 +143,8 @@ class DemoGraph:
     """The demo's nodes, built by :func:`build_graph` on one rclpy context (not yet added to an
     executor): the inference node, the monitor (and its node) and the three playback sensors
     (camera, microphone, pen). ``nodes`` lists them all, for adding to an executor and for
-    destruction."""
+    destruction.
+    """
 
     nexus: object
     monitor_node: object
@@ -168,7 +170,8 @@ class PenWriter:
     """Writes each live tick's pen trajectory as geometry_msgs/PointStamped positions on
     ``pen/position`` in real time (a pen, touch screen or end effector), for the pen node to
     segment. The digit for tick ``k`` is written during ``draw_s`` and finished ``pause_s``
-    before the tick starts, so the pen node's pause completes it early in the tick."""
+    before the tick starts, so the pen node's pause completes it early in the tick.
+    """
 
     def __init__(self, ctx, dataset: dict, schedule, period: float, seed: int, start: float,
                  pause_s: float = 0.4, draw_s: float = 0.35, points: int = 50):
@@ -227,13 +230,15 @@ def build_graph(ctx, checkpoint: str, nexus_params: dict, dataset: dict, schedul
     ``nexus_params`` and ``checkpoint``; RuntimeError if it does not activate, warmed up on one
     dataset sample), the output monitor, and camera/microphone/pen playback of ``dataset``
     starting at wall time ``start`` (None: the second whole period after the model is loaded)
-    with one sample per ``period`` following ``schedule`` (an OutageSchedule). ``sensor_params``: extra parameters for every sensor node.
+    with one sample per ``period`` following ``schedule`` (an OutageSchedule). ``sensor_params``:
+    extra parameters for every sensor node.
 
     ``real_sensors`` (a dict, None: dataset tensors as messages) runs the real sensor paths:
     the camera renders each digit into a full frame (``frame_width`` x ``frame_height``), the
     microphone streams continuous audio (``snr_db``, ``noise``) through its VAD (``vad``, default
     the node's) and publishes what the VAD emits, and a pen writer publishes
-    geometry_msgs/PointStamped positions that the pen node segments (``pen_pause_s``)."""
+    geometry_msgs/PointStamped positions that the pen node segments (``pen_pause_s``).
+    """
     from rclpy.parameter import Parameter
 
     from crossmodal_ros.ros.camera_node import CameraNode
@@ -331,7 +336,8 @@ def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = Non
              seed: int | None = None, out=None) -> dict:
     """Run the graph for ``duration`` seconds; returns the summary dict (also in summary.json).
 
-    ``out``: where the console table goes (default: sys.stdout at call time)."""
+    ``out``: where the console table goes (default: sys.stdout at call time).
+    """
     out = out if out is not None else sys.stdout
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
@@ -436,7 +442,8 @@ def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = Non
 
 def _input_stats(graph: DemoGraph) -> dict:
     """Per modality: what the sensor produced, what the sensor node published, and what the
-    inference node received and dropped (by reason)."""
+    inference node received and dropped (by reason).
+    """
     cam, mic, pen = graph.sensors
     nexus = graph.nexus
     produced = {
@@ -581,6 +588,7 @@ def _plot(records, dataset, schedule, per_phase: int, path: Path, sample_rate: i
 
 
 def main(argv=None) -> int:
+    """Console entry ``demo`` (``make demo``)."""
     p = argparse.ArgumentParser(prog="demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=None, help="seconds of playback (default 60 = 5 phases of 12 s)")
     p.add_argument("--period", type=float, default=None, help="seconds between samples (default: config, 1.0)")

@@ -84,7 +84,8 @@ def fusion_status(
     expired: Optional[Mapping[str, int]] = None,
 ) -> DiagnosticStatus:
     """One ``DiagnosticStatus``: OK while active with live input, WARN when inactive, idle or
-    dropping input, ERROR after a failed inference (``last_error``)."""
+    dropping input, ERROR after a failed inference (``last_error``).
+    """
     live = list(live)
     values = [
         KeyValue(key="state", value=state),

@@ -155,7 +155,8 @@ class MicrophoneNode(Node):
         # both kinds' own parameters are declared (a launch file may set either); the chosen one is used
         energy = dict(
             margin_db=declare(self, "vad_margin_db", 12.0, "energy VAD: speech threshold over the noise floor (dB)."),
-            min_threshold_db=declare(self, "vad_min_threshold_db", -55.0, "energy VAD: lowest speech threshold (dBFS RMS)."),
+            min_threshold_db=declare(self, "vad_min_threshold_db", -55.0,
+                                     "energy VAD: lowest speech threshold (dBFS RMS)."),
         )
         silero = dict(threshold=declare(self, "vad_threshold", 0.5,
                                         "silero VAD: speech probability that starts speech (0-1)."))
@@ -189,7 +190,8 @@ class MicrophoneNode(Node):
 
     def _chunk(self, k: int) -> np.ndarray:
         """The stream's audio for tick ``k``: ``period_s`` seconds ending ``STREAM_TAIL_S`` after
-        the tick starts, with the tick's utterance (if audio is live) ending at the tick start."""
+        the tick starts, with the tick's utterance (if audio is live) ending at the tick start.
+        """
         from crossmodal_ros import sim
         from crossmodal_ros.codecs import loudest_window
 
@@ -330,6 +332,7 @@ class MicrophoneNode(Node):
 
 
 def main(args=None) -> int:
+    """Console entry ``microphone_node``."""
     return run_node(MicrophoneNode, args)
 
 

@@ -111,6 +111,7 @@ class PenNode(Node):
 
 
 def main(args=None) -> int:
+    """Console entry ``pen_node``."""
     return run_node(PenNode, args)
 
 

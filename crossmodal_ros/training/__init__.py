@@ -1,0 +1,1 @@
+"""Training: ``crossmodal-train`` (:mod:`.train`) and multi-process data parallelism (:mod:`.distributed`)."""
