@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """ament_python package setup for crossmodal_ros (also installs with pip into a venv)."""
 from glob import glob
 

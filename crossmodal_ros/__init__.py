@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """crossmodal_ros: cross-modal perception for ROS 2 with the Nexus hierarchical multimodal VAE.
 
 Two layers: a ROS-free core (everything outside ``crossmodal_ros.ros``: modalities, codecs,

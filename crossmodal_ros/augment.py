@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Seeded training augmentation per modality (ROS-free): what real sensors deliver.
 
 Configured by the ``augment:`` section of a training YAML (:data:`AUGMENT_DEFAULTS`); off unless

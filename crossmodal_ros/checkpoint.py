@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Model checkpoints: plain dicts of tensors and plain values, loadable with ``weights_only=True``.
 
 Layout (docs/architecture.md)::

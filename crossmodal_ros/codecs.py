@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Modality codecs: raw sensor data <-> the model tensors of the MHD setting (ROS-free).
 
 A codec turns one raw sensor reading into the fixed-shape model tensor of its modality

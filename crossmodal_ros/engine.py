@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """FusionEngine: ROS-free inference on raw sensor arrays (numpy in, numpy out).
 
 The engine owns a model loaded from a checkpoint and the codecs stored with it, so a robot

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """When to fuse: the one scheduling policy of the inference node and the offline bag evaluator.
 
 ROS-free and clock-agnostic: every method takes ``now`` in seconds of the caller's clock (the

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Keep-latest input store with per-modality staleness windows (ROS-free, clock-agnostic).
 
 This is the fusion bookkeeping of the Nexus node (DESIGN.md section 5), kept apart from the

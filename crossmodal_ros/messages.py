@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Decoding of ROS-message-shaped objects into numpy arrays, with no ROS import.
 
 The functions read message *fields* only (duck typing), so they accept the rclpy message classes

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Where shipped files live, for a source checkout, a pip install, and a colcon install."""
 from __future__ import annotations
 

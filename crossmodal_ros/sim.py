@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Seeded simulations of what real sensors deliver (ROS-free; numpy, OpenCV, audiomentations).
 
 Used in three places, so that training, evaluation and the demo see the same kind of input:

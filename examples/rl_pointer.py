@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """An RL agent on the fused latent: train it in simulation, run it unchanged against ROS.
 
 The task (crossmodal_ros.rl.env): move a pointer on 10 cells to the digit the robot perceives

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Sensors + Nexus inference: ``ros2 launch crossmodal_ros crossmodal.launch.py``.
 
 Two sensor profiles, one parameter file each, one argument apart:

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Nexus inference only (sensors come from elsewhere): ``ros2 launch crossmodal_ros nexus.launch.py``.
 
 Remap the inputs to your robot's topics with ``camera_topic:=...`` etc.

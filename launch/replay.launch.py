@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Bag replay into the inference node on sim time: ``ros2 launch crossmodal_ros replay.launch.py bag:=<file>``.
 
 bag_player waits until nexus_node subscribes, then publishes the bag's topics and ``/clock``;

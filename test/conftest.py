@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Test-session setup. Network rule: ROS traffic stays on loopback, in a domain of its own.
 
 These variables are set before anything imports rclpy.

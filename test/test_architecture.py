@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Architecture checks: the import contracts in setup.cfg (import-linter) hold for this checkout.
 
 The contracts: the core (everything outside ``crossmodal_ros.ros``) imports neither the ROS

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Training augmentation (crossmodal_ros.augment) and the trainer's data options."""
 import numpy as np
 import pytest

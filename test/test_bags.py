@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Bags: export a dataset split, read it back with the independent mcap reader, replay it into a
 live subscriber with /clock, build a training dataset from it, and evaluate it offline.
 """

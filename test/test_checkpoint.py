@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Checkpoints: weights_only round trips (float32 exact, float16 close) and every CheckpointError."""
 import os
 import pickle

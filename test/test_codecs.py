@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Codec round trips, shapes at any input size/rate, and CodecError on every bad input class."""
 import json
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The ROS-free core imports in a Python where importing rclpy or any ROS message package fails.
 
 CORE names every module outside ``crossmodal_ros/ros``: a module that is missing fails the

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The embedded digits dataset, its builder, the MHD loader and the cached model tensors."""
 import json
 import shutil

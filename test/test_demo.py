@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The demo: the whole graph in one process with an outage schedule (a short run with an
 untrained checkpoint), and its clear failure when the model is missing.
 """

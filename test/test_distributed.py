@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """crossmodal-train on several processes: torchrun + DDP on CPU (gloo), resume on another world
 size, gradient accumulation, autocast. Tiny data; every torchrun launch takes ~10 s.
 """

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Tests of the evaluation protocol: metrics, judge instruments, the cross-modal evaluator.
 
 The evaluator is exercised with small generator test doubles that implement the model

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The fast inference path (models/fast.py, FusionEngine fast=True) equals the reference path.
 
 Every input subset, masked batches, seeded sampling, Nexus-0, half precision, models with fewer

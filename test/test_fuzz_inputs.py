@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Property-based fuzzing of every input topic of the Nexus node (real rclpy, in-process).
 
 One node serves the whole module. Hypothesis generates bad messages per topic (unknown

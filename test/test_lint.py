@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Lint as a test: ruff (config in ruff.toml: pyflakes, pycodestyle, pydocstyle/PEP 257) is clean."""
 import shutil
 import subprocess

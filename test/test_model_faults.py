@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Model and training faults: bad checkpoints at lifecycle configure (missing, truncated,
 corrupt, not ours, wrong format version, wrong modality set, mismatched weights, a pickle that
 would run code) fail with a message naming the problem and leave the node up and configurable;

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Models: loss decreases, masked modalities get no gradient, every subset generates every
 modality, FPD drops the right modalities, config errors.
 """

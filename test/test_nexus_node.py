@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """NexusNode with real rclpy in-process: outputs per input subset, staleness, lifecycle, params,
 malformed input. An untrained model is enough for these contract tests.
 """

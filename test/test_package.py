@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The ament_python package is well formed: package.xml, setup.py data files, console scripts.
 
 colcon is not available here, so these checks read the files a colcon build consumes and build a

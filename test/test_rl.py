@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """crossmodal_ros.rl (ROS-free): the environment passes Gymnasium's checker, the task's dynamics
 and rewards, the batched VecEnv, latent tables (engine agreement, cache keyed by checkpoint
 hash), policy files, PPO learning, and the transfer experiment end to end on synthetic latents.

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The shipped RL policy through the ROS adapter against a live inference node (real rclpy
 in-process, the shipped model): observations of the right shape, finite, equal to the
 simulated ones, and the policy solves an episode it solves in simulation.

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The robustness suite (``crossmodal-eval --robustness``) on tiny settings.
 
 Uses the shipped checkpoint and instruments and the embedded digits dataset; skipped when the

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The package as ROS users run it: the installed executables, their --help, the default
 parameter files (playback profile) on a machine without devices, and start-up failures.
 

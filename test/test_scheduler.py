@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The fusion scheduler (crossmodal_ros.fusion_policy) on a fake clock: fresh input is fused at
 once and never waits for a heartbeat, bursts coalesce, heartbeats only fill silence, and the
 node and the offline bag evaluator make the same decisions.

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The three seed-paper methods (associator network, variational alignment, latent-constraint
 mapping): phase losses decrease, frozen parts get no gradient, checkpoints round-trip, the
 trainer runs the phases, the node runs each kind, and the runner's metrics are right.

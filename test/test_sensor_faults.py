@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Sensor faults against the Nexus node (real rclpy, in-process): publishers that die and come
 back, a 1 kHz burst, a looping bag whose /clock jumps backwards under use_sim_time, out-of-order
 stamps and a modality that never arrives.

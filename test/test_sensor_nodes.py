@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Sensor nodes: outage schedules, playback timing, segmenters (ROS-free) and the nodes in a graph."""
 from __future__ import annotations
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Short mode of the soak (tools/soak.py): the demo graph for ~20 s with random sensor outages.
 
 Zero crashes, every message accounted for (sent = received; received = fused + superseded +

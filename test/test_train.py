@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """crossmodal-train: end-to-end tiny runs on the embedded data, resume, config errors, NaN."""
 import json
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Voice activity segmenters (energy and silero-vad): utterances at known positions in synthetic
 live streams, parameter validation, determinism, and the microphone node's ``vad`` parameter.
 """

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Compare the voice activity detectors (energy vs silero) on synthetic live microphone streams.
 
 Streams: test-split FSDD clips (8 kHz, resampled to 16 kHz) separated by 0.6-1.4 s of silence

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 r"""Soak test: the demo graph for N minutes with random sensor outages, then a reliability report.
 
 The graph is the demo's (:func:`crossmodal_ros.ros.demo.build_graph`: camera, microphone and pen

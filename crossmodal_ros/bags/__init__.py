@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Sensor bags (rosbag2, MCAP or sqlite3) without ROS: the format, a reader, a training dataset
 and the offline evaluator. ``rosbags`` reads and deserialises them, so nothing here needs rclpy;
 writing a bag from the live message classes and replaying one into a graph are ROS tools

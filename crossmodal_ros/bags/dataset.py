@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """A training dataset (docs/architecture.md schema) from a bag of the sensor topics.
 
 ``crossmodal-train --data bag:<bag>`` uses it through ``crossmodal_ros.data.load_dataset``.

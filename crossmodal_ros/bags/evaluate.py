@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Offline evaluation of a sensor bag: the inference node's fusion logic over bag time.
 
 No graph runs and no ROS is needed: messages are decoded by :mod:`crossmodal_ros.bags.reader`

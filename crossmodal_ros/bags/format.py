@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The sensor-bag format shared by the writer, the player, the reader and the evaluator.
 
 =================  ===============================  =========================================

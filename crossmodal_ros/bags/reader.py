@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Read a sensor bag without ROS: decoded input events and the ground truth.
 
 Messages are deserialised by ``rosbags`` and decoded by :mod:`crossmodal_ros.messages`, the

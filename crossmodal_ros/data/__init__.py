@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Datasets in the one dict schema of docs/architecture.md (ROS-free).
 
 ``load_dataset(spec, split)`` picks the source from a spec string:

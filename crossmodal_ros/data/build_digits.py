@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Build the embedded "digits" dataset from real pen and speech recordings.
 
     python -m crossmodal_ros.data.build_digits --raw ../shared/data --out crossmodal_ros/data/digits

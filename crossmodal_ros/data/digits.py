@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Loader of the embedded "digits" dataset (real pen trajectories + real spoken digits).
 
 The files under ``crossmodal_ros/data/digits/`` are written by

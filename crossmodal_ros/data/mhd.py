@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Loader of the MHD data set files (``mhd_train.pt`` / ``mhd_test.pt``) into the dataset schema.
 
 File format (NEXUS_SPEC.md, "MHD files"): ``torch.load`` gives a tuple

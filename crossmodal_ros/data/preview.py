@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Picture of the digits dataset: per class, the image, the pen trajectory and the log-mel.
 
 python -m crossmodal_ros.data.preview --out docs/images/digits_dataset.png

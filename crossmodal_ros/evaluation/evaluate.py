@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The paper's cross-modal evaluation protocol (Section 6) and the ``crossmodal-eval`` tool.
 
 For every non-empty subset of the model's modalities (15 for four modalities) the model

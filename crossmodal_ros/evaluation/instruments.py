@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The fixed judges of the paper's evaluation protocol: per-modality classifiers and
 per-modality feature auto-encoders, trained once on real data and shipped in ``models/``.
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Robustness suite: how the model copes with inputs as real sensors deliver them.
 
 ``crossmodal-eval --robustness`` (this module's :func:`main`) measures, per *row* (one input

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Experiments of the three seed papers on the digits data, and the results page.
 
     python -m crossmodal_ros.evaluation.seed_methods --out runs/seed_methods [--device auto]

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Train the evaluation judges once on real data and ship them.
 
     python -m crossmodal_ros.evaluation.train_instruments --data digits --out models/instruments_digits.pt

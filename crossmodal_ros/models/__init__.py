@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Models behind one interface (:class:`~crossmodal_ros.models.base.MultimodalModel`).
 
 ``build_model(kind, config)`` builds any registered kind from a plain config dict;

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Cross-modal variational alignment of latent spaces (papers 001/003).
 
 Two modalities, a source M1 and a target M2 (``source``/``target``), and three branches:

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Cross-modal associator network (paper 000): unimodal VAEs joined by variational associators.
 
 Each modality has its own VAE (the bottom networks of ``networks.py``, a latent size of its

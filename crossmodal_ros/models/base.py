@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The one model interface (:class:`MultimodalModel`) and the loss helpers the models share.
 
 Every model takes ``dict[modality -> tensor]`` plus a bool presence mask ``(B, M)`` over

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Hierarchical baselines of the Nexus paper: MVAE (product of experts) and MMVAE (mixture).
 
 Both reuse Nexus's bottom level (:class:`~crossmodal_ros.models.nexus.BottomLevel`: the same

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Latent-constraint mapping between embedding auto-encoders (paper 002).
 
 Stage 1 (phase ``embeddings``): every modality gets a low-dimensional *embedding* ``x_z``

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Nexus (hierarchical multimodal VAE), Nexus-0, Forced Perceptual Dropout, sound SigmaVAE.
 
 Reference: Vasco et al., "Leveraging hierarchy in multimodal generative models for effective

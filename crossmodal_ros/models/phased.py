@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Multi-phase training for models whose parts are trained in separate stages.
 
 The associator network (VAEs unpaired, then associators with the VAEs frozen), the variational

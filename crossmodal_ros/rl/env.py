@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The digit-pointer task on the fused latent (ROS-free, Gymnasium).
 
 **Task.** A pointer sits on one of 10 cells of a line (cells 0..9). The agent perceives a digit

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Cross-modal transfer on the fused latent (after Silva, Vasco et al., AAMAS 2020).
 
 One re-runnable command trains every policy, evaluates it and writes the results page::

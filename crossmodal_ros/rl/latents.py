@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Precomputed fused latents: one (mu, logvar) per (dataset sample, live sensor subset).
 
 The environment never runs the model: the :class:`~crossmodal_ros.engine.FusionEngine` encodes

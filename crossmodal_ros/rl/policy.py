@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Small, self-contained policy files: the actor of a trained PPO agent as plain tensors.
 
 A trained Stable-Baselines3 PPO agent is exported to a ``.pt`` file holding only its actor MLP

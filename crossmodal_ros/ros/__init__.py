@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The ROS 2 shell of crossmodal_ros: the only modules that need rclpy and the message packages.
 
 - :mod:`.conversions`: numpy -> message encoders, the latent topic contract (the decoders are the

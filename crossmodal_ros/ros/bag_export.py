@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Export a dataset split as a timed rosbag2 (MCAP or sqlite3) of the sensor topics.
 
 One dataset sample per ``period`` seconds of bag time, as the sensors would publish it:

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Replay a rosbag2 (MCAP or sqlite3) into the live graph, with ``/clock``.
 
 ``ros2 bag play`` is not available everywhere (no ``rosbag2_py`` wheel); this player needs only

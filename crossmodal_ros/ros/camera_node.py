@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Camera node: publishes ``camera/image_raw`` (sensor_msgs/Image).
 
 Sources (parameter ``source``):

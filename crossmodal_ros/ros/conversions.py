@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Conversions between ROS 2 messages and numpy arrays (pure functions, no node needed).
 
 Every function raises :class:`ConversionError` (a ``ValueError``) for a message or an array it

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """``make demo``: the whole ROS 2 graph in one process, from dataset playback, with sensor outages.
 
 Nodes: camera, microphone and pen playback (:mod:`crossmodal_ros.ros.camera_node` etc.), the

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Rate and latency bookkeeping and the ``/diagnostics`` status of the Nexus node."""
 from __future__ import annotations
 

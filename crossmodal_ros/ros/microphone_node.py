@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Microphone node: publishes utterance windows on ``audio/chunk`` (std_msgs/Float32MultiArray).
 
 Every message is one utterance of mono float32 PCM in [-1, 1] at the ``sample_rate`` parameter

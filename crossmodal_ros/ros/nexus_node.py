@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The Nexus inference node: a lifecycle node fusing whatever sensors are live (DESIGN.md sec. 5).
 
 Topics (relative names, remappable):

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Pen/arm node: publishes one written digit per message on ``pen/stroke`` (nav_msgs/Path).
 
 Sources (parameter ``source``):

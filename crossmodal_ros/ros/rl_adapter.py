@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """ROS adapter for RL agents: observations from the inference node's live latent topic.
 
 A policy trained in simulation (:mod:`crossmodal_ros.rl`) runs unchanged against a live node:

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Shared plumbing of the sensor nodes: parameter declaration, QoS, dataset playback timing.
 
 The sensor nodes (camera, microphone, pen) each have a device source and a ``dataset``

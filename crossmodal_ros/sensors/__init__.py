@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The ROS-free logic of the sensor nodes, shared with the demo, the bag tools and the tests.
 
 - :mod:`.playback`: dataset playback clock and per-modality samples (``SensorError``).

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Dataset playback for sensor nodes without sensors (ROS-free).
 
 A playback source publishes one dataset sample every ``period_s`` seconds. Which sample is a

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Stream segmenters for the sensor nodes (ROS-free).
 
 * :class:`VoiceActivitySegmenter` cuts a continuous microphone stream into utterance windows by

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Training on several processes or machines with PyTorch's own engine (torchrun + DDP).
 
 ``crossmodal-train`` runs unchanged under ``torchrun``: when the environment torchrun sets

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """``crossmodal-train``: offline training of any registered model kind from a YAML config.
 
 Usage::
