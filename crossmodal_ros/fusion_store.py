@@ -2,7 +2,7 @@
 # Copyright 2026 The crossmodal_ros authors
 """Keep-latest input store with per-modality staleness windows (ROS-free, clock-agnostic).
 
-This is the fusion bookkeeping of the Nexus node (DESIGN.md section 5), kept apart from the
+This is the fusion bookkeeping of the Nexus node (docs/architecture.md), kept apart from the
 node so the offline bag evaluator can run the same logic over bag time:
 
 * ``put`` stores the newest sample of a modality (older unfused ones are superseded);

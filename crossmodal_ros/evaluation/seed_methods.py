@@ -9,16 +9,16 @@
 Runs, in order, writing ``<out>/results.json`` after every stage (a cut-off run keeps what it
 finished):
 
-1. associator network (paper 000) on image, audio, trajectory: unimodal VAEs unpaired, then
+1. associator network (Jo et al. 2019) on image, audio, trajectory: unimodal VAEs unpaired, then
    the associators of every pair with 100 / 10 / 5 / 1 % of the pairs (the VAEs always see
    all data; a smaller paired set is tiled to the same number of optimizer steps per epoch);
    accuracy + Frechet distance of every direction (shared evaluator, one given modality),
    the cascade audio->trajectory->image vs the direct associator, and the new-modality test;
-2. variational alignment (papers 001/003) image->trajectory and audio->image, three phases,
+2. variational alignment (Theodoridis et al. 2020) image->trajectory and audio->image, three phases,
    with the ablation routes (no mapper) and the mean end-point error for trajectories;
-3. latent-constraint mapping (paper 002) for every pair, reusing the stage-1 VAEs as the
+3. latent-constraint mapping (Chaudhury et al. 2017) for every pair, reusing the stage-1 VAEs as the
    embeddings (identical architecture and unpaired objective), PSNR of audio->image against
-   the nearest test image (paper 002's metric) for every system;
+   the nearest test image (Chaudhury et al. 2017's metric) for every system;
 4. Nexus restricted to single inputs, when its checkpoint exists;
 then ships the best pair model of each kind (float16) and writes the Markdown page + PNG.
 """
@@ -67,7 +67,7 @@ def endpoint_error(pred: torch.Tensor, true: torch.Tensor) -> float:
 
 
 def nearest_psnr(generated: torch.Tensor, reference: torch.Tensor, max_value: float = 1.0, chunk: int = 512) -> float:
-    """Paper 002's metric: PSNR of each generated image against its nearest (Euclidean) reference
+    """Chaudhury et al. 2017's metric: PSNR of each generated image against its nearest (Euclidean) reference
     image, ``10 log10(max^2 / MSE)`` with the per-pixel mean squared error, averaged in dB.
     """
     g, r = generated.flatten(1).float(), reference.flatten(1).float()
@@ -132,7 +132,7 @@ class Runner:
                              progress=None)
         return direction_rows(res)
 
-    # ------------------------------------------------------------------ paper 000
+    # ------------------------------------------------------------------ Jo et al. 2019
     def associator(self):
         a = self.args
         cfg = {"modalities": MODS3, "latent_dims": {"image": 64, "audio": 64, "trajectory": 16, "label": 5},
@@ -203,7 +203,7 @@ class Runner:
             self.log(f"probe beta {beta} batch {bs} lr {lr}: {acc}")
             self.save()
 
-    # ------------------------------------------------------------------ papers 001/003
+    # ------------------------------------------------------------------ Theodoridis et al. 2020
     def alignment(self):
         a = self.args
         out = {}
@@ -226,7 +226,7 @@ class Runner:
             self.results["alignment"] = out
             self.save()
 
-    # ------------------------------------------------------------------ paper 002
+    # ------------------------------------------------------------------ Chaudhury et al. 2017
     def latent_constraint(self):
         out = {}
         self.lc_models = {}
@@ -375,7 +375,7 @@ def write_report(results: dict, md_path, png_path=None) -> str:
     L += ["", "Alignment rows: image->trajectory and audio->image are the method (mapper); the reverse rows "
           "(trajectory->image, image->audio) go through our reverse decoder (not in the paper).", ""]
     if "vae_self_accuracy" in results:
-        L += ["Unimodal VAE self-reconstruction accuracy (paper 000, Table 2 analogue): " +
+        L += ["Unimodal VAE self-reconstruction accuracy (Jo et al. 2019, Table 2 analogue): " +
               ", ".join(f"{m} {_p(v)}" for m, v in results["vae_self_accuracy"].items()), ""]
     if "vae_probe" in results:
         pr = results["vae_probe"]
@@ -393,7 +393,7 @@ def write_report(results: dict, md_path, png_path=None) -> str:
                      f"| {_p(a_['trajectory'])} | {r['time_s']} |")
         L.append("")
     if curve:
-        L += ["## Associator: semi-supervised curve (paper 000, Fig. 6)", "",
+        L += ["## Associator: semi-supervised curve (Jo et al. 2019, Fig. 6)", "",
               "Associators trained with a fraction of the training pairs (the VAEs always used all data, "
               "unpaired); smaller paired sets tiled to the same number of optimizer steps per epoch. Accuracy %.", "",
               "| direction | " + " | ".join(f"{float(f):.0%} pairs" for f in curve) + " |",
@@ -402,19 +402,19 @@ def write_report(results: dict, md_path, png_path=None) -> str:
             L.append(f"| {d} | " + " | ".join(_p(curve[f].get(d, {}).get("accuracy")) for f in curve) + " |")
         L += ["", "![semi-supervised curve](seed_methods_semi_supervised.png)", ""]
     if "associator_cascade" in results:
-        L += ["## Associator: cascade vs direct (paper 000, Table 4)", "", "| path | accuracy % |", "|---|---|"]
+        L += ["## Associator: cascade vs direct (Jo et al. 2019, Table 4)", "", "| path | accuracy % |", "|---|---|"]
         L += [f"| {k} | {_p(v)} |" for k, v in results["associator_cascade"].items()]
         L.append("")
     if "associator_new_modality" in results:
         nm = results["associator_new_modality"]
-        L += ["## Associator: adding a modality with one new associator (paper 000, Sec. 3.4)", "",
+        L += ["## Associator: adding a modality with one new associator (Jo et al. 2019, Sec. 3.4)", "",
               "Network image<->audio plus trajectory joined by a single image<->trajectory associator "
               "(no trajectory-audio associator): trajectory<->audio goes through image.", "",
               "| direction | accuracy % | direct associator % |", "|---|---|---|"]
         L += [f"| {d} | {_p(v['accuracy'])} | {_p(full.get(d, {}).get('accuracy'))} |" for d, v in nm.items()]
         L.append("")
     if al:
-        L += ["## Variational alignment: ablation (papers 001/003)", "",
+        L += ["## Variational alignment: ablation (Theodoridis et al. 2020)", "",
               "Routes from the source on the same trained model: **mapper** (the method), **branch** "
               "D1(E1(x)) (no mapper), **swap** D2(E1(x)) (unaligned latents into the target decoder). "
               "EPE: mean end-point error in the normalised [0,1] trajectory space.", "",
@@ -425,7 +425,7 @@ def write_report(results: dict, md_path, png_path=None) -> str:
                          else f"| {pair} | {route} | {_p(r['accuracy'])} | – |")
         L.append("")
     if "psnr_audio_to_image" in results:
-        L += ["## PSNR of audio->image (paper 002's metric)", "",
+        L += ["## PSNR of audio->image (Chaudhury et al. 2017's metric)", "",
               "Per generated image: PSNR (dB, per-pixel MSE, max 1) against its nearest test image "
               "(Euclidean), averaged over the test split.", "", "| system | PSNR dB |", "|---|---|"]
         L += [f"| {k} | {v:.2f} |" for k, v in results["psnr_audio_to_image"].items()]
@@ -479,11 +479,11 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--vae-beta", type=float, default=0.1,
-                   help="KL weight of the unimodal VAEs (paper 000: 1; at 1 the image VAE collapses to the mean "
+                   help="KL weight of the unimodal VAEs (Jo et al. 2019: 1; at 1 the image VAE collapses to the mean "
                         "image within a CPU budget)")
     p.add_argument("--assoc-beta", type=float, default=None, help="KL weight of the associators (default: --vae-beta)")
     p.add_argument("--align-kl", type=float, nargs=3, default=[0.1, 0.1, 0.1],
-                   help="alignment KL weights: branch, target, mapper (paper 003: 1 1 1)")
+                   help="alignment KL weights: branch, target, mapper (Theodoridis et al. 2020: 1 1 1)")
     p.add_argument("--limit-test", type=int, default=0)
     p.add_argument("--limit-train", type=int, default=0, help="first N training samples only (smoke runs)")
     p.add_argument("--threads", type=int, default=1)

@@ -52,9 +52,9 @@ register_model("nexus0")(_nexus.Nexus0)
 
 from . import baselines as _baselines  # noqa: E402,F401  (registers mvae, mmvae)
 
-from . import associator as _associator  # noqa: E402,F401  (paper 000)
-from . import alignment as _alignment  # noqa: E402,F401  (papers 001/003)
-from . import latent_constraint as _latent_constraint  # noqa: E402,F401  (paper 002)
+from . import associator as _associator  # noqa: E402,F401  (Jo et al. 2019)
+from . import alignment as _alignment  # noqa: E402,F401  (Theodoridis et al. 2020)
+from . import latent_constraint as _latent_constraint  # noqa: E402,F401  (Chaudhury et al. 2017)
 
 __all__ = ["MODEL_KINDS", "ModelConfigError", "ModelInputError", "MultimodalModel", "build_model",
            "count_parameters", "register_model"]

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The crossmodal_ros authors
-"""Cross-modal variational alignment of latent spaces (papers 001/003).
+"""Cross-modal variational alignment of latent spaces (Theodoridis et al. 2020).
 
 Two modalities, a source M1 and a target M2 (``source``/``target``), and three branches:
 

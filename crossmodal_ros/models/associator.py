@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The crossmodal_ros authors
-"""Cross-modal associator network (paper 000): unimodal VAEs joined by variational associators.
+"""Cross-modal associator network (Jo et al. 2019): unimodal VAEs joined by variational associators.
 
 Each modality has its own VAE (the bottom networks of ``networks.py``, a latent size of its
 own: ``latent_dims``), trained **unpaired** (phase ``vaes``: every VAE sees only its own
@@ -96,7 +96,7 @@ class PairLatentModel(PhasedModel):
 
 @register_model("associator")
 class AssociatorNetwork(PairLatentModel):
-    """Unimodal VAEs + pairwise variational associators (paper 000); see the module docstring."""
+    """Unimodal VAEs + pairwise variational associators (Jo et al. 2019); see the module docstring."""
 
     PHASES = ("vaes", "associators")
     DEFAULTS = {

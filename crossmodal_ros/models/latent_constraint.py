@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The crossmodal_ros authors
-"""Latent-constraint mapping between embedding auto-encoders (paper 002).
+"""Latent-constraint mapping between embedding auto-encoders (Chaudhury et al. 2017).
 
 Stage 1 (phase ``embeddings``): every modality gets a low-dimensional *embedding* ``x_z``
 from its own VAE (the bottom networks of ``networks.py``), trained unpaired — the paper's

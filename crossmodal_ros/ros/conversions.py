@@ -16,7 +16,7 @@ Images (``sensor_msgs/Image``)
 
 Audio (``std_msgs/Float32MultiArray``)
     Mono PCM, float32 in [-1, 1], one dimension labelled ``"samples"``. The sample rate is not
-    carried; both ends share the ``sample_rate`` parameter (DESIGN.md section 5).
+    carried; both ends share the ``sample_rate`` parameter (docs/architecture.md).
 
 Strokes (``nav_msgs/Path``)
     One stroke = the poses' ``position.x``/``position.y`` as ``(N, 2)`` points; ``z`` and the

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The crossmodal_ros authors
-"""The Nexus inference node: a lifecycle node fusing whatever sensors are live (DESIGN.md sec. 5).
+"""The Nexus inference node: a lifecycle node fusing whatever sensors are live (docs/architecture.md).
 
 Topics (relative names, remappable):
 
