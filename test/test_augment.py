@@ -22,6 +22,7 @@ def _cfg(**kw):
     return resolve_augment({"enabled": True, "variants": 2, "audio": {"rooms": 2}, **kw})
 
 
+@pytest.mark.slow
 def test_bank_is_deterministic_given_the_seed(small_train):
     a, _ = build_bank(small_train, default_codecs(), _cfg(), cache=False, log=lambda s: None)
     b, _ = build_bank(small_train, default_codecs(), _cfg(), cache=False, log=lambda s: None)
@@ -61,6 +62,7 @@ def test_augment_config_errors():
     assert resolve_augment(None)["enabled"] is False
 
 
+@pytest.mark.slow
 def test_exclude_speakers_removes_them_from_training(small_train):
     from crossmodal_ros.training.train import TrainingError, exclude_speaker_audio
 

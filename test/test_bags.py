@@ -162,6 +162,7 @@ def test_bag_dataset_schema(bag, digits):
         load_dataset(f"bag:{path}", "bogus")
 
 
+@pytest.mark.slow
 def test_offline_evaluation_over_bag_time(bag, tmp_path_factory):
     """The node's fusion rules over bag time: one settled fusion per sample, subsets as exported."""
     import torch

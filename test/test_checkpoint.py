@@ -39,6 +39,7 @@ def model():
     return _trained_model()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["nexus", "nexus0", "mvae", "mmvae"])
 def test_round_trip_identical_outputs(tmp_path, kind):
     m = _trained_model(kind, {"latent_dims": {"image": 8}})
@@ -169,6 +170,7 @@ def test_bad_config(tmp_path, model):
         load_checkpoint(_edit(tmp_path, model, config=lambda ck: {**ck["config"], "aggregator": "max"}))
 
 
+@pytest.mark.slow
 def test_state_dict_mismatch(tmp_path, model):
     def drop_one(ck):
         sd = dict(ck["state_dict"])

@@ -196,6 +196,7 @@ def test_parse_unipen_writers():
     assert all(len(d.strokes) >= 1 for d in digits)
 
 
+@pytest.mark.slow
 @needs_raw
 def test_build_deterministic(tmp_path):
     """Quick builds without TTS (works where espeak-ng is not installed)."""
@@ -226,6 +227,7 @@ def test_build_without_espeak_fails_clearly(tmp_path, monkeypatch):
         build(RAW, tmp_path / "x", limit=5, log=lambda *_: None)
 
 
+@pytest.mark.slow
 @needs_raw
 @needs_espeak
 def test_build_with_tts_quick(tmp_path):

@@ -19,6 +19,8 @@ from crossmodal_ros.checkpoint import model_from_checkpoint_dict, read_checkpoin
 from crossmodal_ros.training import distributed as D
 from crossmodal_ros.training import train as T
 
+pytestmark = [pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 NEXUS = {"kind": "nexus", "data": "digits", "model": {"latent_dims": {"audio": 16}},

@@ -267,6 +267,7 @@ def test_shipped_instruments_load_and_report_their_accuracy():
     assert inst.test_accuracy["audio"] > 0.8
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_on_the_digits_data(tmp_path, judges, capsys):
     """crossmodal-eval on a real (untrained, tiny-limit) Nexus checkpoint and the digits test split."""
     pytest.importorskip("crossmodal_ros.checkpoint")

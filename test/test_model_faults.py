@@ -215,6 +215,7 @@ def test_corrupt_digits_file_is_a_clear_error(tmp_path, capsys, victim):
     assert rc == 2 and "corrupt or unreadable" in err and "Traceback" not in err, err
 
 
+@pytest.mark.slow
 def test_training_killed_mid_run_resumes_from_the_last_atomic_checkpoint(tmp_path):
     out = tmp_path / "run"
     cfg = _cfg(tmp_path, epochs=200)

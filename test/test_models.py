@@ -35,6 +35,7 @@ def test_registry_and_reference_size():
         model.bottom.vaes["audio"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_loss_decreases_on_tiny_batch(kind):
     torch.manual_seed(0)
@@ -100,6 +101,7 @@ def test_frozen_sound_vae_gets_no_gradient_and_stays_eval():
     assert "bottom/audio" not in logs and "top/audio" in logs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("sample", [False, True])
 def test_every_subset_generates_every_modality(kind, sample):

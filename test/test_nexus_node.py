@@ -442,6 +442,7 @@ def test_parameter_file_lists_every_parameter_with_its_default():
         assert desc.description, name
 
 
+@pytest.mark.ros
 def test_main_runs_with_the_parameter_file_and_stops_on_sigint(checkpoint, tmp_path):
     """The console entry: params file + override, autostart to active, clean exit on Ctrl-C."""
     import os

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.colcon
+pytestmark = [pytest.mark.colcon, pytest.mark.slow]
 
 
 def _setup_call():

@@ -16,7 +16,7 @@ from crossmodal_ros.rl.env import (LEFT, N_CELLS, RIGHT, SUBMIT, LatentPointerEn
 from crossmodal_ros.rl.latents import (LatentTable, build_latent_table, cache_path, canonical_subset,  # noqa: E402
                                        read_table, save_table, sensor_subsets)
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 D = 16
 
 

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 ROWS = ("camera/as-shipped,camera/framed-40-60-dark_on_light,microphone/clean,microphone/white-10dB,"
         "microphone/live-clean-silero,pen/as-stored,pen/jitter-3pct")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytestmark = pytest.mark.colcon
+pytestmark = [pytest.mark.colcon, pytest.mark.ros, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXECUTABLES = ("nexus_node", "camera_node", "microphone_node", "pen_node", "bag_player",

@@ -260,6 +260,7 @@ def _params(**kw):
     return [Parameter(k, value=v) for k, v in kw.items()]
 
 
+@pytest.mark.ros
 def test_dataset_playback_nodes_follow_schedule_and_agree(ros, digits):
     from nav_msgs.msg import Path
     from sensor_msgs.msg import Image
@@ -316,6 +317,7 @@ def test_dataset_playback_nodes_follow_schedule_and_agree(ros, digits):
     assert n_pen <= pen.digits_published <= n_pen + 1  # the last one may still be in flight
 
 
+@pytest.mark.ros
 def test_camera_node_captures_a_video_file(ros, tmp_path, digits):
     import cv2
     from sensor_msgs.msg import Image
@@ -340,6 +342,7 @@ def test_camera_node_captures_a_video_file(ros, tmp_path, digits):
         CameraNode("cam2", context=ros.ctx, parameter_overrides=_params(source=str(tmp_path / "none.avi")))
 
 
+@pytest.mark.ros
 def test_microphone_node_segments_a_wav_file(ros, tmp_path, digits):
     import soundfile
     from std_msgs.msg import Float32MultiArray

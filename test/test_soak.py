@@ -15,6 +15,8 @@ import pathlib
 
 import pytest
 
+pytestmark = [pytest.mark.slow, pytest.mark.ros]
+
 SOAK = pathlib.Path(__file__).resolve().parent.parent / "tools" / "soak.py"
 
 

@@ -10,6 +10,8 @@ import yaml
 from crossmodal_ros.checkpoint import load_checkpoint, read_checkpoint
 from crossmodal_ros.training import train as T
 
+pytestmark = [pytest.mark.slow]
+
 TINY = {"kind": "nexus", "data": "digits",
         "model": {"latent_dims": {"audio": 16}},
         "train": {"epochs": 1, "batch_size": 8, "sound_pretrain_epochs": 1, "sound_pretrain_batch_size": 8,

@@ -18,6 +18,8 @@ from crossmodal_ros.sensors.segmenters import (
     segment_stream,
 )
 
+pytestmark = [pytest.mark.slow]
+
 RATE = 16000
 
 
