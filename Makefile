@@ -15,7 +15,7 @@ export OMP_NUM_THREADS ?= 2
 
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt setup.py setup.cfg package.xml 2>/dev/null | md5sum | cut -c1-12)
 
-.PHONY: setup demo test colcon-test clean-venv
+.PHONY: setup demo test test-fast colcon-test clean-venv
 
 $(STAMP): requirements.txt setup.py setup.cfg package.xml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,10 +28,14 @@ $(STAMP): requirements.txt setup.py setup.cfg package.xml
 setup: $(STAMP)
 
 demo: setup
-	$(PY) -m crossmodal_ros.demo
+	$(PY) -m crossmodal_ros.ros.demo
 
 test: setup
 	$(PY) -m pytest -q test
+
+# unit tests only: no test that starts ROS or takes more than a few seconds (markers in setup.cfg)
+test-fast: setup
+	$(PY) -m pytest -q test -m "not slow and not ros"
 
 # colcon build + colcon test in a throwaway workspace (pinned colcon from PyPI; README, "On a robot")
 colcon-test: setup

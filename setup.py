@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """ament_python package setup for crossmodal_ros (also installs with pip into a venv)."""
 from glob import glob
 
@@ -25,7 +27,7 @@ setup(
     license="Apache-2.0",
     # colcon test (colcon-ros / colcon-core) looks for pytest in extras_require["test"];
     # setuptools >= 72 dropped tests_require, and with it colcon silently fell back to unittest.
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "import-linter", "ruff"]},
     entry_points={
         "console_scripts": [
             # offline tools (ROS-free)
@@ -39,8 +41,8 @@ setup(
             "pen_node = crossmodal_ros.ros.pen_node:main",
             "bag_player = crossmodal_ros.ros.bag_player:main",
             "bag_export = crossmodal_ros.ros.bag_export:main",
-            "bag_eval = crossmodal_ros.ros.bag_eval:main",
-            "demo = crossmodal_ros.demo:main",
+            "bag_eval = crossmodal_ros.bags.evaluate:main",
+            "demo = crossmodal_ros.ros.demo:main",
         ],
     },
 )

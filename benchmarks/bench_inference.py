@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Benchmark 1: batch-1 fused inference for every input subset, ours vs multivae's Nexus.
 
 For each of the 15 subsets of (image, audio, trajectory, label), one fused inference that

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Benchmark 3: end-to-end ROS latency across processes, and the inference node's CPU and RSS.
 
 Three processes on loopback (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, own ROS_DOMAIN_ID):
@@ -285,7 +287,8 @@ def run_one(args, variant: str, subscribe: str):
     expected = int(round(window * (args.camera_hz + args.stroke_hz)))  # stamped inputs published
     cam_stamps = len(stamps)
     cpu_s = cpu1 - cpu0
-    row = {"variant": variant, "subscribe": subscribe, "load": load_run[0], "outputs": len(recv), "rate_hz": round(len(recv) / window, 2),
+    row = {"variant": variant, "subscribe": subscribe, "load": load_run[0], "outputs": len(recv),
+           "rate_hz": round(len(recv) / window, 2),
            "median_ms": stats.get("median_ms"), "p99_ms": stats.get("p99_ms"), "mean_ms": stats.get("mean_ms"),
            "stamped_inputs": expected, "stamps_returned": cam_stamps,
            "dropped": max(0, expected - cam_stamps),

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Benchmark 4: scaling of the fast path with batch size and with the number of live modalities,
 and the memory (RSS) of an inference process.
 

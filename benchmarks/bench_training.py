@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Benchmark 2: training throughput (samples/s), batch 64, ours vs multivae's Nexus.
 
 Same architecture (multivae_nexus.py wraps our networks), same data (the embedded digits

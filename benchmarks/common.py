@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Shared helpers of the benchmark scripts: timing statistics, machine facts, table + JSON output.
 
 Benchmarks are not tests: they measure, print a table and write ``benchmarks/results/<name>.json``.

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """GPU check of the fast path (run on a CUDA machine): FastNexus and CudaGraphRunner against the
 reference ``model.infer`` for all 15 subsets, fp32 and fp16, and batch-1 timings of the three.
 

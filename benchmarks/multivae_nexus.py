@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """multivae's Nexus built with OUR MHD networks, for side-by-side benchmarks (benchmark-only).
 
 multivae (PyPI, installed only in benchmarks/.venv-multivae by setup_multivae.sh; the project

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Seeded training augmentation per modality (ROS-free): what real sensors deliver.
 
 Configured by the ``augment:`` section of a training YAML (:data:`AUGMENT_DEFAULTS`); off unless
@@ -236,7 +238,8 @@ class AugmentBank:
 
     def draw(self, tensors: dict, generator, index_key: str = "aug_index") -> dict:
         """A copy of ``tensors`` with each sample's inputs replaced by a random variant (or kept
-        clean with probability ``p_clean``), drawn with the torch ``generator``."""
+        clean with probability ``p_clean``), drawn with the torch ``generator``.
+        """
         import torch
 
         idx = tensors[index_key]
@@ -264,7 +267,8 @@ _SOURCES = {"image": ("image",), "trajectory": ("trajectory",), "audio": ("audio
 def _cache_key(ds: dict, codecs: dict, cfg: dict, modality: str) -> str:
     """Hash of what one modality's variants depend on: the seed, the variant count, that
     modality's options and codec, and its source arrays (so changing the audio options never
-    rebuilds the image variants)."""
+    rebuilds the image variants).
+    """
     from .codecs import codecs_to_dict
 
     h = hashlib.sha256()
@@ -296,7 +300,8 @@ def build_bank(ds: dict, codecs: dict, cfg: dict, cache: bool = True, log=None):
 
     Returns ``(bank, sample_index)``: ``sample_index`` (N,) int64 numbers the samples of ``ds``
     (the trainer carries it through its splits as ``aug_index``). Each modality's variants are
-    cached in a file of their own under :func:`crossmodal_ros.paths.cache_dir`."""
+    cached in a file of their own under :func:`crossmodal_ros.paths.cache_dir`.
+    """
     import torch
 
     log = log or (lambda s: print(s, file=sys.stderr))

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Model checkpoints: plain dicts of tensors and plain values, loadable with ``weights_only=True``.
 
 Layout (docs/architecture.md)::
@@ -144,7 +146,8 @@ def read_checkpoint(path, device="cpu") -> dict:
 
 def _unpickler_detail(msg: str) -> str:
     """The specific reason inside torch's weights-only load error, without torch's boilerplate
-    (which advises retrying with weights_only=False)."""
+    (which advises retrying with weights_only=False).
+    """
     boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation",
                    "(1)", "(2)", "In PyTorch")
     for line in msg.splitlines():

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Modality codecs: raw sensor data <-> the model tensors of the MHD setting (ROS-free).
 
 A codec turns one raw sensor reading into the fixed-shape model tensor of its modality
@@ -210,7 +212,8 @@ class ImageCodec(_Codec):
         """Frame (HxW or HxWxC, C in 1/3/4; uint8, uint16 or float) -> float32 (1,28,28) in [0,1].
 
         Raises :class:`CodecError` for bad input and, with ``localize``, for a frame that holds
-        no digit."""
+        no digit.
+        """
         img = self.to_grey(frame)
         if self.localize:
             return self._localized(img)
@@ -244,7 +247,8 @@ class ImageCodec(_Codec):
     def locate(self, frame: Any) -> tuple[np.ndarray, tuple[int, int, int, int]]:
         """Find the digit: ``(ink, box)`` with ``ink`` the background-free, bright-on-dark
         working-resolution image and ``box = (x0, y0, x1, y1)`` in the ORIGINAL frame's pixels.
-        Raises :class:`CodecError` when the frame holds no digit."""
+        Raises :class:`CodecError` when the frame holds no digit.
+        """
         img = self.to_grey(frame)
         ink, (x0, y0, x1, y1), f = self._find(img)
         return ink, (int(np.floor(x0 / f)), int(np.floor(y0 / f)),
@@ -263,7 +267,8 @@ class ImageCodec(_Codec):
                              interpolation=cv2.INTER_LINEAR)
             f *= g
         h, w = img.shape
-        if self.invert == INVERT_ALWAYS or (self.invert == INVERT_AUTO and float(np.median(img)) > self.auto_invert_threshold):
+        if self.invert == INVERT_ALWAYS or (self.invert == INVERT_AUTO
+                                             and float(np.median(img)) > self.auto_invert_threshold):
             img = 1.0 - img
         # background: an opening removes bright structures narrower than the kernel (strokes);
         # a kernel of 1/4 of the shorter side is wider than the strokes of any digit that fits.
@@ -366,7 +371,8 @@ def loudest_window(x: np.ndarray, n: int, tolerance: float = 1e-3) -> int:
 def energy_centre(x: np.ndarray, frame: int = 160, floor_db: float = 20.0) -> float:
     """Sample index of the energy centroid of ``x``: the energy-weighted mean position of its
     ``frame``-sample frames, counting only frames within ``floor_db`` of the loudest (so a
-    quiet noise floor does not pull the centre). The middle of ``x`` when it is silent."""
+    quiet noise floor does not pull the centre). The middle of ``x`` when it is silent.
+    """
     x = np.asarray(x, dtype=np.float64)
     k = len(x) // frame
     if k < 1:
@@ -382,7 +388,8 @@ def energy_centre(x: np.ndarray, frame: int = 160, floor_db: float = 20.0) -> fl
 def centred_window(x: np.ndarray, n: int, frame: int = 160) -> np.ndarray:
     """The ``n``-sample window of ``x`` centred on its energy centroid (:func:`energy_centre`),
     zero padded where it reaches past either end: an utterance lands in the middle of the
-    window wherever it was in the clip."""
+    window wherever it was in the clip.
+    """
     x = np.asarray(x, np.float32)
     start = int(round(energy_centre(x, frame) - n / 2.0))
     out = np.zeros(n, np.float32)
@@ -401,9 +408,10 @@ class AudioCodec(_Codec):
     between robots), take a ``window_s`` window centred on the clip's energy centroid
     (:func:`centred_window`; zero padded past the clip's ends - with ``centre_on_energy`` false:
     short clips padded centred, long clips the loudest window), 128-bin mel power spectrogram
-    (librosa, Slaney mel from ``fmin`` to ``fmax``, ``n_fft`` 1024, ``hop_length`` 500 = exactly 32 frames per second; centred frames give 33
-    per second of signal, the last one - centred on the window's end - is dropped), power in dB
-    (ref 1.0), the fixed range [``db_min``, ``db_max``] mapped linearly to [0,1] and clipped.
+    (librosa, Slaney mel from ``fmin`` to ``fmax``, ``n_fft`` 1024, ``hop_length`` 500 = exactly
+    32 frames per second; centred frames give 33 per second of signal, the last one - centred on
+    the window's end - is dropped), power in dB (ref 1.0), the fixed range [``db_min``,
+    ``db_max``] mapped linearly to [0,1] and clipped.
 
     ``fmax`` is 4 kHz, the bandwidth of the 8 kHz training recordings: a 16 or 44.1 kHz
     microphone gives the same features as an 8 kHz one (the bins above 4 kHz would be empty in
@@ -586,7 +594,8 @@ class AudioCodec(_Codec):
             m = m[0]
         if m.shape != (self.n_mels, self.n_frames):
             raise CodecError(
-                f"audio tensor: shape {m.shape}; expected (1,{self.n_mels},{self.n_frames}) or ({self.n_mels},{self.n_frames})"
+                f"audio tensor: shape {m.shape}; expected (1,{self.n_mels},{self.n_frames}) or "
+                             f"({self.n_mels},{self.n_frames})"
             )
         _check_finite(m, "audio tensor")
         return m

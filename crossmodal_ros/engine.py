@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """FusionEngine: ROS-free inference on raw sensor arrays (numpy in, numpy out).
 
 The engine owns a model loaded from a checkpoint and the codecs stored with it, so a robot
@@ -22,7 +24,8 @@ from .modalities import AUDIO, IMAGE, LABEL, MODALITIES, TRAJECTORY
 
 class EngineInputError(ValueError):
     """Input the engine cannot fuse: empty subset, unknown modality, bad raw data (the codec's
-    message is included), missing sample rate."""
+    message is included), missing sample rate.
+    """
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,8 @@ class FusionEngine:
     def from_checkpoint(cls, path=None, device: str = "auto", sample: bool = False, half: bool = False,
                         fast: bool = True, cuda_graphs: bool = False):
         """Load ``path`` (default: the shipped ``paths.default_checkpoint()``); raises
-        ``CheckpointError`` for an unusable file."""
+        ``CheckpointError`` for an unusable file.
+        """
         from .codecs import codecs_from_dict
         from .paths import default_checkpoint
 
@@ -168,7 +172,8 @@ class FusionEngine:
 
     def _cached(self, m: str, value, sample_rate):
         """The stored preprocessing result when ``value`` equals the last ``m`` input (content,
-        not identity, so in-place changes are seen), else None. A copy is returned."""
+        not identity, so in-place changes are seen), else None. A copy is returned.
+        """
         entry = self._preproc_cache.get(m) if self.cache_preprocessing else None
         if entry is None or not isinstance(value, np.ndarray):
             return None
@@ -211,7 +216,8 @@ class FusionEngine:
         """Batched inference on model tensors ``(B, ...)`` (numpy or torch) with an optional bool
         presence mask (B, M) over ``engine.modalities``. Returns numpy arrays: ``image``
         (B,1,28,28), ``audio`` (B,1,128,32), ``trajectory`` (B,200), ``label`` logits (B,10),
-        ``label_probs`` (B,10), ``latent_mu``/``latent_logvar`` (B,D)."""
+        ``label_probs`` (B,10), ``latent_mu``/``latent_logvar`` (B,D).
+        """
         if not tensors:
             raise EngineInputError(f"give a non-empty subset of {self.modalities}")
         unknown = [m for m in tensors if m in MODALITIES and m not in self.modalities]
@@ -270,7 +276,8 @@ class FusionEngine:
 
     def mel_to_waveform(self, mel, n_iter: int = 60) -> np.ndarray:
         """Model mel (128, 32) or (1, 128, 32) -> waveform at the codec's sample rate
-        (Griffin-Lim; slow, keep it off the inference hot path)."""
+        (Griffin-Lim; slow, keep it off the inference hot path).
+        """
         return self.codecs[AUDIO].decode(np.asarray(mel, dtype=np.float32), n_iter=n_iter)
 
     @property
@@ -296,7 +303,8 @@ def _decode_subset(model, z: torch.Tensor, decode: tuple, sample: bool) -> dict:
 def _fast_infer_select(fast, inputs: dict, sample: bool, decode: tuple) -> dict:
     """:meth:`FastNexus.infer` (unmasked call) decoding only ``decode``: the same operations as
     the full call for the encoders, the shared latent and each decoded modality (so the same
-    values), none for the others."""
+    values), none for the others.
+    """
     import torch.nn.functional as F
 
     from .models import fast as fm

@@ -1,7 +1,9 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """When to fuse: the one scheduling policy of the inference node and the offline bag evaluator.
 
 ROS-free and clock-agnostic: every method takes ``now`` in seconds of the caller's clock (the
-node uses ``time.monotonic()``, :func:`crossmodal_ros.ros.bag_eval.evaluate_bag` bag time, the
+node uses ``time.monotonic()``, :func:`crossmodal_ros.bags.evaluate.evaluate_bag` bag time, the
 tests a fake clock), so the node and the bag evaluator make the same decisions.
 
 Rules (issue 11):
@@ -34,7 +36,8 @@ _SLACK = 0.999
 
 class FusionScheduler:
     """Decides when to fuse (see the module docstring). Not thread-safe: call it from the one
-    thread (or mutually exclusive callback group) that fuses."""
+    thread (or mutually exclusive callback group) that fuses.
+    """
 
     def __init__(self, max_rate_hz: float = 100.0, heartbeat_hz: float = 5.0):
         self.configure(max_rate_hz, heartbeat_hz)

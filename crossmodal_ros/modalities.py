@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The modalities of the MHD setting and the shapes of their model tensors.
 
 Every component passes modalities as ``dict[name -> tensor]`` plus a presence mask, keyed by

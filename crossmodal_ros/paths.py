@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Where shipped files live, for a source checkout, a pip install, and a colcon install."""
 from __future__ import annotations
 
@@ -30,10 +32,12 @@ def share_dir() -> Path:
 
 
 def models_dir() -> Path:
+    """The folder of the shipped models."""
     return share_dir() / "models"
 
 
 def config_dir() -> Path:
+    """The folder of the shipped parameter and training files."""
     return share_dir() / "config"
 
 

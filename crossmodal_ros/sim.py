@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Seeded simulations of what real sensors deliver (ROS-free; numpy, OpenCV, audiomentations).
 
 Used in three places, so that training, evaluation and the demo see the same kind of input:
@@ -191,7 +193,8 @@ def add_noise(x: np.ndarray, snr_db: float, kind: str, rng: np.random.Generator,
               babble: list | None = None, sample_rate: int = 16000,
               reference: np.ndarray | None = None) -> np.ndarray:
     """``x`` plus noise at ``snr_db`` relative to the RMS of ``reference`` (default: ``x``'s
-    loud part, i.e. the speech, not the silence around it)."""
+    loud part, i.e. the speech, not the silence around it).
+    """
     x = np.asarray(x, np.float32)
     ref = x if reference is None else np.asarray(reference, np.float32)
     # speech level: RMS over the frames within 30 dB of the loudest, so padding does not count
@@ -210,7 +213,8 @@ def room_impulse_response(rng: np.random.Generator, sample_rate: int = 16000,
                           rt60: tuple = (0.2, 0.8)) -> np.ndarray:
     """A room impulse response from ``pyroomacoustics``' image-source model: a random shoebox
     room (3-8 m x 3-7 m x 2.4-3.5 m), reverberation time drawn from ``rt60`` seconds, random
-    source and microphone positions."""
+    source and microphone positions.
+    """
     import pyroomacoustics as pra
 
     dims = np.array([rng.uniform(3, 8), rng.uniform(3, 7), rng.uniform(2.4, 3.5)])
@@ -252,7 +256,8 @@ def change_speed(x: np.ndarray, factor: float, sample_rate: int = 16000) -> np.n
 
 def time_shift(x: np.ndarray, shift_s: float, sample_rate: int, length: int | None = None) -> np.ndarray:
     """``x`` placed ``shift_s`` later (negative: earlier) inside a zero window of ``length``
-    samples (default: len(x)); the part that falls outside is cut."""
+    samples (default: len(x)); the part that falls outside is cut.
+    """
     x = np.asarray(x, np.float32)
     n = len(x) if length is None else int(length)
     out = np.zeros(n, np.float32)

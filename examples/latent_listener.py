@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """A minimal consumer of the Nexus latent: ``nexus/latent`` -> numpy observations.
 
 This is how an RL agent (or any learner) would use the inference node as a multimodal state

@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """An RL agent on the fused latent: train it in simulation, run it unchanged against ROS.
 
 The task (crossmodal_ros.rl.env): move a pointer on 10 cells to the digit the robot perceives
@@ -89,8 +91,8 @@ def cmd_run(a) -> int:
     graph, clock = None, None
     try:
         if not a.attach:
-            from crossmodal_ros.demo import build_graph
-            from crossmodal_ros.ros.playback import PlaybackClock
+            from crossmodal_ros.ros.demo import build_graph
+            from crossmodal_ros.sensors.playback import PlaybackClock
             from crossmodal_ros.ros.sensor_base import load_playback_dataset
 
             dataset = load_playback_dataset("digits", "test")
@@ -122,7 +124,8 @@ def cmd_run(a) -> int:
         end = time.time() + a.duration
         print(f"policy {a.policy} ({policy.meta.get('trained_on')}, checkpoint "
               f"{policy.checkpoint_sha256[:12]}); one episode per sample, agent at {1 / a.step_s:.0f} Hz")
-        print(f"  {'t [s]':>6s} {'live sensors':26s} {'fused':26s} {'true':>4s} {'submit':>6s} {'steps':>5s} {'return':>7s}")
+        print(f"  {'t [s]':>6s} {'live sensors':26s} {'fused':26s} {'true':>4s} {'submit':>6s} {'steps':>5s} "
+              f"{'return':>7s}")
         per_phase: dict = {}
         rng = np.random.default_rng(a.seed)
         while time.time() < end:
@@ -164,9 +167,10 @@ def cmd_run(a) -> int:
 
 
 def transfer_schedule(phase_s: float):
-    """camera only (the training condition) -> camera off -> pen only -> microphone only -> all,
-    ``phase_s`` each, repeating (the demo's schedule starts with all sensors instead)."""
-    from crossmodal_ros.ros.outages import OutageSchedule, Phase, parse_modalities
+    """Camera only (the training condition) -> camera off -> pen only -> microphone only -> all,
+    ``phase_s`` each, repeating (the demo's schedule starts with all sensors instead).
+    """
+    from crossmodal_ros.sensors.outages import OutageSchedule, Phase, parse_modalities
 
     plan = [("camera only", "image"), ("camera off", "audio, trajectory"), ("pen only", "trajectory"),
             ("microphone only", "audio"), ("all sensors", "all")]

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Sensors + Nexus inference: ``ros2 launch crossmodal_ros crossmodal.launch.py``.
 
 Two sensor profiles, one parameter file each, one argument apart:
@@ -48,7 +50,8 @@ def generate_launch_description():
         DeclareLaunchArgument("enable_pen", default_value="true",
                               description="Start pen_node (publishes pen/stroke)."),
         DeclareLaunchArgument("autostart", default_value="true",
-                              description="true: nexus_node configures and activates itself; false: a lifecycle manager drives it."),
+                              description="true: nexus_node configures and activates itself; false: a lifecycle "
+                              "manager drives it."),
         DeclareLaunchArgument("checkpoint", default_value="",
                               description="Model checkpoint (.pt); empty: the shipped models/nexus_digits.pt."),
         DeclareLaunchArgument("device", default_value="auto",

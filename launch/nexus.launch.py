@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Nexus inference only (sensors come from elsewhere): ``ros2 launch crossmodal_ros nexus.launch.py``.
 
 Remap the inputs to your robot's topics with ``camera_topic:=...`` etc.
@@ -17,7 +19,8 @@ def generate_launch_description():
     args = [
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node."),
         DeclareLaunchArgument("autostart", default_value="true",
-                              description="true: nexus_node configures and activates itself; false: a lifecycle manager drives it."),
+                              description="true: nexus_node configures and activates itself; false: a lifecycle "
+                              "manager drives it."),
         DeclareLaunchArgument("checkpoint", default_value="",
                               description="Model checkpoint (.pt); empty: the shipped models/nexus_digits.pt."),
         DeclareLaunchArgument("device", default_value="auto", description="Inference device: auto | cpu | cuda."),
@@ -34,7 +37,8 @@ def generate_launch_description():
         namespace=LaunchConfiguration("namespace"),
         parameters=[LaunchConfiguration("nexus_params"),
                     {"checkpoint": LaunchConfiguration("checkpoint"),
-                     "device": LaunchConfiguration("device"), "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool)}],
+                     "device": LaunchConfiguration("device"),
+                     "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool)}],
         remappings=[("camera/image_raw", LaunchConfiguration("camera_topic")),
                     ("audio/chunk", LaunchConfiguration("audio_topic")),
                     ("pen/stroke", LaunchConfiguration("pen_topic"))],

@@ -1,8 +1,10 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Bag replay into the inference node on sim time: ``ros2 launch crossmodal_ros replay.launch.py bag:=<file>``.
 
-bag_player waits until nexus_node subscribes, then publishes the bag's topics and ``/clock``; nexus_node runs with ``use_sim_time`` so
-staleness windows follow bag time. Evaluate the same bag offline with ``ros2 run crossmodal_ros
-bag_eval <file>``.
+bag_player waits until nexus_node subscribes, then publishes the bag's topics and ``/clock``;
+nexus_node runs with ``use_sim_time`` so staleness windows follow bag time. Evaluate the same
+bag offline with ``ros2 run crossmodal_ros bag_eval <file>``.
 """
 import os
 
@@ -23,7 +25,8 @@ def generate_launch_description():
                               description="Seconds bag_player waits for nexus_node's subscriptions "
                                           "(it loads the model first) before it gives up."),
         DeclareLaunchArgument("autostart", default_value="true",
-                              description="true: nexus_node configures and activates itself; false: a lifecycle manager drives it."),
+                              description="true: nexus_node configures and activates itself; false: a lifecycle "
+                              "manager drives it."),
         DeclareLaunchArgument("checkpoint", default_value="",
                               description="Model checkpoint (.pt); empty: the shipped models/nexus_digits.pt."),
         DeclareLaunchArgument("device", default_value="auto", description="Inference device: auto | cpu | cuda."),

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Test-session setup. Network rule: ROS traffic stays on loopback, in a domain of its own.
 
 These variables are set before anything imports rclpy.
@@ -29,7 +31,8 @@ def rng():
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Inference on one thread: the test machine's 2 cores are shared (2 threads contended made
-    one forward pass ~10x slower). Modules opt in with ``pytestmark = usefixtures(...)``."""
+    one forward pass ~10x slower). Modules opt in with ``pytestmark = usefixtures(...)``.
+    """
     import torch
 
     before = torch.get_num_threads()
@@ -50,3 +53,25 @@ def untrained_checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "untrained.pt", build_model("nexus"),
                                codecs_to_dict(default_codecs()), half=True))
+
+
+_ROS_FIXTURES = ("ros", "ros_context", "ros_context_mt", "ros_module_context")
+
+
+def _starts_ros(item) -> bool:
+    """A test starts ROS when it uses a ROS context fixture or calls rclpy itself."""
+    if any(name in _ROS_FIXTURES for name in getattr(item, "fixturenames", ())):
+        return True
+    import inspect
+
+    try:
+        return "rclpy" in inspect.getsource(item.function)
+    except (OSError, TypeError, AttributeError):
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that starts ROS ``ros`` (markers: setup.cfg; ``make test-fast`` skips them)."""
+    for item in items:
+        if item.get_closest_marker("ros") is None and _starts_ros(item):
+            item.add_marker(pytest.mark.ros)

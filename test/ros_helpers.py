@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Helpers for tests with real rclpy in-process: a private context, an executor, spin-until.
 
 Usage in a test module::

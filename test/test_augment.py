@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Training augmentation (crossmodal_ros.augment) and the trainer's data options."""
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ def _cfg(**kw):
     return resolve_augment({"enabled": True, "variants": 2, "audio": {"rooms": 2}, **kw})
 
 
+@pytest.mark.slow
 def test_bank_is_deterministic_given_the_seed(small_train):
     a, _ = build_bank(small_train, default_codecs(), _cfg(), cache=False, log=lambda s: None)
     b, _ = build_bank(small_train, default_codecs(), _cfg(), cache=False, log=lambda s: None)
@@ -59,6 +62,7 @@ def test_augment_config_errors():
     assert resolve_augment(None)["enabled"] is False
 
 
+@pytest.mark.slow
 def test_exclude_speakers_removes_them_from_training(small_train):
     from crossmodal_ros.training.train import TrainingError, exclude_speaker_audio
 
@@ -76,7 +80,8 @@ def test_exclude_speakers_removes_them_from_training(small_train):
 
 def test_clean_targets_make_the_loss_denoising():
     """With ``clean:<m>`` keys the reconstruction targets are the clean originals: the loss equals
-    the plain loss when clean == input and differs when the input is augmented."""
+    the plain loss when clean == input and differs when the input is augmented.
+    """
     from crossmodal_ros.models import build_model
 
     torch.manual_seed(0)

@@ -1,5 +1,8 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Bags: export a dataset split, read it back with the independent mcap reader, replay it into a
-live subscriber with /clock, build a training dataset from it, and evaluate it offline."""
+live subscriber with /clock, build a training dataset from it, and evaluate it offline.
+"""
 from __future__ import annotations
 
 import threading
@@ -9,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from crossmodal_ros.bags.format import TOPICS, TRUTH_TOPIC, BagError
 from crossmodal_ros.modalities import AUDIO, IMAGE, TRAJECTORY
-from crossmodal_ros.ros.bag_export import TOPICS, TRUTH_TOPIC, BagError, export_bag
-from crossmodal_ros.ros.outages import OutageSchedule
-from crossmodal_ros.ros.playback import resample_audio, sample_for
+from crossmodal_ros.ros.bag_export import export_bag
+from crossmodal_ros.sensors.outages import OutageSchedule
+from crossmodal_ros.sensors.playback import resample_audio, sample_for
 
 COUNT = 10
 PERIOD = 0.5
@@ -132,7 +136,7 @@ def test_replay_into_subscriber_with_clock(bag):
         executor.shutdown()
         rclpy.shutdown(context=ctx)
     with pytest.raises(BagError, match="does not exist"):
-        from crossmodal_ros.ros.bag_player import open_bag
+        from crossmodal_ros.bags.format import open_bag
 
         open_bag(path.parent / "nope")
 
@@ -158,6 +162,7 @@ def test_bag_dataset_schema(bag, digits):
         load_dataset(f"bag:{path}", "bogus")
 
 
+@pytest.mark.slow
 def test_offline_evaluation_over_bag_time(bag, tmp_path_factory):
     """The node's fusion rules over bag time: one settled fusion per sample, subsets as exported."""
     import torch
@@ -166,7 +171,7 @@ def test_offline_evaluation_over_bag_time(bag, tmp_path_factory):
     from crossmodal_ros.codecs import codecs_to_dict, default_codecs
     from crossmodal_ros.engine import FusionEngine
     from crossmodal_ros.models import build_model
-    from crossmodal_ros.ros.bag_eval import FusionSettings, evaluate_bag
+    from crossmodal_ros.bags.evaluate import FusionSettings, evaluate_bag
 
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "untrained.pt", build_model("nexus"),
@@ -212,7 +217,8 @@ def test_replay_reaches_an_active_node_without_loss_and_outputs_stop(slow_bag, u
     """bag_player waits for the node's subscriptions: every message of the bag reaches the
     active node (none lost to discovery), every one is fused, the stamped latent's stamp and
     fused set match the inputs, the outputs stop within 2 s after the bag ends (stalled
-    /clock), and the number of fused samples agrees with bag_eval over the same bag."""
+    /clock), and the number of fused samples agrees with bag_eval over the same bag.
+    """
     import hashlib
 
     import rclpy
@@ -221,7 +227,7 @@ def test_replay_reaches_an_active_node_without_loss_and_outputs_stop(slow_bag, u
     from sensor_msgs.msg import JointState
 
     from crossmodal_ros.engine import FusionEngine
-    from crossmodal_ros.ros.bag_eval import FusionSettings, evaluate_bag
+    from crossmodal_ros.bags.evaluate import FusionSettings, evaluate_bag
     from crossmodal_ros.ros.bag_player import BagPlayer
     from crossmodal_ros.ros.conversions import latent_from_stamped
     from crossmodal_ros.ros.nexus_node import make_node

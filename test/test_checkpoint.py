@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Checkpoints: weights_only round trips (float32 exact, float16 close) and every CheckpointError."""
 import os
 import pickle
@@ -37,6 +39,7 @@ def model():
     return _trained_model()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["nexus", "nexus0", "mvae", "mmvae"])
 def test_round_trip_identical_outputs(tmp_path, kind):
     m = _trained_model(kind, {"latent_dims": {"image": 8}})
@@ -137,7 +140,7 @@ def _edit(tmp_path, model, **changes):
 
 
 def test_flipped_weight_bytes_fail_the_checksum(tmp_path, model):
-    """torch does not check zip CRCs: without the stored digest a flipped bit loads silently."""
+    """Torch does not check zip CRCs: without the stored digest a flipped bit loads silently."""
     path = save_checkpoint(tmp_path / "m.pt", model, CODECS)
     ck = torch.load(path, weights_only=True)
     name = next(k for k, v in ck["state_dict"].items() if torch.is_floating_point(v))
@@ -167,6 +170,7 @@ def test_bad_config(tmp_path, model):
         load_checkpoint(_edit(tmp_path, model, config=lambda ck: {**ck["config"], "aggregator": "max"}))
 
 
+@pytest.mark.slow
 def test_state_dict_mismatch(tmp_path, model):
     def drop_one(ck):
         sd = dict(ck["state_dict"])

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Codec round trips, shapes at any input size/rate, and CodecError on every bad input class."""
 import json
 
@@ -159,7 +161,8 @@ def _frame_with_digit(seed, polarity, frac):
 @pytest.mark.parametrize("frac", [0.25, 0.5, 0.9])
 def test_image_localize_finds_known_box(polarity, frac):
     """The codec finds a digit drawn at a known place and size in a VGA frame (either polarity,
-    lighting gradient, noise, blur, perspective)."""
+    lighting gradient, noise, blur, perspective).
+    """
     codec = ImageCodec()
     for seed in range(4):
         frame, (x0, y0, x1, y1), _ = _frame_with_digit(seed, polarity, frac)
@@ -174,7 +177,8 @@ def test_image_localize_finds_known_box(polarity, frac):
 
 def test_image_localize_normalises_like_mnist():
     """Output: ink box fitted to 20 px on its longer side, centre of mass at the centre, and the
-    same digit at two scales and places gives (nearly) the same tensor."""
+    same digit at two scales and places gives (nearly) the same tensor.
+    """
     codec = ImageCodec()
     a = codec.encode(_frame_with_digit(3, "dark_on_light", 0.3)[0])[0]
     b = codec.encode(_frame_with_digit(3, "light_on_dark", 0.85)[0])[0]
@@ -381,7 +385,8 @@ def test_audio_features_equal_librosa_melspectrogram():
 
 def test_audio_window_centred_on_the_utterance():
     """An utterance anywhere in a longer buffer (a segmenter's output, a shifted clip) gives the
-    same features as the clip alone: the window is centred on its energy."""
+    same features as the clip alone: the window is centred on its energy.
+    """
     from crossmodal_ros.codecs import energy_centre
     from crossmodal_ros.sim import time_shift
 
@@ -414,7 +419,8 @@ def test_audio_mel_range_is_the_training_bandwidth():
 
 def test_older_checkpoint_codecs_keep_their_preprocessing():
     """A stored codec dict written before localisation / energy centring existed rebuilds the
-    codec that the model was trained with; a current dict keeps the new front ends."""
+    codec that the model was trained with; a current dict keeps the new front ends.
+    """
     old_image = {k: v for k, v in ImageCodec().to_dict().items()
                  if k not in ("localize", "box", "work_size", "min_contrast", "min_ink_frac")}
     old_audio = {k: v for k, v in AudioCodec().to_dict().items() if k != "centre_on_energy"}

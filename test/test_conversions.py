@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Message <-> numpy conversions: round trips for every encoding, padding, endianness, errors."""
 import array
 import time

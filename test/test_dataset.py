@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The embedded digits dataset, its builder, the MHD loader and the cached model tensors."""
 import json
 import shutil
@@ -194,6 +196,7 @@ def test_parse_unipen_writers():
     assert all(len(d.strokes) >= 1 for d in digits)
 
 
+@pytest.mark.slow
 @needs_raw
 def test_build_deterministic(tmp_path):
     """Quick builds without TTS (works where espeak-ng is not installed)."""
@@ -224,6 +227,7 @@ def test_build_without_espeak_fails_clearly(tmp_path, monkeypatch):
         build(RAW, tmp_path / "x", limit=5, log=lambda *_: None)
 
 
+@pytest.mark.slow
 @needs_raw
 @needs_espeak
 def test_build_with_tts_quick(tmp_path):

@@ -1,5 +1,8 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The demo: the whole graph in one process with an outage schedule (a short run with an
-untrained checkpoint), and its clear failure when the model is missing."""
+untrained checkpoint), and its clear failure when the model is missing.
+"""
 from __future__ import annotations
 
 import json
@@ -7,11 +10,13 @@ import time
 
 import pytest
 
+pytestmark = [pytest.mark.slow, pytest.mark.ros]
+
 
 
 
 def test_missing_model_says_how_to_train(tmp_path, capsys):
-    from crossmodal_ros import demo
+    from crossmodal_ros.ros import demo
 
     assert demo.main(["--checkpoint", str(tmp_path / "absent.pt"), "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
@@ -21,7 +26,7 @@ def test_missing_model_says_how_to_train(tmp_path, capsys):
 def test_short_demo_runs_the_graph(tmp_path, capsys):
     import torch
 
-    from crossmodal_ros import demo
+    from crossmodal_ros.ros import demo
     from crossmodal_ros.paths import default_checkpoint
 
     threads = torch.get_num_threads()
@@ -49,8 +54,8 @@ def test_short_demo_runs_the_graph(tmp_path, capsys):
     inputs = summary["inputs"]
     assert inputs["image"]["frame_shape"] == [480, 640, 3]
     assert inputs["audio"]["vad"] == "silero" and inputs["trajectory"]["segmented"] is True
-    # audio and pen are live for 16 of the 20 ticks (a starved machine plays fewer); the VAD and the stroke segmenter publish what
-    # they find, never more than was produced, and every published message is received
+    # audio and pen are live for 16 of the 20 ticks (a starved machine plays fewer); the VAD and the
+    # stroke segmenter publish what they find, never more than was produced, and every published message is received
     for m in ("audio", "trajectory"):
         e = inputs[m]
         assert 5 <= e["produced"] <= 17 and 1 <= e["published"] <= e["produced"], (m, e)
@@ -89,14 +94,15 @@ def test_latent_listener_reads_the_documented_layout():
 def test_close_graph_lets_queued_handlers_finish(capfd):
     """The demo's teardown with a handler still queued in the executor's thread pool (as
     spin_once leaves one): no "exception was never retrieved" afterwards. Before the fix
-    (destroy the nodes, then shut the executor down) the queued handler hit a destroyed timer."""
+    (destroy the nodes, then shut the executor down) the queued handler hit a destroyed timer.
+    """
     import gc
 
     import rclpy
     from rclpy.callback_groups import ReentrantCallbackGroup
     from rclpy.executors import MultiThreadedExecutor
 
-    from crossmodal_ros.demo import close_graph
+    from crossmodal_ros.ros.demo import close_graph
 
     class Graph:
         def __init__(self, nodes):

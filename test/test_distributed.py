@@ -1,5 +1,8 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """crossmodal-train on several processes: torchrun + DDP on CPU (gloo), resume on another world
-size, gradient accumulation, autocast. Tiny data; every torchrun launch takes ~10 s."""
+size, gradient accumulation, autocast. Tiny data; every torchrun launch takes ~10 s.
+"""
 import json
 import os
 import socket
@@ -16,13 +19,16 @@ from crossmodal_ros.checkpoint import model_from_checkpoint_dict, read_checkpoin
 from crossmodal_ros.training import distributed as D
 from crossmodal_ros.training import train as T
 
+pytestmark = [pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 NEXUS = {"kind": "nexus", "data": "digits", "model": {"latent_dims": {"audio": 16}},
          "train": {"epochs": 1, "batch_size": 8, "sound_pretrain_epochs": 1, "sound_pretrain_batch_size": 8,
                    "val_fraction": 0.25, "num_threads": 1}}
 ASSOC = {"kind": "associator", "data": "digits",
-         "model": {"modalities": ["image", "audio"], "latent_dims": {"image": 8, "audio": 8, "trajectory": 16, "label": 5},
+         "model": {"modalities": ["image", "audio"], "latent_dims": {"image": 8, "audio": 8, "trajectory": 16,
+                                                                     "label": 5},
                    "assoc_hidden": 32, "paired_fraction": 0.5, "phase_epochs": {"vaes": 1, "associators": 1}},
          "train": {"epochs": 1, "batch_size": 8, "val_fraction": 0.25, "num_threads": 1}}
 

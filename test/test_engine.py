@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """FusionEngine: raw arrays for every subset, batched path, errors, half precision, device."""
 import numpy as np
 import pytest

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Tests of the evaluation protocol: metrics, judge instruments, the cross-modal evaluator.
 
 The evaluator is exercised with small generator test doubles that implement the model
@@ -265,6 +267,7 @@ def test_shipped_instruments_load_and_report_their_accuracy():
     assert inst.test_accuracy["audio"] > 0.8
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_on_the_digits_data(tmp_path, judges, capsys):
     """crossmodal-eval on a real (untrained, tiny-limit) Nexus checkpoint and the digits test split."""
     pytest.importorskip("crossmodal_ros.checkpoint")

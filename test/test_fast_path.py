@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The fast inference path (models/fast.py, FusionEngine fast=True) equals the reference path.
 
 Every input subset, masked batches, seeded sampling, Nexus-0, half precision, models with fewer
@@ -167,6 +169,7 @@ def _raw(subset):
     return {m: raw[m] for m in subset}
 
 
+@pytest.mark.slow
 def test_engine_fast_equals_reference_on_raw_input():
     torch.manual_seed(0)
     model = _randomise(build_model("nexus", {}))
@@ -222,6 +225,7 @@ def test_cuda_graphs_match_fast_path():
             np.testing.assert_allclose(a.latent_mu, b.latent_mu, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_preprocessing_cache_reuses_equal_input_and_sees_changes(monkeypatch):
     eng = FusionEngine(_randomise(build_model("nexus", {})), default_codecs(), device="cpu")
     calls = []
@@ -244,6 +248,7 @@ def test_preprocessing_cache_reuses_equal_input_and_sees_changes(monkeypatch):
     assert len(calls) == 5
 
 
+@pytest.mark.slow
 def test_shipped_checkpoint_fast_equals_reference():
     from crossmodal_ros.paths import default_checkpoint
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Property-based fuzzing of every input topic of the Nexus node (real rclpy, in-process).
 
 One node serves the whole module. Hypothesis generates bad messages per topic (unknown
@@ -81,7 +83,8 @@ class Rig:
 
     def send(self, modality: str, msg, reason: str | None) -> None:
         """Publish ``msg``; assert it is received, then dropped for ``reason`` (None: accepted),
-        with every message accounted for and the node still active."""
+        with every message accounted for and the node still active.
+        """
         node = self.node
         received = node.received[modality]
         before = dict(node.dropped[modality])
@@ -362,7 +365,8 @@ def test_fuzz_label(rig):
 
 def test_odd_stamps_reach_the_output_header(rig):
     """Zero stamp -> arrival time on the node clock; past, future and negative stamps are
-    carried as they are (liveness follows arrival, not the stamp)."""
+    carried as they are (liveness follows arrival, not the stamp).
+    """
     for stamp in (Time(sec=0), Time(sec=5, nanosec=7), Time(sec=2**31 - 1, nanosec=999_999_999),
                   Time(sec=-3, nanosec=1)):
         assert rig.spin_until(lambda: rig.node.live_inputs() == (), 3.0)
@@ -412,7 +416,8 @@ def test_drops_show_in_diagnostics_and_warnings_are_throttled(rig, capfd):
 # --------------------------------------------------------------------------- helpers
 def _valid_input_gives_the_engine_result(rig, modality: str) -> None:
     """After the fuzzing, one known valid input alone yields exactly the engine's offline
-    result for it (the node is not left in a bad state)."""
+    result for it (the node is not left in a bad state).
+    """
     node = rig.node
     assert rig.spin_until(lambda: node.live_inputs() == (), 3.0)
     rig.out.clear()

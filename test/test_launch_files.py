@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Static checks of the launch and parameter files (``ros2 launch`` is not installed here).
 
 Every launch file compiles; every ``executable=`` is a console script of setup.py; every config

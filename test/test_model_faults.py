@@ -1,8 +1,11 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Model and training faults: bad checkpoints at lifecycle configure (missing, truncated,
 corrupt, not ours, wrong format version, wrong modality set, mismatched weights, a pickle that
 would run code) fail with a message naming the problem and leave the node up and configurable;
 training catches NaN loss, resumes after SIGKILL from the last atomic checkpoint, and reports a
-corrupt dataset file clearly."""
+corrupt dataset file clearly.
+"""
 from __future__ import annotations
 
 import os
@@ -59,7 +62,7 @@ class CodeOnLoad:
 
 
 def _bad_checkpoints(tmp_path, good: str) -> dict:
-    """name -> (path, phrase the configure error must contain)."""
+    """Name -> (path, phrase the configure error must contain)."""
     ckpt = read_checkpoint(good)
     out = {}
     out["missing"] = (tmp_path / "absent.pt", "does not exist")
@@ -212,6 +215,7 @@ def test_corrupt_digits_file_is_a_clear_error(tmp_path, capsys, victim):
     assert rc == 2 and "corrupt or unreadable" in err and "Traceback" not in err, err
 
 
+@pytest.mark.slow
 def test_training_killed_mid_run_resumes_from_the_last_atomic_checkpoint(tmp_path):
     out = tmp_path / "run"
     cfg = _cfg(tmp_path, epochs=200)

@@ -1,5 +1,8 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Models: loss decreases, masked modalities get no gradient, every subset generates every
-modality, FPD drops the right modalities, config errors."""
+modality, FPD drops the right modalities, config errors.
+"""
 import pytest
 import torch
 
@@ -32,6 +35,7 @@ def test_registry_and_reference_size():
         model.bottom.vaes["audio"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_loss_decreases_on_tiny_batch(kind):
     torch.manual_seed(0)
@@ -97,6 +101,7 @@ def test_frozen_sound_vae_gets_no_gradient_and_stays_eval():
     assert "bottom/audio" not in logs and "top/audio" in logs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("sample", [False, True])
 def test_every_subset_generates_every_modality(kind, sample):
@@ -247,7 +252,8 @@ def test_fpd_respects_presence_and_never_drops_all():
 # ---------------------------------------------------------------- sound network = reference network
 def test_sound_networks_equal_the_reference_2d_formulation():
     """Our 1-D sound convolutions compute exactly the reference 2-D network on 1x32x128
-    (frames x mel) with kernels (1,128) and (4,1), with the weights reshaped."""
+    (frames x mel) with kernels (1,128) and (4,1), with the weights reshaped.
+    """
     import torch.nn.functional as F
 
     from crossmodal_ros.models.networks import SoundDecoder, SoundEncoder

@@ -1,5 +1,8 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """NexusNode with real rclpy in-process: outputs per input subset, staleness, lifecycle, params,
-malformed input. An untrained model is enough for these contract tests."""
+malformed input. An untrained model is enough for these contract tests.
+"""
 from __future__ import annotations
 
 import math
@@ -15,7 +18,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray, Int32, String
 
 from crossmodal_ros.ros import conversions as conv
-from crossmodal_ros.ros.fusion import LatestSamples, Sample, newest
+from crossmodal_ros.fusion_store import LatestSamples, Sample, newest
 from crossmodal_ros.ros.nexus_node import OUTPUT_NAMES, make_node
 
 from ros_helpers import Collector, ros_context, ros_context_mt, ros_module_context  # noqa: F401
@@ -156,7 +159,8 @@ def test_every_output_arrives_for_subset(ros_context, checkpoint, subset):
 
 def test_two_thread_executor_with_lifecycle_changes_mid_stream(ros_context_mt, checkpoint):
     """The demo's executor: inputs and fusion on separate threads; deactivate/activate while
-    messages flow must neither crash nor publish while inactive."""
+    messages flow must neither crash nor publish while inactive.
+    """
     rc = ros_context_mt
     node = _nexus(rc, checkpoint, heartbeat_hz=20.0)
     sensors = Sensors(rc)
@@ -383,7 +387,8 @@ def test_malformed_messages_are_counted_and_the_node_keeps_working(ros_context, 
 
 def test_codec_rejections_are_attributed_to_their_modality(ros_context, checkpoint):
     """A stroke the converter accepts but the trajectory codec rejects (all points identical)
-    is dropped as 'codec' and the other live input is still fused."""
+    is dropped as 'codec' and the other live input is still fused.
+    """
     rc = ros_context
     node = _nexus(rc, checkpoint)
     sensors = Sensors(rc)
@@ -437,6 +442,7 @@ def test_parameter_file_lists_every_parameter_with_its_default():
         assert desc.description, name
 
 
+@pytest.mark.ros
 def test_main_runs_with_the_parameter_file_and_stops_on_sigint(checkpoint, tmp_path):
     """The console entry: params file + override, autostart to active, clean exit on Ctrl-C."""
     import os
@@ -486,7 +492,8 @@ def test_main_runs_with_the_parameter_file_and_stops_on_sigint(checkpoint, tmp_p
 def test_liveness_follows_sim_time(ros_context, checkpoint):
     """With use_sim_time the staleness windows run on /clock: a stored sample stays live while
     simulated time stands still, goes stale when /clock moves past its window, and a /clock
-    jump backwards (bag loop) makes it fresh once instead of breaking anything."""
+    jump backwards (bag loop) makes it fresh once instead of breaking anything.
+    """
     from rosgraph_msgs.msg import Clock as ClockMsg
 
     rc = ros_context
@@ -541,7 +548,8 @@ def test_a_model_without_a_modality_does_not_subscribe_to_it(ros_context, tmp_pa
 
 def test_qos_overrides_and_per_input_diagnostics(ros_context, checkpoint):
     """qos_overrides.<topic>.subscription.* parameters win over qos_reliability; /diagnostics has
-    one diagnostic_updater-style status per input (frequency window, expected rate, stale)."""
+    one diagnostic_updater-style status per input (frequency window, expected rate, stale).
+    """
     from diagnostic_msgs.msg import DiagnosticStatus
     from rclpy.qos import ReliabilityPolicy
 
@@ -573,7 +581,8 @@ def test_qos_overrides_and_per_input_diagnostics(ros_context, checkpoint):
 # --------------------------------------------------------------------------- lazy outputs
 def test_engine_decodes_only_the_requested_modalities_with_equal_values(checkpoint):
     """``FusionEngine.infer(decode=...)``: every subset of inputs, several decode sets, fast and
-    reference paths: decoded fields and the latent equal the full call, the others empty."""
+    reference paths: decoded fields and the latent equal the full call, the others empty.
+    """
     import itertools
 
     from crossmodal_ros.engine import FusionEngine
@@ -620,7 +629,7 @@ def test_no_subscriber_no_decode_and_subscribed_outputs_decode_only_theirs(ros_c
 
     def fuse():
         node._store_sample("image", image)
-        assert node.fuse_once()
+        assert node._fuse()
 
     fuse()  # nobody listens: encoders and latent only; latent, modalities, latent_stamped
     assert calls == [] and sum(node.decoded.values()) == 0 and node.published_count == 3
@@ -644,7 +653,7 @@ def test_always_decode_forces_decoding_without_subscribers(ros_context, checkpoi
     rc = ros_context
     node = _nexus(rc, checkpoint, always_decode=["label", "trajectory"])
     node._store_sample("image", np.eye(28, dtype=np.float32))
-    assert node.fuse_once()
+    assert node._fuse()
     assert node.decoded == {"image": 0, "audio": 0, "trajectory": 1, "label": 1}
     assert node.last_result.label >= 0 and node.last_result.image.size == 0
     ok = node.set_parameters([Parameter("always_decode", value=["smell"])])[0].successful

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The ament_python package is well formed: package.xml, setup.py data files, console scripts.
 
 colcon is not available here, so these checks read the files a colcon build consumes and build a
@@ -15,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.colcon
+pytestmark = [pytest.mark.colcon, pytest.mark.slow]
 
 
 def _setup_call():
@@ -52,8 +54,9 @@ def test_console_scripts_resolve_to_callables():
 
 
 def test_colcon_test_finds_pytest():
-    """colcon runs pytest only when setup.py names it in extras_require["test"] (setuptools >= 72
-    dropped tests_require; with it colcon fell back to unittest and ran 0 tests)."""
+    """Colcon runs pytest only when setup.py names it in extras_require["test"] (setuptools >= 72
+    dropped tests_require; with it colcon fell back to unittest and ran 0 tests).
+    """
     call = _setup_call()
     assert "tests_require" not in call
     extras = ast.literal_eval(call["extras_require"])

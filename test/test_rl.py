@@ -1,6 +1,9 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """crossmodal_ros.rl (ROS-free): the environment passes Gymnasium's checker, the task's dynamics
 and rewards, the batched VecEnv, latent tables (engine agreement, cache keyed by checkpoint
-hash), policy files, PPO learning, and the transfer experiment end to end on synthetic latents."""
+hash), policy files, PPO learning, and the transfer experiment end to end on synthetic latents.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -13,13 +16,14 @@ from crossmodal_ros.rl.env import (LEFT, N_CELLS, RIGHT, SUBMIT, LatentPointerEn
 from crossmodal_ros.rl.latents import (LatentTable, build_latent_table, cache_path, canonical_subset,  # noqa: E402
                                        read_table, save_table, sensor_subsets)
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 D = 16
 
 
 def synthetic_table(n=400, seed=0, informative=("image", "audio", "image+audio+trajectory")) -> LatentTable:
     """Latents that encode the label (one-hot + noise) for ``informative`` subsets and are pure
-    noise for the others (audio is a copy of image); the image is a label-dependent pattern."""
+    noise for the others (audio is a copy of image); the image is a label-dependent pattern.
+    """
     rng = np.random.default_rng(seed)
     label = rng.integers(0, 10, n)
     onehot = np.eye(D, dtype=np.float32)[label] * 2.0
@@ -171,7 +175,8 @@ def test_ppo_learns_and_exported_policy_acts_like_sb3(tmp_path, table):
 
 def test_experiment_writes_table_for_every_set(tmp_path, monkeypatch):
     """End to end on synthetic latents: audio carries the label like the camera (transfers),
-    trajectory and audio+trajectory are noise (transfer fails); the page's verdicts follow."""
+    trajectory and audio+trajectory are noise (transfer fails); the page's verdicts follow.
+    """
     pytest.importorskip("stable_baselines3")
     from crossmodal_ros.rl import experiment
 

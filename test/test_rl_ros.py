@@ -1,6 +1,9 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The shipped RL policy through the ROS adapter against a live inference node (real rclpy
 in-process, the shipped model): observations of the right shape, finite, equal to the
-simulated ones, and the policy solves an episode it solves in simulation."""
+simulated ones, and the policy solves an episode it solves in simulation.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -31,7 +34,7 @@ def shipped():
 
     from crossmodal_ros.data.digits import load_digits
     from crossmodal_ros.engine import FusionEngine
-    from crossmodal_ros.ros.playback import frame_from_image
+    from crossmodal_ros.sensors.playback import frame_from_image
 
     policy = load_policy(POLICY)
     engine = FusionEngine.from_checkpoint(default_checkpoint(), device="cpu")
@@ -61,7 +64,8 @@ def _sim_episode(policy, mu, label, start, max_steps=20) -> bool:
 
 def test_shipped_policy_belongs_to_the_shipped_model():
     """A retrained models/nexus_digits.pt has a new latent space: the policy must be retrained too
-    (python -m crossmodal_ros.rl.experiment), and this test says so."""
+    (python -m crossmodal_ros.rl.experiment), and this test says so.
+    """
     policy = load_policy(POLICY)
     assert POLICY.stat().st_size < 1_000_000
     assert policy.checkpoint_sha256 == file_sha256(default_checkpoint()), (

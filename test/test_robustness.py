@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The robustness suite (``crossmodal-eval --robustness``) on tiny settings.
 
 Uses the shipped checkpoint and instruments and the embedded digits dataset; skipped when the
@@ -10,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 ROWS = ("camera/as-shipped,camera/framed-40-60-dark_on_light,microphone/clean,microphone/white-10dB,"
         "microphone/live-clean-silero,pen/as-stored,pen/jitter-3pct")
@@ -155,7 +157,8 @@ def test_cli_dispatch_and_row_selection(parts, tmp_path, capsys):
 
 def test_validation_split_never_touches_held_out_data(parts):
     """--split val (choosing between training runs) measures val-split inputs and skips the
-    held-out evaluation sets; the evaluated recordings are validation recordings."""
+    held-out evaluation sets; the evaluated recordings are validation recordings.
+    """
     from crossmodal_ros.evaluation.robustness import run_suite
 
     engine, instruments = parts

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The package as ROS users run it: the installed executables, their --help, the default
 parameter files (playback profile) on a machine without devices, and start-up failures.
 
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytestmark = pytest.mark.colcon
+pytestmark = [pytest.mark.colcon, pytest.mark.ros, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXECUTABLES = ("nexus_node", "camera_node", "microphone_node", "pen_node", "bag_player",
@@ -96,7 +98,7 @@ def test_help_prints_parameters_and_exits_0(name):
 
 
 def test_profiles_are_one_launch_argument_apart():
-    """playback (default) selects config/sensors_playback.yaml, devices config/sensors.yaml."""
+    """Playback (default) selects config/sensors_playback.yaml, devices config/sensors.yaml."""
     src = (ROOT / "launch" / "crossmodal.launch.py").read_text()
     assert 'DeclareLaunchArgument("profile", default_value="playback", choices=["playback", "devices"]' in src
     assert 'if_value=os.path.join(share, "config", "sensors.yaml")' in src
@@ -112,7 +114,8 @@ def test_profiles_are_one_launch_argument_apart():
 @pytest.mark.parametrize("name", ["camera_node", "microphone_node"])
 def test_start_up_failure_is_one_clear_error(name):
     """An unexpected error while the node starts (here a parameter of the wrong type) is reported
-    as itself, with exit code 1, not as "AttributeError: ... has no attribute 'capture'"."""
+    as itself, with exit code 1, not as "AttributeError: ... has no attribute 'capture'".
+    """
     r = subprocess.run([executable(name), "--ros-args", "-p", "qos_depth:=abc"],
                        capture_output=True, text=True, timeout=120, env=_env())
     out = r.stdout + r.stderr
@@ -124,7 +127,8 @@ def test_start_up_failure_is_one_clear_error(name):
 def test_default_parameter_files_start_every_node_without_devices():
     """crossmodal.launch.py's default profile, process by process: the three sensor nodes with
     config/sensors_playback.yaml and nexus_node with config/nexus.yaml. Every node stays up and
-    the inference node publishes stamped latents fusing all three sensors."""
+    the inference node publishes stamped latents fusing all three sensors.
+    """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy

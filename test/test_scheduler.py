@@ -1,6 +1,9 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The fusion scheduler (crossmodal_ros.fusion_policy) on a fake clock: fresh input is fused at
 once and never waits for a heartbeat, bursts coalesce, heartbeats only fill silence, and the
-node and the offline bag evaluator make the same decisions."""
+node and the offline bag evaluator make the same decisions.
+"""
 from __future__ import annotations
 
 import math
@@ -10,8 +13,8 @@ import pytest
 
 from crossmodal_ros.fusion_policy import FRESH, HEARTBEAT, FusionScheduler
 from crossmodal_ros.modalities import IMAGE, MODALITIES, TRAJECTORY
-from crossmodal_ros.ros.bag_eval import drive_timeline
-from crossmodal_ros.ros.fusion import LatestSamples, Sample
+from crossmodal_ros.bags.evaluate import drive_timeline
+from crossmodal_ros.fusion_store import LatestSamples, Sample
 
 from ros_helpers import ros_context, ros_module_context  # noqa: F401 (fixtures)
 
@@ -20,7 +23,8 @@ def _simulate(events, until, max_rate_hz, heartbeat_hz, fusion_s=0.0, staleness=
     """Event-driven fake-clock run of the scheduler as the node uses it (wake-up on every input,
     a polling timer, a guard condition that fires again after a fusion), with fusions taking
     ``fusion_s``. Returns [(start, kind, inputs taken)] and, per input number, the wait from its
-    arrival to the start of the fusion that took it (None: superseded before any fusion)."""
+    arrival to the start of the fusion that took it (None: superseded before any fusion).
+    """
     sched = FusionScheduler(max_rate_hz, heartbeat_hz)
     store = LatestSamples(MODALITIES)
     st = {m: staleness for m in MODALITIES}

@@ -1,6 +1,9 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The three seed-paper methods (associator network, variational alignment, latent-constraint
 mapping): phase losses decrease, frozen parts get no gradient, checkpoints round-trip, the
-trainer runs the phases, the node runs each kind, and the runner's metrics are right."""
+trainer runs the phases, the node runs each kind, and the runner's metrics are right.
+"""
 from __future__ import annotations
 
 import time
@@ -214,9 +217,11 @@ def test_runner_metrics():
 
 
 # --------------------------------------------------------------------------- the node runs each kind
-NODE_KINDS = [("associator", {"modalities": ["image", "audio"], "latent_dims": {"image": 8, "audio": 8}}, "image", "audio_mel"),
+NODE_KINDS = [("associator", {"modalities": ["image", "audio"], "latent_dims": {"image": 8, "audio": 8}}, "image",
+               "audio_mel"),
               ("alignment", {"source": "audio", "target": "image", "shared_dim": 8}, "audio", "image"),
-              ("latent_constraint", {"modalities": ["image", "trajectory"], "latent_dims": {"image": 8, "trajectory": 4},
+              ("latent_constraint", {"modalities": ["image", "trajectory"], "latent_dims": {"image": 8,
+                                                                                            "trajectory": 4},
                                      "common_dim": 8}, "image", "trajectory")]
 
 
@@ -243,7 +248,8 @@ def test_nexus_node_runs_each_kind(ros_context, tmp_path, kind, config, given, o
 @pytest.mark.parametrize("kind", ["associator", "alignment", "latent_constraint"])
 def test_shipped_checkpoint_generates_trajectories_from_images(kind):
     """The shipped float16 pair model of each kind loads in the engine and, from test images,
-    generates trajectories the judge mostly classifies right (the run measured ~70-92 %)."""
+    generates trajectories the judge mostly classifies right (the run measured ~70-92 %).
+    """
     from pathlib import Path
 
     from crossmodal_ros.engine import FusionEngine
@@ -262,3 +268,26 @@ def test_shipped_checkpoint_generates_trajectories_from_images(kind):
     assert out["trajectory"].shape == (200, 200)
     pred = Instruments.load(None, "cpu").classify("trajectory", torch.from_numpy(out["trajectory"]))
     assert accuracy(pred, test["y"][:200]) > 0.5
+
+
+def _report_results(beta: float, image_acc: dict) -> dict:
+    runs = [{"vae_beta": b, "batch_size": 32, "lr": 1e-3, "time_s": 1.0,
+             "self_accuracy": {"image": acc, "audio": 0.5, "trajectory": 0.5}} for b, acc in image_acc.items()]
+    return {"config": {"out": "runs/x", "vae_beta": beta, "batch_size": 32, "lr": 1e-3,
+                       "align_kl": [1.0, 1.0, 1.0]},
+            "device": "cpu", "timings": {"total_s": 1.0},
+            "vae_probe": {"epochs": 1, "train": 10, "test": 10, "runs": runs}}
+
+
+def test_report_conclusions_come_from_the_results(tmp_path):
+    """Every conclusion of the generated page is computed: other results, other sentences; no TODO."""
+    from crossmodal_ros.evaluation.seed_methods import write_report
+
+    a = write_report(_report_results(0.1, {1.0: 0.2, 0.1: 0.9}), tmp_path / "a.md")
+    b = write_report(_report_results(1.0, {1.0: 0.8, 0.1: 0.3}), tmp_path / "b.md")
+    assert "TODO" not in a + b
+    assert "highest with KL weight 0.1" in a and "lowest with KL weight 1.0" in a
+    assert "highest with KL weight 1.0" in b and "lowest with KL weight 0.1" in b
+    assert "differs from the papers" in a and "as in the papers" in b and "differs" not in b
+    assert "the setting of the row KL weight 0.1" in a and "the setting of the row KL weight 1.0" in b
+    assert "Nexus columns are empty" in a

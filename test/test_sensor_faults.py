@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Sensor faults against the Nexus node (real rclpy, in-process): publishers that die and come
 back, a 1 kHz burst, a looping bag whose /clock jumps backwards under use_sim_time, out-of-order
 stamps and a modality that never arrives.
@@ -17,7 +19,7 @@ from nav_msgs.msg import Path
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
-from std_msgs.msg import Float32MultiArray, Int32, String
+from std_msgs.msg import Int32, String
 
 from crossmodal_ros.ros import conversions as conv
 from crossmodal_ros.ros.nexus_node import make_node
@@ -99,7 +101,8 @@ def test_publisher_dies_and_comes_back(ros_context, checkpoint):
 def test_1khz_burst_is_coalesced_with_bounded_queues(ros_context, checkpoint):
     """1000 camera frames (160x120 rgb8, 57 kB each) and 1000 labels paced at 1 kHz: fusion
     runs at most at max_rate_hz, the store keeps one sample per modality, memory stays flat
-    (57 MB would pile up if the frames were queued) and a later input is fused normally."""
+    (57 MB would pile up if the frames were queued) and a later input is fused normally.
+    """
     rc = ros_context
     node = _nexus(rc, checkpoint, max_rate_hz=20.0)
     peer = rc.add(Node("burst", context=rc.context))
@@ -157,7 +160,8 @@ def test_1khz_burst_is_coalesced_with_bounded_queues(ros_context, checkpoint):
 
 def test_looping_bag_clock_jumps_backwards(ros_context, checkpoint, tmp_path):
     """A bag replayed in a loop with /clock (use_sim_time): simulated time jumps back at every
-    loop; the node keeps fusing after each jump and accounts for every message."""
+    loop; the node keeps fusing after each jump and accounts for every message.
+    """
     from crossmodal_ros.data import load_dataset
     from crossmodal_ros.ros.bag_export import export_bag
     from crossmodal_ros.ros.bag_player import BagPlayer
@@ -201,7 +205,8 @@ def test_looping_bag_clock_jumps_backwards(ros_context, checkpoint, tmp_path):
 def test_out_of_order_stamps(ros_context, checkpoint):
     """Messages arriving with decreasing stamps are accepted in arrival order (keep-latest by
     arrival, documented): the newest arrival is fused and its own stamp goes out; with several
-    inputs live the output carries the newest stamp among them."""
+    inputs live the output carries the newest stamp among them.
+    """
     rc = ros_context
     node = _nexus(rc, checkpoint, staleness={"image": 5.0, "trajectory": 5.0})
     out = _outputs(rc)
@@ -227,7 +232,8 @@ def test_out_of_order_stamps(ros_context, checkpoint):
 
 def test_a_modality_that_never_arrives(ros_context, checkpoint):
     """Only the pen publishes: fusion never waits for the silent camera or microphone; every
-    output (including reconstructions of the missing modalities) comes promptly."""
+    output (including reconstructions of the missing modalities) comes promptly.
+    """
     rc = ros_context
     node = _nexus(rc, checkpoint, heartbeat_hz=5.0)
     out = _outputs(rc)

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Sensor nodes: outage schedules, playback timing, segmenters (ROS-free) and the nodes in a graph."""
 from __future__ import annotations
 
@@ -8,9 +10,9 @@ import numpy as np
 import pytest
 
 from crossmodal_ros.modalities import AUDIO, IMAGE, TRAJECTORY
-from crossmodal_ros.ros.outages import OutageSchedule, Phase, ScheduleError, demo_schedule, parse_modalities
-from crossmodal_ros.ros.playback import PlaybackClock, SensorError, resample_audio, sample_for
-from crossmodal_ros.ros.segmenters import SegmenterError, StrokeSegmenter, VoiceActivitySegmenter
+from crossmodal_ros.sensors.outages import OutageSchedule, Phase, ScheduleError, demo_schedule, parse_modalities
+from crossmodal_ros.sensors.playback import PlaybackClock, SensorError, resample_audio, sample_for
+from crossmodal_ros.sensors.segmenters import SegmenterError, StrokeSegmenter, VoiceActivitySegmenter
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +99,8 @@ def _padded_speech(digits, rows, rate, noise=5e-4, seed=0):
     """Real FSDD utterances with 1 s of faint noise around and between them.
 
     Returns the stream and each utterance's speech span (first to last sample above 10 % of its
-    peak; FSDD files keep some near-silence at their ends)."""
+    peak; FSDD files keep some near-silence at their ends).
+    """
     rng = np.random.default_rng(seed)
     parts, truth, t = [], [], 0.0
     for r in rows:
@@ -167,7 +170,8 @@ def test_stroke_segmenter_splits_by_gap_and_pause(digits):
     np.testing.assert_allclose(digit.points, pts)
     # the next digit after the pause starts fresh; a height above pen_up_height lifts the pen
     seg2 = StrokeSegmenter(gap_s=0.1, pause_s=0.5, pen_up_height=0.01)
-    stream2 = _pen_stream(pts[:30], z=0.0) + _pen_stream(pts[30:40], t0=0.6, z=0.05) + _pen_stream(pts[40:], t0=0.8, z=0.0)
+    stream2 = _pen_stream(pts[:30], z=0.0) + _pen_stream(pts[30:40], t0=0.6, z=0.05) + _pen_stream(pts[40:], t0=0.8,
+                                                                                                   z=0.0)
     for t, x, y, z in stream2:
         out += seg2.add(t, x, y, z)
     (d2,) = out + seg2.flush()
@@ -256,6 +260,7 @@ def _params(**kw):
     return [Parameter(k, value=v) for k, v in kw.items()]
 
 
+@pytest.mark.ros
 def test_dataset_playback_nodes_follow_schedule_and_agree(ros, digits):
     from nav_msgs.msg import Path
     from sensor_msgs.msg import Image
@@ -312,6 +317,7 @@ def test_dataset_playback_nodes_follow_schedule_and_agree(ros, digits):
     assert n_pen <= pen.digits_published <= n_pen + 1  # the last one may still be in flight
 
 
+@pytest.mark.ros
 def test_camera_node_captures_a_video_file(ros, tmp_path, digits):
     import cv2
     from sensor_msgs.msg import Image
@@ -336,6 +342,7 @@ def test_camera_node_captures_a_video_file(ros, tmp_path, digits):
         CameraNode("cam2", context=ros.ctx, parameter_overrides=_params(source=str(tmp_path / "none.avi")))
 
 
+@pytest.mark.ros
 def test_microphone_node_segments_a_wav_file(ros, tmp_path, digits):
     import soundfile
     from std_msgs.msg import Float32MultiArray

@@ -1,9 +1,12 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Short mode of the soak (tools/soak.py): the demo graph for ~20 s with random sensor outages.
 
 Zero crashes, every message accounted for (sent = received; received = fused + superseded +
 dropped + expired + pending; every fusion reached a subscriber on every output) and RSS flat.
 The 10-minute run with the latency-drift target is ``python tools/soak.py --minutes 10``
-(figures in docs/reliability.md)."""
+(figures in docs/reliability.md).
+"""
 from __future__ import annotations
 
 import importlib.util
@@ -11,6 +14,8 @@ import io
 import pathlib
 
 import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.ros]
 
 SOAK = pathlib.Path(__file__).resolve().parent.parent / "tools" / "soak.py"
 

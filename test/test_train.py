@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """crossmodal-train: end-to-end tiny runs on the embedded data, resume, config errors, NaN."""
 import json
 
@@ -7,6 +9,8 @@ import yaml
 
 from crossmodal_ros.checkpoint import load_checkpoint, read_checkpoint
 from crossmodal_ros.training import train as T
+
+pytestmark = [pytest.mark.slow]
 
 TINY = {"kind": "nexus", "data": "digits",
         "model": {"latent_dims": {"audio": 16}},

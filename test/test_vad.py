@@ -1,19 +1,24 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Voice activity segmenters (energy and silero-vad): utterances at known positions in synthetic
-live streams, parameter validation, determinism, and the microphone node's ``vad`` parameter."""
+live streams, parameter validation, determinism, and the microphone node's ``vad`` parameter.
+"""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from crossmodal_ros import sim
-from crossmodal_ros.ros.playback import resample_audio, sample_for
-from crossmodal_ros.ros.segmenters import (
+from crossmodal_ros.sensors.playback import resample_audio, sample_for
+from crossmodal_ros.sensors.segmenters import (
     SegmenterError,
     SileroVADSegmenter,
     VoiceActivitySegmenter,
     make_voice_segmenter,
     segment_stream,
 )
+
+pytestmark = [pytest.mark.slow]
 
 RATE = 16000
 

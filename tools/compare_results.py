@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Build the model-comparison Markdown table from ``crossmodal-eval`` result folders.
 
 Usage: ``python tools/compare_results.py NAME=DIR [NAME=DIR ...] [--out FILE]``; each DIR holds

@@ -1,10 +1,12 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Compare the voice activity detectors (energy vs silero) on synthetic live microphone streams.
 
 Streams: test-split FSDD clips (8 kHz, resampled to 16 kHz) separated by 0.6-1.4 s of silence
 over continuous background noise (:func:`crossmodal_ros.sim.continuous_stream`): clean, and
 pink / babble / white noise at 20 and 10 dB SNR (babble made of train-split clips, never the
 evaluated ones). Each stream goes through both segmenters in 50 ms blocks
-(:func:`crossmodal_ros.ros.segmenters.segment_stream`, the microphone node's path).
+(:func:`crossmodal_ros.sensors.segmenters.segment_stream`, the microphone node's path).
 
 Per VAD and condition:
 
@@ -46,9 +48,10 @@ CONDITIONS = [("clean", None, None)] + [
 
 def fsdd_clips(split: str):
     """(clips at 16 kHz, labels) of the distinct FSDD recordings of a split (espeak clips, if the
-    dataset has any, are left out: these are recordings of people)."""
+    dataset has any, are left out: these are recordings of people).
+    """
     from crossmodal_ros.data.digits import load_digits
-    from crossmodal_ros.ros.playback import resample_audio
+    from crossmodal_ros.sensors.playback import resample_audio
 
     d = load_digits(split)
     sr = int(d["sample_rate"])
@@ -100,7 +103,7 @@ def run(n_clips: int, seed: int, checkpoint: str | None) -> dict:
     from crossmodal_ros import sim
     from crossmodal_ros.engine import EngineInputError, FusionEngine
     from crossmodal_ros.paths import default_checkpoint
-    from crossmodal_ros.ros.segmenters import segment_stream
+    from crossmodal_ros.sensors.segmenters import segment_stream
 
     ckpt = checkpoint or str(default_checkpoint())
     engine = FusionEngine.from_checkpoint(ckpt, device="cpu")
@@ -173,8 +176,10 @@ def markdown(r: dict) -> str:
         "(`segmenters.segment_stream`, default parameters: pre-roll 0.1 s, hangover 0.3 s, "
         "0.15-2.0 s utterances).",
         "",
-        "* found: an utterance overlapped for >= 50 % of its length by exactly one segment (recall = found / utterances);",
-        "* merges: segments covering >= 50 % of two or more utterances; split: utterances no single segment covers >= 50 %;",
+        "* found: an utterance overlapped for >= 50 % of its length by exactly one segment (recall = found / "
+             "utterances);",
+        "* merges: segments covering >= 50 % of two or more utterances; split: utterances no single segment covers >= "
+             "50 %;",
         "* false alarms: segments that touch no utterance; onset: segment start - utterance start (negative: early);",
         "* label acc. (found): each found segment alone (audio only) through the shipped model vs the true digit;",
         "  end-to-end acc.: correctly labelled utterances / all utterances.",
@@ -195,13 +200,15 @@ def markdown(r: dict) -> str:
                 f"{s['split']} | {s['false_alarms']} | {s['onset_ms_median_abs']:.0f} | {s['onset_ms_mean']:.0f} | "
                 f"{s['label_accuracy_found']:.2f} | {s['end_to_end_accuracy']:.2f} |")
     lines += ["", "Totals over all conditions:", "",
-              "| VAD | found / utterances | recall | merges | split | false alarms | end-to-end acc. | end-to-end acc. (noisy only) | CPU s per audio s |",
+              "| VAD | found / utterances | recall | merges | split | false alarms | end-to-end acc. | end-to-end "
+              "acc. (noisy only) | CPU s per audio s |",
               "|---|---|---|---|---|---|---|---|---|"]
     for vad in VADS:
         t = r["totals"][vad]
         cpu = np.mean([e[vad]["vad_cpu_s_per_audio_s"] for e in r["conditions"].values()])
         lines.append(f"| {vad} | {t['found']} / {t['utterances']} | {t['recall']:.2f} | {t['merges']} | {t['split']} | "
-                     f"{t['false_alarms']} | {t['end_to_end_accuracy']:.2f} | {t['noisy_end_to_end_accuracy']:.2f} | {cpu:.3f} |")
+                     f"{t['false_alarms']} | {t['end_to_end_accuracy']:.2f} | {t['noisy_end_to_end_accuracy']:.2f} | "
+                     f"{cpu:.3f} |")
     w = r["winner"]
     lines += ["", f"**Default: `vad: {w}`** (higher end-to-end accuracy over all conditions; "
               "`crossmodal_ros/ros/microphone_node.py` `DEFAULT_VAD`, `config/sensors.yaml`). "

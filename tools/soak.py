@@ -1,6 +1,8 @@
-"""Soak test: the demo graph for N minutes with random sensor outages, then a reliability report.
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
+r"""Soak test: the demo graph for N minutes with random sensor outages, then a reliability report.
 
-The graph is the demo's (:func:`crossmodal_ros.demo.build_graph`: camera, microphone and pen
+The graph is the demo's (:func:`crossmodal_ros.ros.demo.build_graph`: camera, microphone and pen
 playback, the Nexus node, the output monitor) on a two-thread executor in this process. A random
 outage schedule switches the sensors on and off (every subset of camera/microphone/pen, including
 none, for a few seconds each). Every ``--sample-s`` seconds the script records the process RSS
@@ -21,7 +23,7 @@ topic. At the end the sensors stop, the graph drains, and the report gives:
 
 Usage (network rule: loopback only, own domain)::
 
-    ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=17 \\
+    ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=17 \
         nice -n 10 .venv/bin/python tools/soak.py --minutes 10 [--checkpoint models/nexus_digits.pt]
 
 Exit status 0 when every target holds (``--no-targets``: only crashes and reconciliation
@@ -68,8 +70,9 @@ def rss_mb() -> float:
 
 def random_schedule(duration: float, rng: random.Random, min_s: float, max_s: float):
     """An OutageSchedule over ``duration`` s: random sensor subsets for ``min_s..max_s`` each.
-    Every third phase is 'all' so full fusion keeps recurring."""
-    from crossmodal_ros.ros.outages import OutageSchedule, Phase, parse_modalities
+    Every third phase is 'all' so full fusion keeps recurring.
+    """
+    from crossmodal_ros.sensors.outages import OutageSchedule, Phase, parse_modalities
 
     phases, t, i = [], 0.0, 0
     while t < duration:
@@ -122,7 +125,7 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
     import torch
     from rclpy.executors import MultiThreadedExecutor
 
-    from crossmodal_ros.demo import _load_config, build_graph
+    from crossmodal_ros.ros.demo import _load_config, build_graph
     from crossmodal_ros.modalities import MODALITIES
     from crossmodal_ros.paths import default_checkpoint
     from crossmodal_ros.ros.sensor_base import load_playback_dataset

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Datasets in the one dict schema of docs/architecture.md (ROS-free).
 
 ``load_dataset(spec, split)`` picks the source from a spec string:
@@ -34,15 +36,14 @@ def load_dataset(spec: str, split: str) -> dict:
     if kind == "bag":
         if not arg:
             raise DatasetError("dataset spec 'bag:' needs a bag path, e.g. 'bag:recording.mcap'")
+        # imported here: only bag specs need it (rosbags, no ROS)
+        from crossmodal_ros.bags.dataset import load_bag_dataset
+        from crossmodal_ros.bags.format import BagError
+
         try:
-            # the bag tools (rosbags + rclpy message types); imported only for bag specs
-            from crossmodal_ros.ros import bag_dataset as _bag
-        except ImportError as exc:
-            raise DatasetError(
-                f"bag datasets ('bag:<file>') need rclpy and rosbags, which failed to import: {exc}"
-            ) from exc
-        try:
-            return _bag.load_bag_dataset(arg, split)
-        except _bag.BagError as exc:
+            return load_bag_dataset(arg, split)
+        except BagError as exc:
             raise DatasetError(str(exc)) from exc
+        except ImportError as exc:
+            raise DatasetError(f"bag datasets ('bag:<file>') need rosbags, which failed to import: {exc}") from exc
     raise DatasetError(f"unknown dataset kind {kind!r} in spec {spec!r}; expected one of {DATASET_KINDS}")

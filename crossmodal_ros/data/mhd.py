@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Loader of the MHD data set files (``mhd_train.pt`` / ``mhd_test.pt``) into the dataset schema.
 
 File format (NEXUS_SPEC.md, "MHD files"): ``torch.load`` gives a tuple
@@ -88,7 +90,8 @@ def load_mhd(path_or_dir, split: str) -> dict:
     p = _find(path_or_dir, split)
     data = _torch_load(p)
     if not isinstance(data, (tuple, list)) or len(data) < 4:
-        raise DatasetError(f"{p}: expected the MHD tuple (labels, images, trajectories, sounds, ...), got {type(data).__name__}")
+        raise DatasetError(f"{p}: expected the MHD tuple (labels, images, trajectories, sounds, ...), got "
+                           f"{type(data).__name__}")
     labels = _np(data[0]).astype(np.int64).reshape(-1)
     n = len(labels)
     images = _np(data[1]).astype(np.float32)
@@ -96,7 +99,8 @@ def load_mhd(path_or_dir, split: str) -> dict:
         images = images[:, None]
     traj = _np(data[2]).astype(np.float32)
     if images.shape != (n, 1, 28, 28) or traj.shape != (n, 200):
-        raise DatasetError(f"{p}: images {images.shape} / trajectories {traj.shape}; expected ({n},1,28,28) / ({n},200)")
+        raise DatasetError(f"{p}: images {images.shape} / trajectories {traj.shape}; expected ({n},1,28,28) / "
+                           f"({n},200)")
     mel = sounds_to_mel(data[3], n)
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise DatasetError(f"{p}: labels outside 0..9")

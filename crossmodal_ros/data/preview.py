@@ -1,6 +1,8 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Picture of the digits dataset: per class, the image, the pen trajectory and the log-mel.
 
-    python -m crossmodal_ros.data.preview --out docs/images/digits_dataset.png
+python -m crossmodal_ros.data.preview --out docs/images/digits_dataset.png
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ def render_preview(out: Path, split: str = "test", root=None) -> Path:
 
 
 def main(argv=None) -> int:
+    """Command line: write a preview image of a dataset split."""
     ap = argparse.ArgumentParser(description="Picture of the digits dataset (one sample per class).")
     ap.add_argument("--out", type=Path, default=Path("docs/images/digits_dataset.png"))
     ap.add_argument("--split", default="test", choices=("train", "val", "test"))

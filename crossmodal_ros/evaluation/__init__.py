@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The paper's evaluation protocol (Nexus paper, Section 6), ROS-free.
 
 - :mod:`.metrics`: accuracy, Frechet distance, per-class Modality Frechet Distance.

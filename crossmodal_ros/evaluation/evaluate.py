@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The paper's cross-modal evaluation protocol (Section 6) and the ``crossmodal-eval`` tool.
 
 For every non-empty subset of the model's modalities (15 for four modalities) the model
@@ -35,7 +37,7 @@ import torch
 
 from crossmodal_ros.evaluation.instruments import Instruments, default_instruments_path
 from crossmodal_ros.evaluation.metrics import EvaluationError, accuracy, mean_std, per_class_frechet
-from crossmodal_ros.modalities import LABEL, MODALITIES, MODEL_SHAPES, all_subsets, subset_name
+from crossmodal_ros.modalities import LABEL, MODEL_SHAPES, all_subsets, subset_name
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -57,7 +59,8 @@ def _validate_tensors(tensors: dict, modalities) -> int:
     for m in modalities:
         t = tensors[m]
         if tuple(t.shape) != (n, *MODEL_SHAPES[m]):
-            raise EvaluationError(f"{m}: expected shape ({n}, {', '.join(map(str, MODEL_SHAPES[m]))}); got {tuple(t.shape)}")
+            raise EvaluationError(f"{m}: expected shape ({n}, {', '.join(map(str, MODEL_SHAPES[m]))}); got "
+                                  f"{tuple(t.shape)}")
     return n
 
 
@@ -113,7 +116,8 @@ def evaluate_model(model, tensors: dict, instruments: Instruments, *, batch_size
         raise EvaluationError(f"the data lack modalities {missing} that the model uses ({list(mods)})")
     unjudged = [m for m in mods if m != LABEL and m not in instruments.modalities]
     if unjudged:
-        raise EvaluationError(f"the instruments have no judge for {unjudged}; they judge {list(instruments.modalities)}")
+        raise EvaluationError(f"the instruments have no judge for {unjudged}; they judge "
+                              f"{list(instruments.modalities)}")
     n = _validate_tensors(tensors, mods)
     y = tensors["y"].long().cpu()
     device = resolve_device(device)
@@ -174,8 +178,9 @@ def evaluate_model(model, tensors: dict, instruments: Instruments, *, batch_size
                                        "frechet_std": fsd, "n_subsets": len(sel)}
     self_summary = {}
     for target in mods:
-        alone = [r["accuracy"] for r in rows if r["kind"] == "self" and r["target"] == target and r["given"] == [target]]
-        full = [r["accuracy"] for r in rows if r["kind"] == "self" and r["target"] == target and r["n_given"] == len(mods)]
+        own = [r for r in rows if r["kind"] == "self" and r["target"] == target]
+        alone = [r["accuracy"] for r in own if r["given"] == [target]]
+        full = [r["accuracy"] for r in own if r["n_given"] == len(mods)]
         self_summary[target] = {"alone": alone[0] if alone else None, "all": full[0] if full else None}
     cross = [r["accuracy"] for r in rows if r["kind"] == "cross"]
     by_n = {str(k): mean_std([r["accuracy"] for r in rows if r["kind"] == "cross" and r["n_given"] == k])[0]
@@ -239,11 +244,13 @@ def results_markdown(result: dict, header: dict | None = None) -> str:
               "Per target, mean ± spread over the input subsets with that many given modalities "
               "(the target itself never given; paper Table 3 layout).", "", head, rule]
     for t in mods:
-        cells = [_pct(result["summary"][t].get(k, {}).get("accuracy_mean"), result["summary"][t].get(k, {}).get("accuracy_std"))
+        cells = [_pct(result["summary"][t].get(k, {}).get("accuracy_mean"),
+                      result["summary"][t].get(k, {}).get("accuracy_std"))
                  for k in ks]
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
     lines.append("| **mean** | " + " | ".join(_pct(result["mean_cross_accuracy_by_n"].get(k)) for k in ks) + " |")
-    lines += ["", f"Mean cross-modal accuracy over all subset x target pairs: **{_pct(result['mean_cross_accuracy'])} %**",
+    lines += ["",
+              f"Mean cross-modal accuracy over all subset x target pairs: **{_pct(result['mean_cross_accuracy'])} %**",
               "", "## Modality Frechet distance (lower is better)", "",
               "Frechet distance between Gaussians fitted to judge auto-encoder features of real and "
               "generated samples, computed per class and averaged over classes (no MFD for labels).", "",
@@ -251,7 +258,8 @@ def results_markdown(result: dict, header: dict | None = None) -> str:
     for t in mods:
         if t == LABEL:
             continue
-        cells = [_num(result["summary"][t].get(k, {}).get("frechet_mean"), result["summary"][t].get(k, {}).get("frechet_std"))
+        cells = [_num(result["summary"][t].get(k, {}).get("frechet_mean"),
+                      result["summary"][t].get(k, {}).get("frechet_std"))
                  for k in ks]
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
     lines += ["", "## Self-reconstruction accuracy (%)", "",
@@ -261,7 +269,8 @@ def results_markdown(result: dict, header: dict | None = None) -> str:
         lines.append(f"| {t} | {_pct(s['alone'])} | {_pct(s['all'])} |")
     lines += ["", "## Per subset", "", "| given | target | kind | accuracy % | MFD |", "|---|---|---|---|---|"]
     for r in result["rows"]:
-        lines.append(f"| {r['given_name']} | {r['target']} | {r['kind']} | {_pct(r['accuracy'])} | {_num(r['frechet'])} |")
+        lines.append(f"| {r['given_name']} | {r['target']} | {r['kind']} | {_pct(r['accuracy'])} | "
+                     f"{_num(r['frechet'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -323,6 +332,7 @@ def limit_tensors(tensors: dict, limit: int | None) -> dict:
 
 
 def main(argv=None) -> int:
+    """Console entry ``crossmodal-eval``."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--robustness" in argv:  # the robustness suite has its own options (crossmodal_ros.evaluation.robustness)
         from crossmodal_ros.evaluation.robustness import main as robustness_main

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The fixed judges of the paper's evaluation protocol: per-modality classifiers and
 per-modality feature auto-encoders, trained once on real data and shipped in ``models/``.
 
@@ -104,7 +106,8 @@ class _SoundConvStack(nn.Module):
 
 class SoundClassifier(nn.Module):
     """Sound CNN on (N,1,128,32) mels -> (N,10) logits: the NEXUS_SPEC conv stack layout at half
-    width (64/128 channels instead of 128/256; a judge, not a generator), then an MLP head."""
+    width (64/128 channels instead of 128/256; a judge, not a generator), then an MLP head.
+    """
 
     def __init__(self, num_classes: int = NUM_CLASSES):
         super().__init__()

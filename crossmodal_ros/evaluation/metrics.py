@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Evaluation metrics of the paper's protocol (Section 6), ROS-free and model-free.
 
 - :func:`accuracy`: fraction of predictions equal to the true class indices.

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """PNG grids of generated samples next to the real ones (matplotlib, Agg backend, no display).
 
 One figure per input subset: for every modality a row of real samples and, below it, the row

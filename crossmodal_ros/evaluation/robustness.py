@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Robustness suite: how the model copes with inputs as real sensors deliver them.
 
 ``crossmodal-eval --robustness`` (this module's :func:`main`) measures, per *row* (one input
@@ -124,7 +126,8 @@ class Suite:
     # ------------------------------------------------------------------ data
     def test_split(self) -> dict:
         """The evaluated split: ``test`` (reports) or ``val`` (model selection; other writers
-        and recordings than training, never the test data)."""
+        and recordings than training, never the test data).
+        """
         if "split" not in self._cache:
             from crossmodal_ros.data import digits
 
@@ -234,7 +237,8 @@ class Suite:
         """Run the model on ``encoded`` inputs (model tensors; None = dropped) given alone and score.
 
         Returns n, correct, accuracy, ci95, dropped, and ``cross`` {target: accuracy} of the
-        instruments on the modalities generated from it (dropped inputs count as wrong)."""
+        instruments on the modalities generated from it (dropped inputs count as wrong).
+        """
         import torch
 
         labels = np.asarray(labels, np.int64)
@@ -286,7 +290,8 @@ def row_specs(suite: Suite | None = None) -> list[dict]:
                  "test-split images fed as model tensors (no codec)")]
     for pol in POLARITIES:
         for tag, frac in SCALES:
-            rows.append(_row("camera", f"framed-{tag}-{pol}", f"framed, digit {tag} % of height, {pol.replace('_', '-')}",
+            rows.append(_row("camera", f"framed-{tag}-{pol}",
+                             f"framed, digit {tag} % of height, {pol.replace('_', '-')}",
                              "test-split images rendered into 640x480 frames",
                              {"digit_frac": list(frac), "polarity": pol}, plot=("scale", pol, tag)))
     rows.append(_row("camera", "framed-all", "framed, all conditions",
@@ -303,7 +308,8 @@ def row_specs(suite: Suite | None = None) -> list[dict]:
         rows.append(_row("microphone", f"shift{ms:+d}ms", f"time shift {ms:+d} ms in a {BUFFER_S:g} s buffer", rec,
                          {"shift_ms": ms}, plot=("shift", None, ms)))
     for g in (0.1, 3.0):
-        rows.append(_row("microphone", f"gain-x{g:g}", f"gain x{g:g}" + (" (clipped)" if g > 1 else ""), rec, {"gain": g}))
+        rows.append(_row("microphone", f"gain-x{g:g}", f"gain x{g:g}" + (" (clipped)" if g > 1 else ""), rec,
+                         {"gain": g}))
     for f in (0.85, 1.15):
         rows.append(_row("microphone", f"speed-{f:g}", f"speed x{f:g}", rec, {"speed": f}))
     for kind in NOISES:
@@ -312,10 +318,12 @@ def row_specs(suite: Suite | None = None) -> list[dict]:
             rows.append(_row("microphone", f"{kind}-{snr}dB", f"{kind} noise{note} at {snr} dB SNR",
                              rec + f" in a {BUFFER_S:g} s buffer", {"noise": kind, "snr_db": snr},
                              plot=("snr", kind, snr)))
-    rows.append(_row("microphone", "reverb", "room reverberation (RT60 0.2-0.8 s)", rec + f" in a {BUFFER_S:g} s buffer",
+    rows.append(_row("microphone", "reverb", "room reverberation (RT60 0.2-0.8 s)",
+                     rec + f" in a {BUFFER_S:g} s buffer",
                      {"rt60": [0.2, 0.8], "rir_pool": RIR_POOL}))
     for rate in (8000, 16000, 44100):
-        name = f"source at {rate / 1000:g} kHz" + ("" if rate == 8000 else " (8 kHz clip resampled up: content band-limited to 4 kHz)")
+        name = f"source at {rate / 1000:g} kHz" + ("" if rate == 8000 else " (8 kHz clip resampled up: content "
+                                                   "band-limited to 4 kHz)")
         rows.append(_row("microphone", f"rate-{rate}", name, rec, {"rate": rate}))
     rows.append(_row("microphone", "espeak", "espeak-ng held-out voices",
                      "load_eval_set('espeak_test') clips", {"eval_set": "espeak_test"}))
@@ -341,7 +349,8 @@ def row_specs(suite: Suite | None = None) -> list[dict]:
                              {"live": True, "noise": bg, "snr_db": snr, "vad": vad, "equal_levels": equal}))
 
     traj = "test-split pen trajectories (100 points reconstructed from the stored 200-vector, re-encoded)"
-    rows.append(_row("pen", "as-stored", "trajectory as stored", "test-split trajectories fed as model tensors (no codec)"))
+    rows.append(_row("pen", "as-stored", "trajectory as stored",
+                     "test-split trajectories fed as model tensors (no codec)"))
     rows.append(_row("pen", "reencoded", "re-encoded (no change)", traj, {}))
     for deg in (-20, -10, 10, 20):
         rows.append(_row("pen", f"rot{deg:+d}", f"rotation {deg:+d} deg", traj, {"rotate_deg": deg}))
@@ -350,7 +359,8 @@ def row_specs(suite: Suite | None = None) -> list[dict]:
     rows.append(_row("pen", "rate-half", "sampling rate halved", traj, {"resample": 0.5}))
     rows.append(_row("pen", "rate-double", "sampling rate doubled", traj, {"resample": 2.0}))
     for j in (0.01, 0.03):
-        rows.append(_row("pen", f"jitter-{int(j * 100)}pct", f"jitter {int(j * 100)} % of digit size", traj, {"jitter": j}))
+        rows.append(_row("pen", f"jitter-{int(j * 100)}pct", f"jitter {int(j * 100)} % of digit size", traj,
+                         {"jitter": j}))
     rows.append(_row("pen", "reversed", "reversed order (stroke order and direction; stroke bounds not stored)",
                      traj, {"reverse": True}))
     return rows
@@ -358,7 +368,8 @@ def row_specs(suite: Suite | None = None) -> list[dict]:
 
 def select_rows(rows: list[dict], spec) -> list[dict]:
     """Rows named by ``spec``: a comma-separated string or list of groups (camera, microphone,
-    pen), row ids (``microphone/clean``) or fnmatch patterns (``pen/rot*``)."""
+    pen), row ids (``microphone/clean``) or fnmatch patterns (``pen/rot*``).
+    """
     from fnmatch import fnmatchcase
 
     if not spec:
@@ -473,7 +484,7 @@ def _audio_row(suite: Suite, row: dict) -> dict:
 
 def _segments(suite: Suite, stream: np.ndarray, rate: int, vad: str) -> list[tuple[int, int, np.ndarray]]:
     """The segmenter's utterances as ``(start, end, pcm)`` in samples of ``stream``."""
-    from crossmodal_ros.ros import segmenters
+    from crossmodal_ros.sensors import segmenters
 
     if hasattr(segmenters, "segment_stream"):
         raw = segmenters.segment_stream(stream, rate, vad=vad)
@@ -497,7 +508,8 @@ def _segments(suite: Suite, stream: np.ndarray, rate: int, vad: str) -> list[tup
 def match_segments(spans: list, segments: list) -> dict:
     """Assign segments to utterance spans. Returns ``assigned`` {utterance: segment index},
     ``missed``, ``merged`` (utterances sharing a segment with another one: wrong) and
-    ``false_alarms`` (segments on no utterance, plus extra pieces of a split utterance)."""
+    ``false_alarms`` (segments on no utterance, plus extra pieces of a split utterance).
+    """
     def ov(a, b, c, d):
         return max(0, min(b, d) - max(a, c))
 
@@ -608,7 +620,8 @@ def run_suite(engine, instruments, *, rows=None, limit: int = DEFAULT_LIMIT, see
 
     ``split="val"`` runs the same transformations on the validation split (for choosing between
     training runs without looking at test data); the rows on the held-out evaluation sets and
-    held-out speakers are skipped there."""
+    held-out speakers are skipped there.
+    """
     suite = Suite(engine, instruments, limit=limit, seed=seed, data_root=data_root, progress=progress, meta=meta,
                   split=split)
     if checkpoint_info is None and suite.meta.get("path") and Path(suite.meta["path"]).is_file():
@@ -631,7 +644,8 @@ def run_suite(engine, instruments, *, rows=None, limit: int = DEFAULT_LIMIT, see
             msg = (f"label {100 * res['accuracy']:.1f}% (n={res['n']}, dropped {res['dropped']}); {cross}"
                    if res["n"] else "n=0")
             if "live" in res:
-                msg += f"; missed {res['live']['missed']}, merged {res['live']['merged']}, false alarms {res['live']['false_alarms']}"
+                live = res["live"]
+                msg += f"; missed {live['missed']}, merged {live['merged']}, false alarms {live['false_alarms']}"
         suite.progress(f"[{k}/{len(specs)}] {spec['id']}: {msg} ({entry['seconds']:.1f}s)")
     result = {
         "format": "crossmodal_ros.robustness",
@@ -662,7 +676,7 @@ def _threads() -> int:
 
 def _has_segment_stream() -> bool:
     try:
-        from crossmodal_ros.ros import segmenters
+        from crossmodal_ros.sensors import segmenters
     except ImportError:
         return False
     return hasattr(segmenters, "segment_stream")
@@ -679,7 +693,8 @@ def results_markdown(result: dict) -> str:
     lines = ["# Robustness suite", "",
              "Generated by `crossmodal-eval --robustness` "
              "(crossmodal_ros/evaluation/robustness.py); every number below comes from `results.json`.", "",
-             f"- **checkpoint**: {ck.get('name', '?')} (sha256 {str(ck.get('sha256', '?'))[:16]}…, created {ck.get('created', '?')})",
+             f"- **checkpoint**: {ck.get('name', '?')} (sha256 {str(ck.get('sha256', '?'))[:16]}…, created "
+             f"{ck.get('created', '?')})",
              f"- **split**: {result.get('split', 'test')}"
              + (" (VALIDATION split, for choosing between training runs: where a row says test-split, read "
                 "val-split)" if result.get("split", "test") != "test" else ""),
@@ -751,6 +766,7 @@ def results_markdown(result: dict) -> str:
 
 
 def write_plots(result: dict, suite: Suite, out: Path) -> list[str]:
+    """Write the robustness plots of ``result`` into ``out``; returns the file names."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -839,6 +855,7 @@ def write_plots(result: dict, suite: Suite, out: Path) -> list[str]:
 
 
 def write_outputs(result: dict, suite: Suite, out) -> list[Path]:
+    """Write the robustness result (JSON, page, plots) into ``out``; returns the paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result["plots"] = write_plots(result, suite, out)
@@ -861,6 +878,7 @@ def _json_default(o):
 
 
 def checkpoint_identity(path, meta: dict) -> dict:
+    """Name, hash and training metadata identifying the checkpoint at ``path``."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -872,6 +890,7 @@ def checkpoint_identity(path, meta: dict) -> dict:
 
 # --------------------------------------------------------------------------- CLI
 def main(argv=None) -> int:
+    """Command line of the robustness suite (``crossmodal-eval --robustness``)."""
     parser = argparse.ArgumentParser(
         prog="crossmodal-eval --robustness",
         description="Robustness suite: accuracy of each modality given alone under seeded sensor "

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Experiments of the three seed papers on the digits data, and the results page.
 
     python -m crossmodal_ros.evaluation.seed_methods --out runs/seed_methods [--device auto]
@@ -7,16 +9,16 @@
 Runs, in order, writing ``<out>/results.json`` after every stage (a cut-off run keeps what it
 finished):
 
-1. associator network (paper 000) on image, audio, trajectory: unimodal VAEs unpaired, then
+1. associator network (Jo et al. 2019) on image, audio, trajectory: unimodal VAEs unpaired, then
    the associators of every pair with 100 / 10 / 5 / 1 % of the pairs (the VAEs always see
    all data; a smaller paired set is tiled to the same number of optimizer steps per epoch);
    accuracy + Frechet distance of every direction (shared evaluator, one given modality),
    the cascade audio->trajectory->image vs the direct associator, and the new-modality test;
-2. variational alignment (papers 001/003) image->trajectory and audio->image, three phases,
+2. variational alignment (Theodoridis et al. 2020) image->trajectory and audio->image, three phases,
    with the ablation routes (no mapper) and the mean end-point error for trajectories;
-3. latent-constraint mapping (paper 002) for every pair, reusing the stage-1 VAEs as the
+3. latent-constraint mapping (Chaudhury et al. 2017) for every pair, reusing the stage-1 VAEs as the
    embeddings (identical architecture and unpaired objective), PSNR of audio->image against
-   the nearest test image (paper 002's metric) for every system;
+   the nearest test image (Chaudhury et al. 2017's metric) for every system;
 4. Nexus restricted to single inputs, when its checkpoint exists;
 then ships the best pair model of each kind (float16) and writes the Markdown page + PNG.
 """
@@ -50,7 +52,8 @@ MODS3 = ["image", "audio", "trajectory"]
 
 def tiled_subset(train: dict, fraction: float) -> dict:
     """First ``ceil(fraction*N)`` samples of the (shuffled) train dict, tiled to ~N rows so a
-    small paired set gets as many optimizer steps per epoch as the full one."""
+    small paired set gets as many optimizer steps per epoch as the full one.
+    """
     n = next(iter(train.values())).shape[0]
     k = min(n, max(2, math.ceil(fraction * n)))
     reps = max(1, n // k)
@@ -64,8 +67,9 @@ def endpoint_error(pred: torch.Tensor, true: torch.Tensor) -> float:
 
 
 def nearest_psnr(generated: torch.Tensor, reference: torch.Tensor, max_value: float = 1.0, chunk: int = 512) -> float:
-    """Paper 002's metric: PSNR of each generated image against its nearest (Euclidean) reference
-    image, ``10 log10(max^2 / MSE)`` with the per-pixel mean squared error, averaged in dB."""
+    """Chaudhury et al. 2017's metric: PSNR of each generated image against its nearest (Euclidean) reference
+    image, ``10 log10(max^2 / MSE)`` with the per-pixel mean squared error, averaged in dB.
+    """
     g, r = generated.flatten(1).float(), reference.flatten(1).float()
     vals = []
     for i in range(0, g.shape[0], chunk):
@@ -84,6 +88,8 @@ def direction_rows(result: dict) -> dict:
 
 
 class Runner:
+    """Runs the training and evaluation of every method and seed, resuming finished runs."""
+
     def __init__(self, args):
         self.args = args
         self.out = Path(args.out)
@@ -126,7 +132,7 @@ class Runner:
                              progress=None)
         return direction_rows(res)
 
-    # ------------------------------------------------------------------ paper 000
+    # ------------------------------------------------------------------ Jo et al. 2019
     def associator(self):
         a = self.args
         cfg = {"modalities": MODS3, "latent_dims": {"image": 64, "audio": 64, "trajectory": 16, "label": 5},
@@ -176,7 +182,8 @@ class Runner:
     def vae_probe(self):
         """The tuning probe behind the KL-weight choice: the three unimodal VAEs trained for
         ``--probe-epochs`` on the first 2700 training samples with each (KL weight, batch, lr) of
-        PROBE, self-reconstruction accuracy on the first 1000 test samples."""
+        PROBE, self-reconstruction accuracy on the first 1000 test samples.
+        """
         sub = {k: v[:2700] for k, v in self.train.items()}
         test = {k: v[:1000] for k, v in self.test.items()}
         out = self.results.setdefault("vae_probe", {"epochs": self.args.probe_epochs, "train": 2700, "test": 1000,
@@ -196,7 +203,7 @@ class Runner:
             self.log(f"probe beta {beta} batch {bs} lr {lr}: {acc}")
             self.save()
 
-    # ------------------------------------------------------------------ papers 001/003
+    # ------------------------------------------------------------------ Theodoridis et al. 2020
     def alignment(self):
         a = self.args
         out = {}
@@ -219,7 +226,7 @@ class Runner:
             self.results["alignment"] = out
             self.save()
 
-    # ------------------------------------------------------------------ paper 002
+    # ------------------------------------------------------------------ Chaudhury et al. 2017
     def latent_constraint(self):
         out = {}
         self.lc_models = {}
@@ -232,7 +239,8 @@ class Runner:
             # the embeddings are the associator's unpaired VAEs (same networks, same objective)
             model.vaes.load_state_dict({k: v for k, v in self.vae_state.items() if k.split(".")[0] in pair})
             t = self.phase(model, "mapping", self.args.lc_epochs)
-            out["+".join(pair)] = {"rows": self.evaluate(model, [(m,) for m in model.modalities]), "time_s": round(t, 1)}
+            out["+".join(pair)] = {"rows": self.evaluate(model, [(m,) for m in model.modalities]), "time_s": round(t,
+                                                                                                                   1)}
             self.lc_models[pair] = model
             self.results["latent_constraint"] = out
             self.save()
@@ -245,7 +253,8 @@ class Runner:
         def gen_from_audio(model):
             model.eval()
             with torch.no_grad():
-                return torch.cat([model.infer({"audio": x.to(self.dev)})["image"].cpu() for x in self.test["audio"][sel].split(512)])
+                return torch.cat([model.infer({"audio": x.to(self.dev)})["image"].cpu()
+                                  for x in self.test["audio"][sel].split(512)])
 
         psnr = {"latent_constraint": nearest_psnr(gen_from_audio(self.lc_models[("image", "audio")]), ref),
                 "associator": nearest_psnr(gen_from_audio(self.assoc_full), ref),
@@ -260,11 +269,12 @@ class Runner:
         self.nexus = None
         if not path.is_file():
             self.results["nexus"] = None
-            self.log(f"no Nexus checkpoint at {path}: its rows stay TODO")
+            self.log(f"no Nexus checkpoint at {path}: its rows stay empty")
             return
         model, _, _ = load_checkpoint(path, self.dev)
         self.nexus = model
-        res = evaluate_model(model, self.test, self.judges, subsets=[(m,) for m in MODS3], device=self.dev, progress=None)
+        res = evaluate_model(model, self.test, self.judges, subsets=[(m,) for m in MODS3], device=self.dev,
+                             progress=None)
         self.results["nexus"] = {k: v for k, v in direction_rows(res).items() if k.split("->")[1] in MODS3}
         self.save()
 
@@ -278,7 +288,8 @@ class Runner:
         best = max(PAIRS, key=lambda p: (curve[f"{p[0]}->{p[1]}"]["accuracy"] + curve[f"{p[1]}->{p[0]}"]["accuracy"]))
         cfg = {**self.assoc_full.config, "modalities": list(best), "pairs": [], "paired_fraction": 1.0}
         pair_model = build_model("associator", cfg)
-        pair_model.load_state_dict({k: v for k, v in self.assoc_full.state_dict().items() if k in pair_model.state_dict()})
+        pair_model.load_state_dict({k: v for k,
+                                    v in self.assoc_full.state_dict().items() if k in pair_model.state_dict()})
         kinds = {"associator": (pair_model, best)}
         al = self.results["alignment"]
         s, t = max(ALIGN_PAIRS, key=lambda p: al[f"{p[0]}->{p[1]}"]["rows"][f"{p[0]}->{p[1]}"]["accuracy"])
@@ -307,6 +318,39 @@ def _f(v) -> str:
     return "–" if v is None else f"{v:.1f}"
 
 
+def _kl_sentence(cfg: dict) -> str:
+    """The KL weights of the run, and whether they differ from the papers' weight 1."""
+    beta = float(cfg.get("vae_beta", 1.0))
+    assoc = float(cfg["assoc_beta"]) if cfg.get("assoc_beta") is not None else beta
+    align = [float(x) for x in cfg.get("align_kl", [1.0, 1.0, 1.0])]
+    text = (f"KL weights: unimodal VAEs / embeddings {beta:g}, associators {assoc:g}, alignment (branch, "
+            f"target, mapper) {', '.join(f'{x:g}' for x in align)}")
+    changed = [w for w in [beta, assoc, *align] if w != 1.0]
+    if changed:
+        return text + "; **differs from the papers** (weight 1), with the sum-of-squares reconstruction kept."
+    return text + ", as in the papers."
+
+
+def _probe_sentence(runs: list, cfg: dict) -> str:
+    """What the KL-weight probe measured: the best and worst image accuracy and the setting used."""
+    if not runs:
+        return "The probe has no runs."
+
+    def setting(r):
+        return f"KL weight {r['vae_beta']}, batch {r['batch_size']}, lr {r['lr']}"
+
+    ranked = sorted(runs, key=lambda r: r["self_accuracy"]["image"])
+    best, worst = ranked[-1], ranked[0]
+    text = f"Image accuracy is highest with {setting(best)} ({_p(best['self_accuracy']['image'])} %)"
+    if worst is not best:
+        text += f" and lowest with {setting(worst)} ({_p(worst['self_accuracy']['image'])} %)"
+    used = [r for r in runs if (r["vae_beta"], r["batch_size"], r["lr"])
+            == (cfg.get("vae_beta"), cfg.get("batch_size"), cfg.get("lr"))]
+    text += ". The full run uses " + (f"the setting of the row {setting(used[0])}." if used
+                                      else "a setting the probe did not try.")
+    return text
+
+
 def write_report(results: dict, md_path, png_path=None) -> str:
     """The results page (Markdown) and the semi-supervised curve (PNG) from ``results.json``.
 
@@ -318,14 +362,8 @@ def write_report(results: dict, md_path, png_path=None) -> str:
          f"`{cfg.get('out')}/results.json`). Device: {results.get('device')}; "
          f"VAE/embedding epochs {cfg.get('vae_epochs')}, associator epochs {cfg.get('assoc_epochs')}, "
          f"alignment epochs (branches, mapper, finetune) {cfg.get('align_epochs')}, latent-constraint mapping "
-         f"epochs {cfg.get('lc_epochs')}; total wall time {t.get('total_s', '(run cut off)')} s.",
-         "**Reduced budget**: 2 shared CPU cores, a few epochs per phase, so every number is far from "
-         "converged; compare systems within this page, not with the papers' absolute values.", "",
-         f"Optimiser: Adam, batch {cfg.get('batch_size')}, lr {cfg.get('lr')}. **Deliberate difference from the "
-         f"papers**: KL weights lowered from 1 to {cfg.get('vae_beta', 1.0)} (unimodal VAEs / embeddings, "
-         f"associators {cfg.get('assoc_beta') if cfg.get('assoc_beta') is not None else cfg.get('vae_beta', 1.0)}) "
-         f"and alignment KL weights (branch, target, mapper) {cfg.get('align_kl', [1.0, 1.0, 1.0])}, with the "
-         "sum-of-squares reconstruction kept; see 'Tuning' below for why.", "",
+         f"epochs {cfg.get('lc_epochs')}; total wall time {t.get('total_s', '(run cut off)')} s.", "",
+         f"Optimiser: Adam, batch {cfg.get('batch_size')}, lr {cfg.get('lr')}. " + _kl_sentence(cfg), "",
          "Metrics: cross-modal accuracy (%) of the shipped judges (`models/instruments_digits.pt`) on "
          "the generated modality, and the per-class Modality Frechet distance (MFD, lower is better), "
          "from the shared evaluator (`evaluate_model`, one given modality, test split).", ""]
@@ -359,22 +397,21 @@ def write_report(results: dict, md_path, png_path=None) -> str:
             cells += [_p(r["accuracy"]) if r else "–", _f(r["frechet"]) if r and r.get("frechet") is not None else "–"]
         L.append(f"| {d} | " + " | ".join(cells) + " |")
     if nexus is None:
-        L += ["", "**TODO**: Nexus column — `models/nexus_digits.pt` was not committed when this run was made; "
-              "rerun with `--stages nexus` once it is."]
-    L += ["", "Alignment rows: image->trajectory and audio->image are the method (mapper); the reverse rows "
-          "(trajectory->image, image->audio) go through our reverse decoder (not in the paper).", ""]
+        L += ["", "The Nexus columns are empty: this run has no Nexus results (stage `nexus`)."]
+    if al:
+        forward = [k.replace("+", "->") for k in al]
+        L += ["", f"Alignment rows {', '.join(forward)} are the method (mapper); the reverse directions go "
+              "through our reverse decoder (not in the paper)."]
+    L.append("")
     if "vae_self_accuracy" in results:
-        L += ["Unimodal VAE self-reconstruction accuracy (paper 000, Table 2 analogue): " +
+        L += ["Unimodal VAE self-reconstruction accuracy (Jo et al. 2019, Table 2 analogue): " +
               ", ".join(f"{m} {_p(v)}" for m, v in results["vae_self_accuracy"].items()), ""]
     if "vae_probe" in results:
         pr = results["vae_probe"]
         L += ["## Tuning: KL weight of the unimodal VAEs (stage `vae_probe`)", "",
               f"The three unimodal VAEs trained for {pr['epochs']} epochs on the first {pr['train']} training "
-              f"samples, self-reconstruction accuracy (%) on the first {pr['test']} test samples (a short probe: "
-              "read the trend, not the values; chance is 10 %). With the papers' KL weight 1 the image VAE "
-              "learns little in this budget at either batch/lr; with weight 0.1 it learns once it gets more or "
-              "larger optimizer steps (smaller batch, higher lr), while at batch 64, lr 1e-3 no weight learns "
-              "the image in 3 epochs. The full run uses the setting of the last row.", "",
+              f"samples, self-reconstruction accuracy (%) on the first {pr['test']} test samples (chance is "
+              f"10 %). {_probe_sentence(pr['runs'], cfg)}", "",
               "| KL weight | batch | lr | image | audio | trajectory | time s |", "|---|---|---|---|---|---|---|"]
         for r in pr["runs"]:
             a_ = r["self_accuracy"]
@@ -382,7 +419,7 @@ def write_report(results: dict, md_path, png_path=None) -> str:
                      f"| {_p(a_['trajectory'])} | {r['time_s']} |")
         L.append("")
     if curve:
-        L += ["## Associator: semi-supervised curve (paper 000, Fig. 6)", "",
+        L += ["## Associator: semi-supervised curve (Jo et al. 2019, Fig. 6)", "",
               "Associators trained with a fraction of the training pairs (the VAEs always used all data, "
               "unpaired); smaller paired sets tiled to the same number of optimizer steps per epoch. Accuracy %.", "",
               "| direction | " + " | ".join(f"{float(f):.0%} pairs" for f in curve) + " |",
@@ -391,19 +428,19 @@ def write_report(results: dict, md_path, png_path=None) -> str:
             L.append(f"| {d} | " + " | ".join(_p(curve[f].get(d, {}).get("accuracy")) for f in curve) + " |")
         L += ["", "![semi-supervised curve](seed_methods_semi_supervised.png)", ""]
     if "associator_cascade" in results:
-        L += ["## Associator: cascade vs direct (paper 000, Table 4)", "", "| path | accuracy % |", "|---|---|"]
+        L += ["## Associator: cascade vs direct (Jo et al. 2019, Table 4)", "", "| path | accuracy % |", "|---|---|"]
         L += [f"| {k} | {_p(v)} |" for k, v in results["associator_cascade"].items()]
         L.append("")
     if "associator_new_modality" in results:
         nm = results["associator_new_modality"]
-        L += ["## Associator: adding a modality with one new associator (paper 000, Sec. 3.4)", "",
+        L += ["## Associator: adding a modality with one new associator (Jo et al. 2019, Sec. 3.4)", "",
               "Network image<->audio plus trajectory joined by a single image<->trajectory associator "
               "(no trajectory-audio associator): trajectory<->audio goes through image.", "",
               "| direction | accuracy % | direct associator % |", "|---|---|---|"]
         L += [f"| {d} | {_p(v['accuracy'])} | {_p(full.get(d, {}).get('accuracy'))} |" for d, v in nm.items()]
         L.append("")
     if al:
-        L += ["## Variational alignment: ablation (papers 001/003)", "",
+        L += ["## Variational alignment: ablation (Theodoridis et al. 2020)", "",
               "Routes from the source on the same trained model: **mapper** (the method), **branch** "
               "D1(E1(x)) (no mapper), **swap** D2(E1(x)) (unaligned latents into the target decoder). "
               "EPE: mean end-point error in the normalised [0,1] trajectory space.", "",
@@ -414,7 +451,7 @@ def write_report(results: dict, md_path, png_path=None) -> str:
                          else f"| {pair} | {route} | {_p(r['accuracy'])} | – |")
         L.append("")
     if "psnr_audio_to_image" in results:
-        L += ["## PSNR of audio->image (paper 002's metric)", "",
+        L += ["## PSNR of audio->image (Chaudhury et al. 2017's metric)", "",
               "Per generated image: PSNR (dB, per-pixel MSE, max 1) against its nearest test image "
               "(Euclidean), averaged over the test split.", "", "| system | PSNR dB |", "|---|---|"]
         L += [f"| {k} | {v:.2f} |" for k, v in results["psnr_audio_to_image"].items()]
@@ -456,6 +493,7 @@ def write_report(results: dict, md_path, png_path=None) -> str:
 
 
 def build_parser():
+    """The argument parser of the seed-methods comparison."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/seed_methods")
     p.add_argument("--data", default="digits")
@@ -467,11 +505,11 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--vae-beta", type=float, default=0.1,
-                   help="KL weight of the unimodal VAEs (paper 000: 1; at 1 the image VAE collapses to the mean "
+                   help="KL weight of the unimodal VAEs (Jo et al. 2019: 1; at 1 the image VAE collapses to the mean "
                         "image within a CPU budget)")
     p.add_argument("--assoc-beta", type=float, default=None, help="KL weight of the associators (default: --vae-beta)")
     p.add_argument("--align-kl", type=float, nargs=3, default=[0.1, 0.1, 0.1],
-                   help="alignment KL weights: branch, target, mapper (paper 003: 1 1 1)")
+                   help="alignment KL weights: branch, target, mapper (Theodoridis et al. 2020: 1 1 1)")
     p.add_argument("--limit-test", type=int, default=0)
     p.add_argument("--limit-train", type=int, default=0, help="first N training samples only (smoke runs)")
     p.add_argument("--threads", type=int, default=1)
@@ -485,6 +523,7 @@ def build_parser():
 
 
 def main(argv=None) -> int:
+    """Command line of the seed-methods comparison."""
     args = build_parser().parse_args(argv)
     if args.report_only:
         res = json.loads(Path(args.report_only).read_text())
@@ -496,7 +535,8 @@ def main(argv=None) -> int:
     r = Runner(args)
     for stage in args.stages.split(","):
         ts = time.time()
-        {"vae_probe": r.vae_probe, "associator": r.associator, "alignment": r.alignment, "latent_constraint": r.latent_constraint,
+        {"vae_probe": r.vae_probe, "associator": r.associator, "alignment": r.alignment,
+         "latent_constraint": r.latent_constraint,
          "nexus": r.nexus_eval, "psnr": r.psnr, "ship": r.ship}[stage]()
         r.results["timings"][f"stage_{stage}_s"] = round(time.time() - ts, 1)
         r.save()

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Train the evaluation judges once on real data and ship them.
 
     python -m crossmodal_ros.evaluation.train_instruments --data digits --out models/instruments_digits.pt
@@ -237,6 +239,7 @@ def _split_off_validation(train: dict, fraction: float, seed: int) -> tuple[dict
 
 
 def main(argv=None) -> int:
+    """Command line: train the evaluation instruments (judge classifiers, feature AEs)."""
     parser = argparse.ArgumentParser(
         prog="python -m crossmodal_ros.evaluation.train_instruments",
         description="Train the evaluation judges (classifiers + feature auto-encoders) on real data.")

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Models behind one interface (:class:`~crossmodal_ros.models.base.MultimodalModel`).
 
 ``build_model(kind, config)`` builds any registered kind from a plain config dict;
@@ -48,15 +50,11 @@ from . import nexus as _nexus  # noqa: E402  (registers the built-in kinds)
 register_model("nexus")(_nexus.Nexus)
 register_model("nexus0")(_nexus.Nexus0)
 
-try:  # the baselines register themselves when present
-    from . import baselines as _baselines  # noqa: E402,F401
-except ImportError as _exc:  # pragma: no cover - only while baselines.py is being written
-    if "baselines" not in str(_exc):
-        raise
+from . import baselines as _baselines  # noqa: E402,F401  (registers mvae, mmvae)
 
-from . import associator as _associator  # noqa: E402,F401  (paper 000)
-from . import alignment as _alignment  # noqa: E402,F401  (papers 001/003)
-from . import latent_constraint as _latent_constraint  # noqa: E402,F401  (paper 002)
+from . import associator as _associator  # noqa: E402,F401  (Jo et al. 2019)
+from . import alignment as _alignment  # noqa: E402,F401  (Theodoridis et al. 2020)
+from . import latent_constraint as _latent_constraint  # noqa: E402,F401  (Chaudhury et al. 2017)
 
 __all__ = ["MODEL_KINDS", "ModelConfigError", "ModelInputError", "MultimodalModel", "build_model",
            "count_parameters", "register_model"]

@@ -1,4 +1,6 @@
-"""Cross-modal variational alignment of latent spaces (papers 001/003).
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
+"""Cross-modal variational alignment of latent spaces (Theodoridis et al. 2020).
 
 Two modalities, a source M1 and a target M2 (``source``/``target``), and three branches:
 
@@ -144,7 +146,8 @@ class VariationalAlignment(PairLatentModel):
             kl2 = kl_standard_normal(mu2, lv2)
             rev = self.w_rec_s * reconstruction_loss(s, self.reverse_decoder(z2.detach()), x1)
             total = total + rec1 + kw["branch"] * kl1 + rec2 + kw["target"] * kl2 + self.config["reverse_weight"] * rev
-            logs.update({"rec/branch": rec1, "kl/branch": kl1, "rec/target": rec2, "kl/target": kl2, "rec/reverse": rev})
+            logs.update({"rec/branch": rec1, "kl/branch": kl1, "rec/target": rec2, "kl/target": kl2,
+                         "rec/reverse": rev})
         if self.phase in ("mapper", "finetune"):
             mu_m, lv_m, mu_v, lv_v = self.mapper(mu1, lv1)
             recm = self.w_rec_t * reconstruction_loss(t, self.target_vae.decoder(reparameterize(mu_m, lv_m)), x2)
@@ -188,7 +191,8 @@ class VariationalAlignment(PairLatentModel):
     @torch.no_grad()
     def translate(self, x_source: torch.Tensor, route: str = "mapper") -> torch.Tensor:
         """The target generated from source data by ``route``: ``mapper`` (the method, means),
-        ``branch`` (D1(E1), without the mapper) or ``swap`` (D2(E1), unaligned)."""
+        ``branch`` (D1(E1), without the mapper) or ``swap`` (D2(E1), unaligned).
+        """
         mu1, lv1 = self.branch_encoder(x_source)
         if route == "mapper":
             return self.target_vae.decoder(self.mapper(mu1, lv1, sample=False)[0])

@@ -1,4 +1,6 @@
-"""Cross-modal associator network (paper 000): unimodal VAEs joined by variational associators.
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
+"""Cross-modal associator network (Jo et al. 2019): unimodal VAEs joined by variational associators.
 
 Each modality has its own VAE (the bottom networks of ``networks.py``, a latent size of its
 own: ``latent_dims``), trained **unpaired** (phase ``vaes``: every VAE sees only its own
@@ -25,7 +27,7 @@ from ..modalities import AUDIO, IMAGE, LABEL, TRAJECTORY
 from . import register_model
 from .base import (ModelConfigError, ModelInputError, kl_standard_normal, reparameterize, soft_cross_entropy,
                    sum_squared_error)
-from .networks import DEFAULT_LATENT_DIMS, GaussianHeads, ModalityVAE, mlp_stack
+from .networks import GaussianHeads, ModalityVAE, mlp_stack
 from .phased import PhasedModel, phase_defaults
 
 #: Reconstruction weights per modality (as Nexus's lambda: the 200-d trajectory and the label
@@ -70,7 +72,8 @@ class VariationalAssociator(nn.Module):
 
 class PairLatentModel(PhasedModel):
     """Shared machinery of the models whose shared latent is a concatenation of per-modality
-    latents: splitting, decoding, argument checks."""
+    latents: splitting, decoding, argument checks.
+    """
 
     def latent_slices(self) -> dict:
         """``{modality: slice}`` of each modality's part of the shared latent."""
@@ -93,7 +96,7 @@ class PairLatentModel(PhasedModel):
 
 @register_model("associator")
 class AssociatorNetwork(PairLatentModel):
-    """Unimodal VAEs + pairwise variational associators (paper 000); see the module docstring."""
+    """Unimodal VAEs + pairwise variational associators (Jo et al. 2019); see the module docstring."""
 
     PHASES = ("vaes", "associators")
     DEFAULTS = {
@@ -186,7 +189,8 @@ class AssociatorNetwork(PairLatentModel):
         out["loss"] = float(loss.detach())
         return loss, out
 
-    def association_loss(self, source: str, target: str, z_source: torch.Tensor, x_target: torch.Tensor) -> torch.Tensor:
+    def association_loss(self, source: str, target: str, z_source: torch.Tensor,
+                         x_target: torch.Tensor) -> torch.Tensor:
         """Eq. 7 per sample for ``A_{target,source}`` from source latent means ``z_source``."""
         mu, logvar = self.associators[pair_key(source, target)](z_source)
         x_hat = self.vaes[target].decoder(reparameterize(mu, logvar))
@@ -196,7 +200,8 @@ class AssociatorNetwork(PairLatentModel):
     # ---- inference
     def modality_latents(self, inputs: dict, present: torch.Tensor, sample: bool = False) -> dict:
         """``{m: (mu, logvar, have)}`` for every modality: own encoder where present, else through
-        the associators hop by hop (``have`` (B,) marks the rows filled)."""
+        the associators hop by hop (``have`` (B,) marks the rows filled).
+        """
         b = present.shape[0]
         ref = inputs[next(k for k in inputs if k in self.modalities)]
         lat = {}
@@ -253,7 +258,8 @@ class AssociatorNetwork(PairLatentModel):
     @torch.no_grad()
     def translate(self, x: torch.Tensor, path) -> torch.Tensor:
         """Generate ``path[-1]`` from data ``x`` of ``path[0]`` through the explicit associator
-        chain ``path`` (means at every hop), e.g. ``["audio", "trajectory", "image"]``."""
+        chain ``path`` (means at every hop), e.g. ``["audio", "trajectory", "image"]``.
+        """
         path = list(path)
         if len(path) < 2:
             raise ModelInputError("a translation path needs at least two modalities")

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The one model interface (:class:`MultimodalModel`) and the loss helpers the models share.
 
 Every model takes ``dict[modality -> tensor]`` plus a bool presence mask ``(B, M)`` over
@@ -38,7 +40,7 @@ def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, exp(logvar)) summed over the last axis (broadcasts over leading axes)."""
+    """Log N(z; mu, exp(logvar)) summed over the last axis (broadcasts over leading axes)."""
     return -0.5 * torch.sum(LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar), dim=-1)
 
 
@@ -89,7 +91,8 @@ def masked(value: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- config
 def merge_config(defaults: dict, config: dict | None, where: str = "model") -> dict:
     """``defaults`` updated with ``config``; unknown keys and type mismatches raise
-    :class:`ModelConfigError` naming the key. Nested dicts are merged key by key."""
+    :class:`ModelConfigError` naming the key. Nested dicts are merged key by key.
+    """
     out = copy.deepcopy(defaults)
     for key, value in (config or {}).items():
         name = f"{where}.{key}"
@@ -149,7 +152,8 @@ class MultimodalModel(nn.Module):
         cfg = merge_config(cls.DEFAULTS, config)
         mods = cfg.get("modalities", list(MODALITIES))
         if not mods or len(set(mods)) != len(mods) or any(m not in MODALITIES for m in mods):
-            raise ModelConfigError(f"config key 'model.modalities' must be distinct names from {MODALITIES}, got {mods!r}")
+            raise ModelConfigError(f"config key 'model.modalities' must be distinct names from {MODALITIES}, got "
+                                   f"{mods!r}")
         cfg["modalities"] = [m for m in MODALITIES if m in mods]  # canonical order
         cls.check_config(cfg)
         return cfg
@@ -177,7 +181,8 @@ class MultimodalModel(nn.Module):
             x = inputs[m]
             if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != MODEL_SHAPES[m]:
                 shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
-                raise ModelInputError(f"{m!r} must be a tensor of shape (B, {', '.join(map(str, MODEL_SHAPES[m]))}), got {shape}")
+                raise ModelInputError(f"{m!r} must be a tensor of shape (B, {', '.join(map(str, MODEL_SHAPES[m]))}), "
+                                      f"got {shape}")
             if batch is None:
                 batch = x.shape[0]
             elif x.shape[0] != batch:
@@ -216,13 +221,7 @@ class MultimodalModel(nn.Module):
         """
         mu, logvar = self.encode(inputs, mask, sample=sample)
         z = reparameterize(mu, logvar) if sample else mu
-        out = self.decode(z, sample=sample) if _accepts_sample(self.decode) else self.decode(z)
+        out = self.decode(z)
         out["latent_mu"] = mu
         out["latent_logvar"] = logvar
         return out
-
-
-def _accepts_sample(fn) -> bool:
-    import inspect
-
-    return "sample" in inspect.signature(fn).parameters

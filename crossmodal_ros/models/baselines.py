@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Hierarchical baselines of the Nexus paper: MVAE (product of experts) and MMVAE (mixture).
 
 Both reuse Nexus's bottom level (:class:`~crossmodal_ros.models.nexus.BottomLevel`: the same
@@ -54,7 +56,8 @@ class _ExpertModel(HierarchicalModel):
 
     def expert_params(self, z: dict, present: torch.Tensor):
         """Stacked expert (mu, logvar), each (B, M, D); modalities absent from ``z`` are zeros
-        (callers mask them out with ``present``)."""
+        (callers mask them out with ``present``).
+        """
         b = present.shape[0]
         d = self.latent_dim
         dtype = next(iter(z.values())).dtype

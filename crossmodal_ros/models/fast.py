@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Fast inference path for Nexus / Nexus-0: the same function as ``model.infer``, compiled once.
 
 :class:`FastNexus` snapshots an (eval-mode) :class:`~crossmodal_ros.models.nexus.Nexus` into

@@ -1,4 +1,6 @@
-"""Latent-constraint mapping between embedding auto-encoders (paper 002).
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
+"""Latent-constraint mapping between embedding auto-encoders (Chaudhury et al. 2017).
 
 Stage 1 (phase ``embeddings``): every modality gets a low-dimensional *embedding* ``x_z``
 from its own VAE (the bottom networks of ``networks.py``), trained unpaired — the paper's
@@ -61,8 +63,8 @@ class Normalizer(nn.Module):
                     self.std.lerp_(s, self.momentum)
         return (a - self.mean) / self.std
 
-    def inverse(self, l: torch.Tensor) -> torch.Tensor:
-        return l * self.std + self.mean
+    def inverse(self, code: torch.Tensor) -> torch.Tensor:
+        return code * self.std + self.mean
 
 
 class EmbeddingAutoencoder(nn.Module):
@@ -76,8 +78,8 @@ class EmbeddingAutoencoder(nn.Module):
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         return self.enc(a)
 
-    def inverse(self, l: torch.Tensor) -> torch.Tensor:
-        return self.dec(l)
+    def inverse(self, code: torch.Tensor) -> torch.Tensor:
+        return self.dec(code)
 
 
 @register_model("latent_constraint")
@@ -123,7 +125,8 @@ class LatentConstraintMapping(PairLatentModel):
         self.latent_dim = int(cfg["common_dim"])
         self.vaes = nn.ModuleDict({m: ModalityVAE(m, dims[m]) for m in self.modalities})
         self.maps = nn.ModuleDict({
-            m: Normalizer(dims[m]) if m == cfg["anchor"] else EmbeddingAutoencoder(dims[m], self.latent_dim, cfg["hidden_dim"])
+            m: Normalizer(dims[m]) if m == cfg["anchor"] else EmbeddingAutoencoder(dims[m], self.latent_dim,
+                                                                                   cfg["hidden_dim"])
             for m in self.modalities})
         self.rec_weights = {m: float(cfg["rec_weights"].get(m, 1.0)) for m in self.modalities}
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Bottom-level networks: one VAE encoder/decoder pair per modality (docs/NEXUS_SPEC.md).
 
 Every encoder maps a batch of model tensors (``modalities.MODEL_SHAPES``) to ``(mu, logvar)``

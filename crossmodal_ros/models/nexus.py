@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Nexus (hierarchical multimodal VAE), Nexus-0, Forced Perceptual Dropout, sound SigmaVAE.
 
 Reference: Vasco et al., "Leveraging hierarchy in multimodal generative models for effective
@@ -155,7 +157,8 @@ class BottomLevel(nn.Module):
             target = x
             if f"clean:{m}" in batch:  # denoising: an augmented input reconstructs its clean original
                 c = batch[f"clean:{m}"]
-                target = torch.where(p.view(-1, *([1] * (c.dim() - 1))), c, torch.zeros((), dtype=c.dtype, device=p.device))
+                target = torch.where(p.view(-1, *([1] * (c.dim() - 1))), c, torch.zeros((), dtype=c.dtype,
+                                                                                        device=p.device))
             rec = masked(self.reconstruction(m, self.vaes[m].decoder(z[m]), target, p), p)
             kl = masked(kl_standard_normal(mu, logvar), p)
             total = total + self.weights[m] * rec + kl_weight * kl
@@ -214,7 +217,8 @@ class HierarchicalModel(MultimodalModel):
     def train_bottom(self, batch: dict, present: torch.Tensor, kl_weight: float):
         """The bottom level's training pass -> ``(z, per-sample loss, logs)``; ``z`` are the
         latents the top level sees, detached (stop-gradient between the levels): samples
-        (``top_input: sample``, NEXUS_SPEC) or the posterior means (``top_input: mean``)."""
+        (``top_input: sample``, NEXUS_SPEC) or the posterior means (``top_input: mean``).
+        """
         means: dict = {}
         z, per_sample, logs = self.bottom.forward_train(batch, present, kl_weight, means)
         if self.config.get("top_input", "sample") == "mean":
@@ -229,7 +233,7 @@ class HierarchicalModel(MultimodalModel):
             rec = sum_squared_error(z_hat, target)
         return self.top_weights[m] * masked(rec, p)
 
-    def decode(self, z: torch.Tensor, modalities=None, sample: bool = False) -> dict:
+    def decode(self, z: torch.Tensor, modalities=None) -> dict:
         """Top decoders give bottom latents, bottom decoders give data (label: logits)."""
         mods = self.modalities if modalities is None else tuple(modalities)
         unknown = [m for m in mods if m not in self.modalities]
@@ -253,7 +257,8 @@ class Nexus(HierarchicalModel):
     def check_config(cls, cfg: dict) -> None:
         check_hierarchical_config(cfg)
         if cfg["aggregator"] not in ("mean", "concat"):
-            raise ModelConfigError(f"config key 'model.aggregator' must be 'mean' or 'concat', got {cfg['aggregator']!r}")
+            raise ModelConfigError(f"config key 'model.aggregator' must be 'mean' or 'concat', got "
+                                   f"{cfg['aggregator']!r}")
         if not 0.0 <= cfg["fpd_rho"] <= 1.0:
             raise ModelConfigError(f"config key 'model.fpd_rho' must be in [0, 1], got {cfg['fpd_rho']}")
 
@@ -275,7 +280,8 @@ class Nexus(HierarchicalModel):
         parts = []
         for i, m in enumerate(self.modalities):
             if m in z:
-                msg = torch.where(keep[:, i:i + 1], self.messages[m](z[m]), torch.zeros((), dtype=dtype, device=keep.device))
+                msg = torch.where(keep[:, i:i + 1], self.messages[m](z[m]), torch.zeros((), dtype=dtype,
+                                                                                        device=keep.device))
             else:
                 msg = keep.new_zeros((b, d), dtype=dtype) if self.concat else None
             if msg is not None:
@@ -292,7 +298,8 @@ class Nexus(HierarchicalModel):
     def _clean_latents(self, batch: dict, present: torch.Tensor, z: dict, sample: bool = True) -> dict:
         """Top-level targets: the bottom latents of the clean originals where the batch carries
         them (``clean:<modality>``, augmented training), else those of the inputs ``z``
-        (samples, or the posterior means when ``sample`` is false)."""
+        (samples, or the posterior means when ``sample`` is false).
+        """
         out = dict(z)
         with torch.no_grad():
             for i, m in enumerate(self.modalities):
@@ -303,7 +310,8 @@ class Nexus(HierarchicalModel):
                     same = (c == x).flatten(1).all(1)  # rows drawn clean this epoch keep their sample
                     if bool(same.all()):
                         continue
-                    c = torch.where(p.view(-1, *([1] * (c.dim() - 1))), c, torch.zeros((), dtype=c.dtype, device=p.device))
+                    c = torch.where(p.view(-1, *([1] * (c.dim() - 1))), c, torch.zeros((), dtype=c.dtype,
+                                                                                       device=p.device))
                     mu, logvar = self.bottom.encode(m, c)
                     out[m] = torch.where(same.unsqueeze(1), z[m], reparameterize(mu, logvar) if sample else mu)
         return out
@@ -311,7 +319,8 @@ class Nexus(HierarchicalModel):
     def loss(self, batch: dict, mask: torch.Tensor | None = None, epoch: float = 0):
         """Negative ELBO of a batch (Nexus's loss). Keys ``clean:<modality>`` (augmented
         training) give the clean originals: reconstructions at both levels target them while
-        the encoders see the augmented inputs (denoising)."""
+        the encoders see the augmented inputs (denoising).
+        """
         present = self.presence(batch, mask)
         w = kl_warmup(epoch, self.config["warmup_epochs"])
         z, per_sample, logs = self.train_bottom(batch, present, w * self.config["bottom_beta"])

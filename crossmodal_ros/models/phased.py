@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Multi-phase training for models whose parts are trained in separate stages.
 
 The associator network (VAEs unpaired, then associators with the VAEs frozen), the variational
@@ -59,7 +61,8 @@ class PhasedModel(MultimodalModel):
         """``phase_epochs`` names only known phases, with epochs >= 0."""
         for name, epochs in cfg.get("phase_epochs", {}).items():
             if name not in cls.PHASES:
-                raise ModelConfigError(f"config key 'model.phase_epochs.{name}' is not a phase; phases: {list(cls.PHASES)}")
+                raise ModelConfigError(f"config key 'model.phase_epochs.{name}' is not a phase; phases: "
+                                       f"{list(cls.PHASES)}")
             if epochs < 0:
                 raise ModelConfigError(f"config key 'model.phase_epochs.{name}' must be >= 0, got {epochs}")
         frac = cfg.get("paired_fraction", 1.0)
@@ -84,7 +87,8 @@ class PhasedModel(MultimodalModel):
 
     def set_phase(self, phase: str) -> list[nn.Parameter]:
         """Enter ``phase``: only its modules' parameters stay trainable (returned, for the
-        optimizer); the others are frozen and their modules kept in eval mode."""
+        optimizer); the others are frozen and their modules kept in eval mode.
+        """
         if phase not in self.PHASES:
             raise ValueError(f"{self.kind} has no training phase {phase!r}; phases: {list(self.PHASES)}")
         self.phase = phase
@@ -96,7 +100,8 @@ class PhasedModel(MultimodalModel):
             mod.requires_grad_(True)
             trainable.extend(mod.parameters())
         ids = {id(p) for p in trainable}
-        self._frozen_modules = [m for m in self.modules() if m is not self and any(True for _ in m.parameters(recurse=False))
+        self._frozen_modules = [m for m in self.modules()
+                                if m is not self and any(True for _ in m.parameters(recurse=False))
                                 and all(id(p) not in ids for p in m.parameters(recurse=False))]
         self.train(self.training)
         return trainable

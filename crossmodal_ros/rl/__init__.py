@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Reinforcement learning on the fused latent (ROS-free core).
 
 * :mod:`crossmodal_ros.rl.latents` - latents precomputed per (sample, sensor subset) with the

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """The digit-pointer task on the fused latent (ROS-free, Gymnasium).
 
 **Task.** A pointer sits on one of 10 cells of a line (cells 0..9). The agent perceives a digit
@@ -39,6 +41,8 @@ OBS_MODES = ("mu", "mu_std", "raw_image")
 
 @dataclass(frozen=True)
 class TaskConfig:
+    """Settings of the latent pointing task."""
+
     max_steps: int = 20
     step_cost: float = 0.02
     success_reward: float = 1.0
@@ -46,6 +50,7 @@ class TaskConfig:
 
 
 def obs_size(obs_mode: str, latent_dim: int) -> int:
+    """Length of an observation vector for ``obs_mode`` and a latent of ``latent_dim``."""
     if obs_mode == "mu":
         return latent_dim + N_CELLS
     if obs_mode == "mu_std":
@@ -57,7 +62,8 @@ def obs_size(obs_mode: str, latent_dim: int) -> int:
 
 def latent_observation(mu: np.ndarray, logvar: np.ndarray, pointer: np.ndarray, obs_mode: str = "mu") -> np.ndarray:
     """Observation rows from latents ``(B, D)`` and pointer cells ``(B,)`` (the ROS adapter uses
-    this same function, so a policy sees identical vectors in simulation and on the robot)."""
+    this same function, so a policy sees identical vectors in simulation and on the robot).
+    """
     mu = np.atleast_2d(np.asarray(mu, np.float32))
     onehot = np.eye(N_CELLS, dtype=np.float32)[np.asarray(pointer, np.int64).reshape(-1)]
     if obs_mode == "mu":
@@ -69,6 +75,7 @@ def latent_observation(mu: np.ndarray, logvar: np.ndarray, pointer: np.ndarray, 
 
 
 def observation_space(obs_mode: str, latent_dim: int) -> gym.spaces.Box:
+    """The Gymnasium observation space for ``obs_mode`` and a latent of ``latent_dim``."""
     n = obs_size(obs_mode, latent_dim)
     low = 0.0 if obs_mode == "raw_image" else -np.inf
     high = 1.0 if obs_mode == "raw_image" else np.inf
@@ -77,7 +84,8 @@ def observation_space(obs_mode: str, latent_dim: int) -> gym.spaces.Box:
 
 def task_step(pointer, steps, actions, target, cfg: TaskConfig = TaskConfig()):
     """The task's dynamics for arrays of episodes (shared by the simulated and the ROS
-    environment): ``-> (pointer, steps, reward, terminated, truncated, hit)``."""
+    environment): ``-> (pointer, steps, reward, terminated, truncated, hit)``.
+    """
     pointer = np.asarray(pointer, np.int64)
     a = np.asarray(actions, np.int64).reshape(pointer.shape)
     if np.any((a < 0) | (a >= len(ACTIONS))):
@@ -195,7 +203,8 @@ def make_vec_env(table: LatentTable, n_envs: int = 16, subsets=("image",), obs_m
     """A Stable-Baselines3 ``VecEnv`` of ``n_envs`` episodes stepped as one numpy batch
     (auto-reset, ``terminal_observation`` in the infos, as SB3 expects). ``sample_latent``: the
     observation holds a sample of the fused Gaussian (mu + std * noise, fresh every step)
-    instead of its mean, a training-time augmentation."""
+    instead of its mean, a training-time augmentation.
+    """
     from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
     class _Vec(VecEnv):
@@ -258,7 +267,8 @@ def make_vec_env(table: LatentTable, n_envs: int = 16, subsets=("image",), obs_m
 def evaluate(act, table: LatentTable, subsets=("image",), obs_mode: str = "mu", episodes: int = 1000,
              switch_prob: float = 0.0, config: TaskConfig = TaskConfig(), seed: int = 12345) -> dict:
     """Run ``episodes`` episodes at once with ``act(obs (B, n)) -> actions (B,)``; returns
-    ``{"return": mean, "success": rate, "return_std": ..., "length": mean}``."""
+    ``{"return": mean, "success": rate, "return_std": ..., "length": mean}``.
+    """
     b = PointerBatch(table, episodes, subsets, obs_mode, switch_prob, config, seed)
     ret = np.zeros(episodes, np.float64)
     length = np.zeros(episodes, np.int64)

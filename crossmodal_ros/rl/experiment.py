@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Cross-modal transfer on the fused latent (after Silva, Vasco et al., AAMAS 2020).
 
 One re-runnable command trains every policy, evaluates it and writes the results page::
@@ -54,6 +56,7 @@ def run(checkpoint=None, seeds: int = 3, timesteps: int = 500_000, episodes: int
         out_md: str | Path = "docs/results/rl.md", policy_out: str | Path | None = DEFAULT_POLICY,
         limit: int = 0, eval_every: int = 50_000, data: str = "digits", log=print,
         curve_episodes: int = 500) -> dict:
+    """Train and evaluate the RL policies over ``seeds``; returns the results dict."""
     import torch
 
     from crossmodal_ros.paths import default_checkpoint
@@ -106,7 +109,8 @@ def run(checkpoint=None, seeds: int = 3, timesteps: int = 500_000, episodes: int
                              seed=777) for s in EVAL_SETS}
     results = dict(checkpoint=str(checkpoint), checkpoint_sha256=sha, seeds=seeds, timesteps=timesteps,
                    episodes=episodes, obs_mode=obs_mode, limit=limit, task=cfg.__dict__, ppo=dict(PPO_KWARGS),
-                   n_envs=N_ENVS, runs=runs, alignment=alignment, random=random_ev, curves=curves, cache_seconds=t_cache,
+                   n_envs=N_ENVS, runs=runs, alignment=alignment, random=random_ev, curves=curves,
+                   cache_seconds=t_cache,
                    total_seconds=time.perf_counter() - t_all, torch_threads=torch.get_num_threads(),
                    machine=f"{platform.machine()}, {os.cpu_count()} CPUs", n_train=train.n, n_test=test.n)
     results["table"] = summarise(results)
@@ -121,7 +125,8 @@ def latent_alignment(train, test) -> dict:
     nearest-class-centroid classifier on each set's *test* latents, with centroids fit on the
     camera's train latents (``camera_centroids``) or on that set's own train latents
     (``own_centroids``), and the mean distance of test latents to the camera centroid of their
-    class relative to the camera's own (``distance_ratio``)."""
+    class relative to the camera's own (``distance_ratio``).
+    """
     def centroids(mu, y):
         return np.stack([mu[y == k].mean(0) if np.any(y == k) else np.full(mu.shape[1], np.inf) for k in range(10)])
 
@@ -203,6 +208,7 @@ def _fmt(c, key, pct=False):
 
 
 def write_page(results: dict, path: Path) -> None:
+    """Write the Markdown results page of ``results`` to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     stem = path.stem
     json_path = path.with_suffix(".json")
@@ -244,7 +250,8 @@ def write_page(results: dict, path: Path) -> None:
       "latent policies: *latent mean* observes the fused mean, as every policy does at evaluation; "
       "*latent samples* was trained on draws from the fused Gaussian (mean + std x noise, fresh each "
       "step; still only the camera) and is evaluated on the mean like the others. The shipped "
-      f"`{DEFAULT_POLICY.as_posix()}` is the seed-0 *{'latent samples' if SHIPPED == 'latent_sampled' else 'latent mean'}* policy.")
+      f"`{DEFAULT_POLICY.as_posix()}` is the seed-0 "
+      f"*{'latent samples' if SHIPPED == 'latent_sampled' else 'latent mean'}* policy.")
     a("")
     a("## Transfer table (test split)")
     a("")
@@ -315,6 +322,7 @@ def write_page(results: dict, path: Path) -> None:
 
 
 def plot_curves(results: dict, path: Path) -> None:
+    """Plot the learning curves of ``results`` to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -356,6 +364,7 @@ def _band(ax, steps, per_seed, label) -> None:
 
 
 def plot_transfer(results: dict, path: Path) -> None:
+    """Plot the cross-modal transfer results to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -383,6 +392,7 @@ def plot_transfer(results: dict, path: Path) -> None:
 
 
 def main(argv=None) -> int:
+    """Command line of the RL experiment."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="", help="Nexus checkpoint (default: models/nexus_digits.pt)")

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Precomputed fused latents: one (mu, logvar) per (dataset sample, live sensor subset).
 
 The environment never runs the model: the :class:`~crossmodal_ros.engine.FusionEngine` encodes
@@ -47,6 +49,7 @@ def canonical_subset(subset) -> str:
 
 
 def file_sha256(path) -> str:
+    """SHA-256 hex digest of the file at ``path``."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -58,7 +61,8 @@ def file_sha256(path) -> str:
 class LatentTable:
     """Latents of one split: ``mu[subset]``, ``logvar[subset]`` (N, D) float32 per subset name;
     ``label`` (N,) int64; ``image`` (N, 784) uint8 (the model's image input, for the raw-pixel
-    baseline); ``checkpoint_sha256``; ``split``."""
+    baseline); ``checkpoint_sha256``; ``split``.
+    """
 
     mu: dict
     logvar: dict
@@ -90,7 +94,8 @@ class LatentTable:
 def build_latent_table(engine, ds: dict, subsets=None, batch: int = 512, split: str = "",
                        checkpoint_sha256: str = "") -> LatentTable:
     """Encode every sample of dataset dict ``ds`` under every subset (names) with ``engine``
-    (batched ``infer_tensors``, mean latents: ``engine.sample`` is ignored)."""
+    (batched ``infer_tensors``, mean latents: ``engine.sample`` is ignored).
+    """
     import torch
 
     from crossmodal_ros.data.features import model_tensors
@@ -117,6 +122,7 @@ def build_latent_table(engine, ds: dict, subsets=None, batch: int = 512, split: 
 
 
 def cache_path(checkpoint_sha256: str, split: str, data: str = "digits", cache_dir=None) -> Path:
+    """The cache file of the latents of one checkpoint, split and dataset."""
     from crossmodal_ros.paths import cache_dir as default_cache_dir
 
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "rl"
@@ -154,7 +160,8 @@ def read_table(path) -> LatentTable:
 def load_latent_table(split: str, checkpoint=None, data: str = "digits", cache_dir=None, engine=None,
                       rebuild: bool = False, verbose: bool = False) -> LatentTable:
     """The latent table of ``split`` for ``checkpoint`` (default: the shipped model), from the
-    cache when a table for this checkpoint hash exists, else built (and cached)."""
+    cache when a table for this checkpoint hash exists, else built (and cached).
+    """
     from crossmodal_ros.data import load_dataset
     from crossmodal_ros.paths import default_checkpoint
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Small, self-contained policy files: the actor of a trained PPO agent as plain tensors.
 
 A trained Stable-Baselines3 PPO agent is exported to a ``.pt`` file holding only its actor MLP
@@ -62,7 +64,8 @@ class LatentPolicy:
 
 def export_sb3(model, path, **meta) -> Path:
     """Write the actor of an SB3 PPO ``model`` (MlpPolicy) to ``path``; ``meta`` is stored as is
-    (strings, numbers, lists)."""
+    (strings, numbers, lists).
+    """
     pol = model.policy
     linears = [m for m in pol.mlp_extractor.policy_net if isinstance(m, torch.nn.Linear)] + [pol.action_net]
     act = pol.activation_fn.__name__.lower()
@@ -80,6 +83,7 @@ def export_sb3(model, path, **meta) -> Path:
 
 
 def load_policy(path) -> LatentPolicy:
+    """Load a :class:`LatentPolicy` saved at ``path``."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file

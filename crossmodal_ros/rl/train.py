@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Train one PPO agent (Stable-Baselines3) on the latent pointer task, with learning curves.
 
 ``train_policy`` is what the experiment and ``examples/rl_pointer.py train`` call. Curves are
@@ -22,6 +24,8 @@ N_ENVS = 16
 
 @dataclass
 class TrainResult:
+    """A trained policy with its learning curve and training metadata."""
+
     model: object
     seconds: float
     curve_steps: list = field(default_factory=list)

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Export a dataset split as a timed rosbag2 (MCAP or sqlite3) of the sensor topics.
 
 One dataset sample per ``period`` seconds of bag time, as the sensors would publish it:
@@ -15,7 +17,9 @@ Header stamps equal the bag (receive) time. The sensors of one sample are stagge
 milliseconds (camera, then microphone, then pen) like real sensors. An outage schedule
 (``--schedule "0-20: all; 20-40: pen"``) leaves out the modalities that are off. The sample
 rate of the audio and the export settings go into the bag's custom metadata
-(``crossmodal_ros.*`` keys) so :mod:`bag_dataset` and :mod:`bag_eval` can read it back.
+(``crossmodal_ros.*`` keys) so :mod:`crossmodal_ros.bags.dataset` and
+:mod:`crossmodal_ros.bags.evaluate` can read it back. The format is
+:mod:`crossmodal_ros.bags.format`.
 
 Messages are built with :mod:`crossmodal_ros.ros.conversions` and serialised by rclpy, so the
 bag holds exactly what the live graph publishes. Usage::
@@ -32,28 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
+from crossmodal_ros.bags.format import META_PREFIX, STAGGER, TOPICS, TRUTH_TOPIC, TRUTH_TYPE, BagError, typestore
 from crossmodal_ros.modalities import AUDIO, IMAGE, TRAJECTORY
-from crossmodal_ros.ros.outages import OutageSchedule, ScheduleError
-from crossmodal_ros.ros.playback import SensorError, resample_audio, sample_for
+from crossmodal_ros.sensors.outages import OutageSchedule, ScheduleError
+from crossmodal_ros.sensors.playback import SensorError, resample_audio, sample_for
 
-__all__ = ["BagError", "ExportSummary", "export_bag", "TOPICS", "TRUTH_TOPIC", "main"]
-
-
-class BagError(ValueError):
-    """A bag that cannot be written, read, replayed or evaluated (the message says why)."""
-
-
-#: Sensor topics in bags (absolute names) with their modality and message type.
-TOPICS: dict[str, tuple[str, str]] = {
-    "/camera/image_raw": (IMAGE, "sensor_msgs/msg/Image"),
-    "/audio/chunk": (AUDIO, "std_msgs/msg/Float32MultiArray"),
-    "/pen/stroke": (TRAJECTORY, "nav_msgs/msg/Path"),
-}
-TRUTH_TOPIC = "/label/truth"
-TRUTH_TYPE = "std_msgs/msg/Int32"
-#: Offsets (s) of each sensor after the sample's tick: sensors are not perfectly simultaneous.
-STAGGER = {IMAGE: 0.0, AUDIO: 0.004, TRAJECTORY: 0.008}
-META_PREFIX = "crossmodal_ros."
+__all__ = ["ExportSummary", "export_bag", "main"]
 
 
 @dataclass(frozen=True)
@@ -65,12 +53,6 @@ class ExportSummary:
     start_ns: int
     end_ns: int
     indices: list
-
-
-def _typestore():
-    from rosbags.typesys import Stores, get_typestore
-
-    return get_typestore(Stores.ROS2_KILTED)
 
 
 def export_bag(
@@ -116,7 +98,7 @@ def export_bag(
         raise BagError("start_time must be >= 0")
     rate_in = int(dataset.get("sample_rate", sample_rate))
 
-    ts = _typestore()
+    ts = typestore()
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     counts = {t: 0 for t in list(TOPICS) + [TRUTH_TOPIC]}
     writer = Writer(path, version=9, storage_plugin=plugin)

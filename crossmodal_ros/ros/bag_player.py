@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Replay a rosbag2 (MCAP or sqlite3) into the live graph, with ``/clock``.
 
 ``ros2 bag play`` is not available everywhere (no ``rosbag2_py`` wheel); this player needs only
@@ -31,36 +33,9 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from crossmodal_ros.ros.bag_export import BagError
+from crossmodal_ros.bags.format import TOPICS, BagError, open_bag
 
-__all__ = ["BagPlayer", "open_bag", "bag_custom_data", "message_class", "main"]
-
-
-def open_bag(path: str | Path):
-    """An opened :class:`rosbags.rosbag2.Reader` for a bag directory or its .mcap/.db3 file."""
-    from rosbags.rosbag2 import Reader
-
-    path = Path(path)
-    if not path.exists():
-        raise BagError(f"bag {path} does not exist")
-    try:
-        reader = Reader(path)
-        reader.open()
-    except Exception as exc:  # noqa: BLE001 - rosbags raises several error types
-        raise BagError(f"cannot open bag {path}: {exc}") from exc
-    return reader
-
-
-def bag_custom_data(path: str | Path) -> dict[str, str]:
-    """The ``custom_data`` of a bag's metadata.yaml (empty when absent)."""
-    import yaml
-
-    path = Path(path)
-    meta = (path if path.is_dir() else path.parent) / "metadata.yaml"
-    if not meta.is_file():
-        return {}
-    info = yaml.safe_load(meta.read_text()).get("rosbag2_bagfile_information", {})
-    return {str(k): str(v) for k, v in (info.get("custom_data") or {}).items()}
+__all__ = ["BagPlayer", "message_class", "main"]
 
 
 def message_class(msgtype: str):
@@ -122,10 +97,9 @@ class BagPlayer:
 
     # ------------------------------------------------------------ before playing
     def default_wait_topics(self) -> list[str]:
-        """The topics to wait for by default: the bag's sensor topics (bag_export.TOPICS) when it
-        has any (nobody subscribes to ground truth), else every played topic."""
-        from crossmodal_ros.ros.bag_export import TOPICS
-
+        """The topics to wait for by default: the bag's sensor topics (bags.format.TOPICS) when it
+        has any (nobody subscribes to ground truth), else every played topic.
+        """
         sensors = [t for t in self.topics if t in TOPICS]
         return sensors or list(self.topics)
 
@@ -137,7 +111,9 @@ class BagPlayer:
                              settle: float = 0.5) -> list[str]:
         """Block until every topic in ``topics`` (default :meth:`default_wait_topics`) has a
         matched subscriber, then ``settle`` seconds more while /clock carries the bag's start time
-        (the subscriber side finishes its own matching). Returns the topics still unmatched at ``timeout`` ([] on success)."""
+        (the subscriber side finishes its own matching). Returns the topics still unmatched at
+        ``timeout`` ([] on success).
+        """
         topics = list(self.default_wait_topics() if topics is None else topics)
         unknown = [t for t in topics if t not in self.publishers]
         if unknown:
@@ -177,7 +153,8 @@ class BagPlayer:
 
     def _hold_while_paused(self) -> float:
         """While paused, publish the frozen bag time at the clock rate; return the paused
-        wall-clock seconds (the caller shifts its time base by them)."""
+        wall-clock seconds (the caller shifts its time base by them).
+        """
         if self._running.is_set():
             return 0.0
         t0 = time.monotonic()
@@ -197,7 +174,8 @@ class BagPlayer:
     def _wait_until(self, wall_target: float, bag_at, bag_target: int) -> float:
         """Sleep until ``wall_target`` (monotonic), publishing /clock at the clock rate; the
         clock never passes ``bag_target`` (the next message's time), so it stays monotonic.
-        Returns the wall-clock seconds spent paused (``wall_target`` moves by them)."""
+        Returns the wall-clock seconds spent paused (``wall_target`` moves by them).
+        """
         paused_s = 0.0
         while not self._stop.is_set():
             held = self._hold_while_paused()

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Camera node: publishes ``camera/image_raw`` (sensor_msgs/Image).
 
 Sources (parameter ``source``):
@@ -24,7 +26,7 @@ from sensor_msgs.msg import Image
 
 from crossmodal_ros.modalities import IMAGE
 from crossmodal_ros.ros.conversions import numpy_to_image
-from crossmodal_ros.ros.playback import SensorError, frame_from_image
+from crossmodal_ros.sensors.playback import SensorError, frame_from_image
 from crossmodal_ros.ros.sensor_base import QOS_OVERRIDES, PlaybackSource, declare, publisher_qos, run_node
 
 __all__ = ["CameraNode", "open_capture", "main"]
@@ -52,7 +54,9 @@ def convert_frame(bgr: np.ndarray, encoding: str) -> np.ndarray:
 
     if bgr.ndim == 2:
         grey = bgr
-        return grey if encoding == "mono8" else cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR if encoding == "bgr8" else cv2.COLOR_GRAY2RGB)
+        if encoding == "mono8":
+            return grey
+        return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR if encoding == "bgr8" else cv2.COLOR_GRAY2RGB)
     if encoding == "bgr8":
         return bgr
     if encoding == "rgb8":
@@ -149,6 +153,7 @@ class CameraNode(Node):
 
 
 def main(args=None) -> int:
+    """Console entry ``camera_node``."""
     return run_node(CameraNode, args)
 
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Rate and latency bookkeeping and the ``/diagnostics`` status of the Nexus node."""
 from __future__ import annotations
 
@@ -84,7 +86,8 @@ def fusion_status(
     expired: Optional[Mapping[str, int]] = None,
 ) -> DiagnosticStatus:
     """One ``DiagnosticStatus``: OK while active with live input, WARN when inactive, idle or
-    dropping input, ERROR after a failed inference (``last_error``)."""
+    dropping input, ERROR after a failed inference (``last_error``).
+    """
     live = list(live)
     values = [
         KeyValue(key="state", value=state),

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Microphone node: publishes utterance windows on ``audio/chunk`` (std_msgs/Float32MultiArray).
 
 Every message is one utterance of mono float32 PCM in [-1, 1] at the ``sample_rate`` parameter
@@ -7,8 +9,8 @@ Sources (parameter ``source``):
 
 * ``microphone``: a sounddevice input stream (``device``: name or index, empty = default) cut
   into utterances by a voice activity segmenter: parameter ``vad`` = ``silero`` (default; the
-  silero-vad network, :class:`~crossmodal_ros.ros.segmenters.SileroVADSegmenter`,
-  ``vad_threshold``) or ``energy`` (:class:`~crossmodal_ros.ros.segmenters.VoiceActivitySegmenter`,
+  silero-vad network, :class:`~crossmodal_ros.sensors.segmenters.SileroVADSegmenter`,
+  ``vad_threshold``) or ``energy`` (:class:`~crossmodal_ros.sensors.segmenters.VoiceActivitySegmenter`,
   ``vad_margin_db`` over the tracked noise floor); both take the utterance rules ``vad_*``
   (hangover, pre-roll, minimum/maximum length). docs/results/vad.md compares the two;
 * a WAV/FLAC file, a directory of them or a glob: streamed in real time through the same
@@ -39,8 +41,8 @@ from std_msgs.msg import Float32MultiArray
 
 from crossmodal_ros.modalities import AUDIO
 from crossmodal_ros.ros.conversions import numpy_to_audio
-from crossmodal_ros.ros.playback import SensorError, resample_audio, sample_for
-from crossmodal_ros.ros.segmenters import VAD_KINDS, SegmenterError, make_voice_segmenter
+from crossmodal_ros.sensors.playback import SensorError, resample_audio, sample_for
+from crossmodal_ros.sensors.segmenters import VAD_KINDS, SegmenterError, make_voice_segmenter
 from crossmodal_ros.ros.sensor_base import QOS_OVERRIDES, PlaybackSource, declare, now_s, publisher_qos, run_node
 
 __all__ = ["MicrophoneNode", "import_sounddevice", "read_audio_files", "DEFAULT_VAD", "main"]
@@ -155,7 +157,8 @@ class MicrophoneNode(Node):
         # both kinds' own parameters are declared (a launch file may set either); the chosen one is used
         energy = dict(
             margin_db=declare(self, "vad_margin_db", 12.0, "energy VAD: speech threshold over the noise floor (dB)."),
-            min_threshold_db=declare(self, "vad_min_threshold_db", -55.0, "energy VAD: lowest speech threshold (dBFS RMS)."),
+            min_threshold_db=declare(self, "vad_min_threshold_db", -55.0,
+                                     "energy VAD: lowest speech threshold (dBFS RMS)."),
         )
         silero = dict(threshold=declare(self, "vad_threshold", 0.5,
                                         "silero VAD: speech probability that starts speech (0-1)."))
@@ -189,7 +192,8 @@ class MicrophoneNode(Node):
 
     def _chunk(self, k: int) -> np.ndarray:
         """The stream's audio for tick ``k``: ``period_s`` seconds ending ``STREAM_TAIL_S`` after
-        the tick starts, with the tick's utterance (if audio is live) ending at the tick start."""
+        the tick starts, with the tick's utterance (if audio is live) ending at the tick start.
+        """
         from crossmodal_ros import sim
         from crossmodal_ros.codecs import loudest_window
 
@@ -330,6 +334,7 @@ class MicrophoneNode(Node):
 
 
 def main(args=None) -> int:
+    """Console entry ``microphone_node``."""
     return run_node(MicrophoneNode, args)
 
 

@@ -1,4 +1,6 @@
-"""The Nexus inference node: a lifecycle node fusing whatever sensors are live (DESIGN.md sec. 5).
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
+"""The Nexus inference node: a lifecycle node fusing whatever sensors are live (docs/architecture.md).
 
 Topics (relative names, remappable):
 
@@ -33,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import math
 import queue
-import sys
 import threading
 import time
 from collections import Counter
@@ -66,7 +67,7 @@ from crossmodal_ros.modalities import AUDIO, IMAGE, LABEL, MODALITIES, NUM_CLASS
 from crossmodal_ros.ros import conversions as conv
 from crossmodal_ros.ros.diagnostics import (
     FrequencyWindow, LatencyStats, RateMeter, fusion_status, input_status)
-from crossmodal_ros.ros.fusion import LatestSamples, Sample, newest
+from crossmodal_ros.fusion_store import LatestSamples, Sample, newest
 from crossmodal_ros.ros.qos import RELIABILITY_CHOICES, input_qos, output_qos
 
 #: Input topic of each modality (relative names).
@@ -84,9 +85,6 @@ OUTPUT_NAMES: tuple[str, ...] = (
 )
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
-
-_FLOAT_MAX = 1e9
-
 
 def _float_desc(text: str, lo: float, hi: float) -> ParameterDescriptor:
     return ParameterDescriptor(
@@ -351,7 +349,8 @@ class NexusNode(LifecycleNode):
 
     def _after_set_parameters(self, params: list[Parameter]) -> None:
         """Apply live-tunable values at once (rates, staleness, sample_latent); the others take
-        effect at the next configure."""
+        effect at the next configure.
+        """
         if not self._cfg:
             return
         changed = {p.name for p in params if p.name in _LIVE_PARAMETERS}
@@ -457,7 +456,8 @@ class NexusNode(LifecycleNode):
 
     def _configure_failed(self, reason: str) -> TransitionCallbackReturn:
         """Log ``reason``, keep it in ``last_error`` and fail the transition (node stays up,
-        unconfigured, and can be configured again)."""
+        unconfigured, and can be configured again).
+        """
         self.last_error = f"configure failed: {reason}"
         self.get_logger().error(self.last_error)
         return TransitionCallbackReturn.FAILURE
@@ -465,7 +465,8 @@ class NexusNode(LifecycleNode):
     def _warm_up(self, engine, sample_rate: int) -> None:
         """One inference per modality on synthetic input, so first-call costs (the audio
         feature code compiles on first use, seconds) are paid at configure, not by the first
-        real message. A failure here is logged, not fatal."""
+        real message. A failure here is logged, not fatal.
+        """
         t = np.arange(sample_rate // 4) / sample_rate
         synthetic = {
             IMAGE: np.eye(28, dtype=np.float32),
@@ -668,7 +669,8 @@ class NexusNode(LifecycleNode):
 
     def _on_wake(self) -> None:
         """New input arrived: fuse it now unless a fusion runs or max_rate_hz defers it (the
-        fusion timer then picks it up)."""
+        fusion timer then picks it up).
+        """
         if self._active and self._store.pending:
             if self._sched.decide(self._mono(), True, False) == FRESH:
                 self._fuse(FRESH)
@@ -685,7 +687,8 @@ class NexusNode(LifecycleNode):
 
     def live_inputs(self) -> tuple[str, ...]:
         """The modalities live right now (node clock, staleness windows; none while the sim
-        clock is stalled, see ``clock_timeout_s``)."""
+        clock is stalled, see ``clock_timeout_s``).
+        """
         if self._clock_is_stalled():
             return ()
         return tuple(self._store.live(self._now_s(), self._staleness()))
@@ -693,7 +696,8 @@ class NexusNode(LifecycleNode):
     def _clock_is_stalled(self) -> bool:
         """True under ``use_sim_time`` when the node clock has not moved for ``clock_timeout_s``
         wall-clock seconds (the bag ended or is paused): liveness is frozen with the clock, so
-        without this the last inputs would stay live, and fused, for ever."""
+        without this the last inputs would stay live, and fused, for ever.
+        """
         timeout = float(self._cfg.get("clock_timeout_s", 0.0) or 0.0)
         if timeout <= 0.0 or not self.get_parameter("use_sim_time").value:
             self.clock_stalled = False
@@ -712,11 +716,6 @@ class NexusNode(LifecycleNode):
 
     def _staleness(self) -> dict[str, float]:
         return {m: float(self._cfg.get(p, 0.0)) for m, p in _STALENESS.items()}
-
-    def fuse_once(self) -> bool:
-        """Fuse the live inputs now and publish; False when nothing is live (public for tools
-        that drive the node without timers)."""
-        return self._fuse("manual")
 
     def _fuse(self, kind: str = FRESH) -> bool:
         with self._fusion_lock:
@@ -949,7 +948,8 @@ def print_help(file=None) -> None:
 
 def _input_errors() -> tuple[type, ...]:
     """Exceptions meaning 'the engine rejected this input' (not a bug): the codecs'
-    CodecError and the engine's EngineInputError, which wraps it."""
+    CodecError and the engine's EngineInputError, which wraps it.
+    """
     from crossmodal_ros.codecs import CodecError
     from crossmodal_ros import engine
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Pen/arm node: publishes one written digit per message on ``pen/stroke`` (nav_msgs/Path).
 
 Sources (parameter ``source``):
@@ -5,7 +7,7 @@ Sources (parameter ``source``):
 * ``topic``: subscribes to stamped positions on ``input_topic`` (``input_type``:
   ``point`` = geometry_msgs/PointStamped, ``pose`` = geometry_msgs/PoseStamped) of a pen, a
   touch screen or an end effector, and segments them with
-  :class:`~crossmodal_ros.ros.segmenters.StrokeSegmenter`: a time gap over ``gap_s`` or a height
+  :class:`~crossmodal_ros.sensors.segmenters.StrokeSegmenter`: a time gap over ``gap_s`` or a height
   over ``pen_up_height`` lifts the pen; after ``pause_s`` without pen-down points the digit's
   strokes are published together as one Path (poses stamped with the sample times, the header
   with the publish time);
@@ -23,9 +25,9 @@ from rclpy.node import Node
 
 from crossmodal_ros.modalities import TRAJECTORY
 from crossmodal_ros.ros.conversions import numpy_to_path, stamp_to_seconds
-from crossmodal_ros.ros.playback import SensorError, sample_for
+from crossmodal_ros.sensors.playback import SensorError, sample_for
 from crossmodal_ros.ros.qos import input_qos
-from crossmodal_ros.ros.segmenters import PenDigit, SegmenterError, StrokeSegmenter
+from crossmodal_ros.sensors.segmenters import PenDigit, SegmenterError, StrokeSegmenter
 from crossmodal_ros.ros.sensor_base import QOS_OVERRIDES, PlaybackSource, declare, now_s, publisher_qos, run_node
 
 __all__ = ["PenNode", "main"]
@@ -111,6 +113,7 @@ class PenNode(Node):
 
 
 def main(args=None) -> int:
+    """Console entry ``pen_node``."""
     return run_node(PenNode, args)
 
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """QoS profiles of the crossmodal_ros graph.
 
 Sensor inputs default to sensor-data QoS (best effort, keep last, volatile) and can be made

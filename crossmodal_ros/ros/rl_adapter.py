@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """ROS adapter for RL agents: observations from the inference node's live latent topic.
 
 A policy trained in simulation (:mod:`crossmodal_ros.rl`) runs unchanged against a live node:
@@ -15,7 +17,8 @@ Topics (relative to the node's prefix, default ``/nexus``):
   ``modalities`` (``std_msgs/String``) for the fused inputs.
 
 While the stamped topic has a publisher (or once a stamped message has arrived) the plain
-topic is ignored (both carry the same fusions), so a reading never mixes the two. Readings are numpy arrays; nothing here needs torch.
+topic is ignored (both carry the same fusions), so a reading never mixes the two. Readings are
+numpy arrays; nothing here needs torch.
 """
 from __future__ import annotations
 
@@ -33,7 +36,8 @@ class LatentReading:
     """One fused latent as received: ``mu``/``logvar`` (D,) float32, ``fused`` modality names,
     ``stamp`` (s; 0 for the plain topic, which has no header), ``source`` ``"stamped"`` or
     ``"plain"``, ``model`` ({"kind", "checkpoint_sha256"} when stamped), ``seq`` (1, 2, ...),
-    ``received`` (monotonic seconds)."""
+    ``received`` (monotonic seconds).
+    """
 
     mu: np.ndarray
     logvar: np.ndarray
@@ -49,7 +53,8 @@ def parse_stamped(msg) -> tuple:
     """``(stamp_s, mu, logvar, fused, model)`` from a stamped latent (JointState) message.
 
     Uses :func:`crossmodal_ros.ros.conversions.latent_from_stamped` when the package has it,
-    else reads the documented name/position pairs itself."""
+    else reads the documented name/position pairs itself.
+    """
     from crossmodal_ros.ros import conversions as conv
 
     reader = getattr(conv, "latent_from_stamped", None)
@@ -73,7 +78,8 @@ def parse_stamped(msg) -> tuple:
     if d == 0 or sorted(mu) != list(range(d)) or sorted(lv) != list(range(d)):
         raise ValueError(f"stamped latent without a complete mu/logvar: {len(mu)} mu, {len(lv)} logvar entries")
     stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
-    return (float(stamp), np.array([mu[k] for k in range(d)], np.float32), np.array([lv[k] for k in range(d)], np.float32),
+    return (float(stamp), np.array([mu[k] for k in range(d)], np.float32), np.array([lv[k] for k in range(d)],
+                                                                                    np.float32),
             tuple(fused), model)
 
 
@@ -82,7 +88,8 @@ class LatentObserver:
 
     ``prefer``: ``"auto"`` (stamped once seen, else plain), ``"stamped"`` or ``"plain"`` (only
     that topic). ``newest`` is the latest :class:`LatentReading` (None before the first);
-    ``wait(executor, after_seq, timeout)`` spins until a reading newer than ``after_seq``."""
+    ``wait(executor, after_seq, timeout)`` spins until a reading newer than ``after_seq``.
+    """
 
     def __init__(self, node, prefix: str = "/nexus", prefer: str = "auto", depth: int = 10):
         from rclpy.qos import QoSProfile, ReliabilityPolicy

@@ -1,9 +1,11 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Shared plumbing of the sensor nodes: parameter declaration, QoS, dataset playback timing.
 
 The sensor nodes (camera, microphone, pen) each have a device source and a ``dataset``
 playback source. The playback part is the same for all three and lives here:
 :class:`PlaybackSource` declares the playback parameters, builds the ROS-free
-:class:`~crossmodal_ros.ros.playback.PlaybackClock` and calls back once per live tick.
+:class:`~crossmodal_ros.sensors.playback.PlaybackClock` and calls back once per live tick.
 """
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
-from crossmodal_ros.ros.outages import OutageSchedule, ScheduleError
-from crossmodal_ros.ros.playback import PlaybackClock, PlaybackTick, SensorError
+from crossmodal_ros.sensors.outages import OutageSchedule, ScheduleError
+from crossmodal_ros.sensors.playback import PlaybackClock, PlaybackTick, SensorError
 
 #: Publishers and subscriptions of the sensor nodes accept per-topic QoS overrides
 #: (``qos_overrides./camera/image_raw.publisher.reliability`` etc.), over qos_reliability/depth.

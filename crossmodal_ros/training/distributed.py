@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Training on several processes or machines with PyTorch's own engine (torchrun + DDP).
 
 ``crossmodal-train`` runs unchanged under ``torchrun``: when the environment torchrun sets
@@ -80,7 +82,8 @@ class DistContext:
     def on_main(self, fn):
         """Run ``fn()`` on rank 0 only and give its result - or raise its exception - on every
         rank (so that an error on rank 0, e.g. a missing checkpoint, does not leave the other
-        ranks waiting at the next collective)."""
+        ranks waiting at the next collective).
+        """
         if not self.enabled:
             return fn()
         result, error = None, None
@@ -106,7 +109,8 @@ class DistContext:
 
     def sync_module(self, module: nn.Module, buffers_only: bool = False) -> None:
         """Copy rank 0's buffers (e.g. BatchNorm running statistics, which each rank updates with
-        its own micro-batches) and, unless ``buffers_only``, parameters to every rank."""
+        its own micro-batches) and, unless ``buffers_only``, parameters to every rank.
+        """
         if not self.enabled:
             return
         import torch.distributed as dist
@@ -123,7 +127,8 @@ class DistContext:
 
     def check_replicas(self, module: nn.Module) -> None:
         """Raise RuntimeError unless every rank holds the same parameters (DDP keeps them equal;
-        a difference means the replicas diverged, e.g. a rank ran other steps)."""
+        a difference means the replicas diverged, e.g. a rank ran other steps).
+        """
         if not self.enabled:
             return
         import torch.distributed as dist
@@ -139,7 +144,8 @@ class DistContext:
 
     def rank_seed(self, seed: int, *tags: int) -> int:
         """A seed for this rank's global torch RNG (dropout masks, reparameterisation noise):
-        different per rank, stage and epoch, the same for every run with the same ``seed``."""
+        different per rank, stage and epoch, the same for every run with the same ``seed``.
+        """
         import hashlib
 
         h = hashlib.sha256(repr((int(seed), self.rank) + tuple(int(t) for t in tags)).encode())
@@ -218,7 +224,8 @@ def setup(device: torch.device) -> tuple[DistContext, torch.device]:
 
 def wrap(module: nn.Module, ctx: DistContext, device: torch.device, find_unused: bool = False) -> nn.Module:
     """``module`` in DistributedDataParallel when the job has several processes, else itself.
-    Call after the set of trainable parameters is final (DDP registers them at construction)."""
+    Call after the set of trainable parameters is final (DDP registers them at construction).
+    """
     if not ctx.enabled:
         return module
     from torch.nn.parallel import DistributedDataParallel as DDP
@@ -231,7 +238,8 @@ def wrap(module: nn.Module, ctx: DistContext, device: torch.device, find_unused:
 class LossModule(nn.Module):
     """``forward(*args) = fn(model, *args)``: routes a model's loss method (DDP only hooks
     ``forward``) through DistributedDataParallel. Holds ``model`` as a submodule, so the
-    parameters are shared, not copied."""
+    parameters are shared, not copied.
+    """
 
     def __init__(self, model: nn.Module, fn):
         super().__init__()
@@ -244,7 +252,8 @@ class LossModule(nn.Module):
 
 def release() -> None:
     """Collect a dropped DDP wrapper now (its gradient hooks go with it) before the next stage
-    wraps another set of trainable parameters; the caller deletes its reference first."""
+    wraps another set of trainable parameters; the caller deletes its reference first.
+    """
     import gc
 
     gc.collect()

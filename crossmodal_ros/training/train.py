@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """``crossmodal-train``: offline training of any registered model kind from a YAML config.
 
 Usage::
@@ -166,7 +168,8 @@ def resolve_device(name: str) -> torch.device:
 # --------------------------------------------------------------------------- data
 def load_tensors(spec: str, split: str = "train"):
     """Model tensors (docs/architecture.md) of dataset ``spec`` and the codecs that made them:
-    ``(tensors, codecs_dict)``."""
+    ``(tensors, codecs_dict)``.
+    """
     tensors, codecs, _ = load_train_data(spec, split)
     return tensors, codecs
 
@@ -201,7 +204,8 @@ def load_train_data(spec: str, split: str = "train", exclude_speakers=(), augmen
 
 def exclude_speaker_audio(ds: dict, speakers: list, seed: int) -> dict:
     """A copy of dataset dict ``ds`` in which no sample's audio is by one of ``speakers``: each
-    such sample takes the clip of a seeded random sample of the same label by another speaker."""
+    such sample takes the clip of a seeded random sample of the same label by another speaker.
+    """
     import numpy as np
 
     if "speaker" not in ds or "audio" not in ds:
@@ -209,7 +213,8 @@ def exclude_speaker_audio(ds: dict, speakers: list, seed: int) -> dict:
     spk = np.asarray(ds["speaker"]).astype(str)
     unknown = sorted(set(speakers) - set(spk.tolist()))
     if unknown:
-        raise TrainingError(f"train.exclude_speakers: {unknown} not in the data (speakers: {sorted(set(spk.tolist()))})")
+        raise TrainingError(f"train.exclude_speakers: {unknown} not in the data (speakers: "
+                            f"{sorted(set(spk.tolist()))})")
     bad = np.isin(spk, speakers)
     rng = np.random.default_rng([int(seed), 17])
     src = np.arange(len(spk))
@@ -250,7 +255,8 @@ def limit_samples(tensors: dict, limit: int | None) -> dict:
 
 def batches(tensors: dict, batch_size: int, generator: torch.Generator | None, device, keys=None):
     """Mini-batches (dicts) over ``tensors``; shuffled when ``generator`` is given. A final
-    batch of one sample is dropped in training (BatchNorm needs two)."""
+    batch of one sample is dropped in training (BatchNorm needs two).
+    """
     n = next(iter(tensors.values())).shape[0]
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     keys = keys or list(tensors)
@@ -283,7 +289,8 @@ def _train_step(wrapped, micro, args: tuple, opt, clip_params, clip: float, devi
     from :func:`distributed.step_batches`): forward (under autocast) and backward of each
     weighted micro-batch loss (DDP all-reduces the gradients after the last one), gradient
     clipping, the optimizer step. Adds each log term times the micro-batch's share of the global
-    batch to ``sums``. Returns the last micro-batch's logs."""
+    batch to ``sums``. Returns the last micro-batch's logs.
+    """
     opt.zero_grad(set_to_none=True)
     last = len(micro) - 1
     logs = {}
@@ -402,7 +409,8 @@ def pretrain_sound(model, train, val, tcfg, device, gen, quiet=False, log=print,
 @torch.inference_mode()
 def validate(model, val: dict, device, epoch: int, batch_size: int = 256) -> dict:
     """Validation metrics: the loss at full KL weight (the negative ELBO Nexus optimises, no
-    FPD) and the label accuracy decoded from each single other modality."""
+    FPD) and the label accuracy decoded from each single other modality.
+    """
     model.eval()
     n = next(iter(val.values())).shape[0]
     keys = [m for m in model.modalities if m in val]
@@ -497,11 +505,13 @@ def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict |
         f"{next(iter(train.values())).shape[0]} train / {next(iter(val.values())).shape[0]} val samples, device {dev}"
         f"{f', {torch.get_num_threads()} CPU threads' if dev.type == 'cpu' else ''}"
         f"{f', {ctx.world_size} processes ({ctx.backend})' if ctx.enabled else ''}"
-        f"{f', {accum} accumulation steps' if accum > 1 else ''}{f', {precision} autocast' if precision != 'fp32' else ''}")
+        f"{f', {accum} accumulation steps' if accum > 1 else ''}"
+        f"{f', {precision} autocast' if precision != 'fp32' else ''}")
 
     t_run = time.time()
     bottom = getattr(model, "bottom", None)
-    needs_sound = (bottom is not None and "audio" in getattr(bottom, "frozen", ()) and not bool(bottom.audio_pretrained))
+    needs_sound = (bottom is not None and "audio" in getattr(bottom, "frozen",
+                                                             ()) and not bool(bottom.audio_pretrained))
     if needs_sound and tcfg["sound_pretrain_epochs"] > 0:
         log(f"stage 1: sound SigmaVAE pretraining for {tcfg['sound_pretrain_epochs']} epochs")
         t0 = time.time()
@@ -600,7 +610,8 @@ def _check_replicas(ctx, model) -> None:
 
 def fraction_subset(tensors: dict, fraction: float) -> dict:
     """The first ``ceil(fraction * N)`` samples (at least 2) of an already shuffled tensor dict:
-    a fixed subset, e.g. the few paired samples of a semi-supervised phase."""
+    a fixed subset, e.g. the few paired samples of a semi-supervised phase.
+    """
     n = next(iter(tensors.values())).shape[0]
     k = min(n, max(2, math.ceil(fraction * n)))
     return {key: v[:k] for key, v in tensors.items()}
@@ -731,6 +742,7 @@ def _write_logs(out: Path, history: list, cfg: dict, stage_info: dict, summary: 
 
 # --------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``crossmodal-train``."""
     p = argparse.ArgumentParser(prog="crossmodal-train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="YAML config (config/train_nexus.yaml, ...)")
@@ -749,6 +761,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Console entry ``crossmodal-train``."""
     args = build_parser().parse_args(argv)
     ctx = distributed.DistContext()
     try:

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Dataset playback for sensor nodes without sensors (ROS-free).
 
 A playback source publishes one dataset sample every ``period_s`` seconds. Which sample is a
@@ -5,7 +7,7 @@ pure function of the clock: tick ``k = floor((t - tick_origin) / period)`` plays
 ``order[k % N]`` where ``order`` is a seeded permutation. Camera, microphone and pen playback
 therefore agree on the sample (and the label) at every tick, even in separate processes, as long
 as they share ``period_s``, ``seed`` and ``tick_origin`` (default 0 = the Unix epoch, which every
-process shares). An :class:`~crossmodal_ros.ros.outages.OutageSchedule` read at playback time
+process shares). An :class:`~crossmodal_ros.sensors.outages.OutageSchedule` read at playback time
 ``t - schedule_start`` decides whether the modality is live at that tick.
 
 :func:`sample_for` turns dataset rows into raw sensor data of the form the sensors produce
@@ -19,18 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from crossmodal_ros.modalities import AUDIO, IMAGE, LABEL, TRAJECTORY
-from crossmodal_ros.ros.outages import OutageSchedule
+from crossmodal_ros.sensors.outages import OutageSchedule
 
-__all__ = ["SensorError", "PlaybackError", "PlaybackTick", "PlaybackClock", "sample_for", "frame_from_image"]
+__all__ = ["SensorError", "PlaybackTick", "PlaybackClock", "sample_for", "frame_from_image"]
 
 
 class SensorError(ValueError):
     """A sensor source that cannot run: bad settings, a missing device or driver library, or a
-    dataset that lacks what a playback source needs. The message says what to do."""
-
-
-#: Playback problems are sensor errors (one error type for the sensor nodes).
-PlaybackError = SensorError
+    dataset that lacks what a playback source needs. The message says what to do.
+    """
 
 
 @dataclass(frozen=True)
@@ -59,9 +58,9 @@ class PlaybackClock:
         shuffle: bool = True,
     ):
         if n_samples <= 0:
-            raise PlaybackError("the playback dataset is empty")
+            raise SensorError("the playback dataset is empty")
         if not (period_s > 0 and math.isfinite(period_s)):
-            raise PlaybackError(f"period must be a positive number of seconds, got {period_s}")
+            raise SensorError(f"period must be a positive number of seconds, got {period_s}")
         self.n_samples = int(n_samples)
         self.period_s = float(period_s)
         self.tick_origin = float(tick_origin)
@@ -123,7 +122,7 @@ def sample_for(dataset: dict, modality: str, index: int, frame_size: int = 28):
     only); trajectory -> float32 (100, 2) points in [0,1], y up; label -> int.
     """
     if modality not in dataset:
-        raise PlaybackError(f"dataset {dataset.get('name', '?')!r} has no {modality!r} data")
+        raise SensorError(f"dataset {dataset.get('name', '?')!r} has no {modality!r} data")
     if modality == IMAGE:
         return frame_from_image(dataset[IMAGE][index], frame_size)
     if modality == AUDIO:
@@ -137,18 +136,7 @@ def sample_for(dataset: dict, modality: str, index: int, frame_size: int = 28):
         return np.stack([flat[:half], flat[half:]], axis=1)
     if modality == LABEL:
         return int(dataset[LABEL][index])
-    raise PlaybackError(f"unknown modality {modality!r}")
-
-
-def check_playback_dataset(dataset: dict, modality: str) -> int:
-    """The number of rows, after checking that the dataset can play ``modality``."""
-    if modality not in dataset:
-        raise PlaybackError(
-            f"dataset {dataset.get('name', '?')!r} has no {modality!r} data to play back"
-        )
-    if modality == AUDIO and "sample_rate" not in dataset:
-        raise PlaybackError("dataset audio has no sample_rate")
-    return int(len(dataset[modality]))
+    raise SensorError(f"unknown modality {modality!r}")
 
 
 def resample_audio(wave: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Sensor outage schedules for playback sources (ROS-free).
 
 A schedule is a list of phases ``(t_start, t_end, live modalities)`` over playback time (seconds

@@ -1,6 +1,8 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Keep-latest input store with per-modality staleness windows (ROS-free, clock-agnostic).
 
-This is the fusion bookkeeping of the Nexus node (DESIGN.md section 5), kept apart from the
+This is the fusion bookkeeping of the Nexus node (docs/architecture.md), kept apart from the
 node so the offline bag evaluator can run the same logic over bag time:
 
 * ``put`` stores the newest sample of a modality (older unfused ones are superseded);
@@ -28,7 +30,8 @@ class Sample:
     """One validated input: ``value`` for the engine, its header ``stamp`` (opaque, copied into
     output headers), ``stamp_s`` (the same in seconds, to find the newest), ``arrival_s`` (on
     the liveness clock), the sender's ``frame_id`` and ``seq``, a caller-chosen message number
-    (the node uses it to count each input message once, however many fusions reuse it)."""
+    (the node uses it to count each input message once, however many fusions reuse it).
+    """
 
     value: Any
     stamp: Any

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """``make demo``: the whole ROS 2 graph in one process, from dataset playback, with sensor outages.
 
 Nodes: camera, microphone and pen playback (:mod:`crossmodal_ros.ros.camera_node` etc.), the
@@ -14,7 +16,7 @@ accuracy per fused input subset, latency median/p99, output rates. ``out/demo`` 
 ``reconstructions.png`` (real inputs next to reconstructions, a few samples per phase) and
 ``summary.json``.
 
-Usage: ``python -m crossmodal_ros.demo [--duration 60] [--checkpoint PATH] [--device auto]``.
+Usage: ``python -m crossmodal_ros.ros.demo [--duration 60] [--checkpoint PATH] [--device auto]``.
 """
 from __future__ import annotations
 
@@ -127,7 +129,8 @@ def settled(records: list[DemoRecord]) -> DemoRecord:
     """The output of one tick that fused the most inputs (the latest among equals).
 
     Sensors of one tick arrive a few milliseconds apart and the node fuses promptly, so a tick
-    first yields partial fusions (e.g. image only) and then the complete one."""
+    first yields partial fusions (e.g. image only) and then the complete one.
+    """
     return max(reversed(records), key=lambda r: len(r.fused))
 
 
@@ -142,7 +145,8 @@ class DemoGraph:
     """The demo's nodes, built by :func:`build_graph` on one rclpy context (not yet added to an
     executor): the inference node, the monitor (and its node) and the three playback sensors
     (camera, microphone, pen). ``nodes`` lists them all, for adding to an executor and for
-    destruction."""
+    destruction.
+    """
 
     nexus: object
     monitor_node: object
@@ -168,14 +172,15 @@ class PenWriter:
     """Writes each live tick's pen trajectory as geometry_msgs/PointStamped positions on
     ``pen/position`` in real time (a pen, touch screen or end effector), for the pen node to
     segment. The digit for tick ``k`` is written during ``draw_s`` and finished ``pause_s``
-    before the tick starts, so the pen node's pause completes it early in the tick."""
+    before the tick starts, so the pen node's pause completes it early in the tick.
+    """
 
     def __init__(self, ctx, dataset: dict, schedule, period: float, seed: int, start: float,
                  pause_s: float = 0.4, draw_s: float = 0.35, points: int = 50):
         import rclpy
         from geometry_msgs.msg import PointStamped
 
-        from crossmodal_ros.ros.playback import PlaybackClock
+        from crossmodal_ros.sensors.playback import PlaybackClock
 
         if pause_s + draw_s >= period:
             raise ValueError(f"pen writing ({draw_s} s) plus pause ({pause_s} s) must fit in one period ({period} s)")
@@ -192,7 +197,7 @@ class PenWriter:
 
     def _on_timer(self) -> None:
         from crossmodal_ros.ros.conversions import seconds_to_stamp
-        from crossmodal_ros.ros.playback import sample_for
+        from crossmodal_ros.sensors.playback import sample_for
 
         now = time.time()
         while True:
@@ -227,20 +232,22 @@ def build_graph(ctx, checkpoint: str, nexus_params: dict, dataset: dict, schedul
     ``nexus_params`` and ``checkpoint``; RuntimeError if it does not activate, warmed up on one
     dataset sample), the output monitor, and camera/microphone/pen playback of ``dataset``
     starting at wall time ``start`` (None: the second whole period after the model is loaded)
-    with one sample per ``period`` following ``schedule`` (an OutageSchedule). ``sensor_params``: extra parameters for every sensor node.
+    with one sample per ``period`` following ``schedule`` (an OutageSchedule). ``sensor_params``:
+    extra parameters for every sensor node.
 
     ``real_sensors`` (a dict, None: dataset tensors as messages) runs the real sensor paths:
     the camera renders each digit into a full frame (``frame_width`` x ``frame_height``), the
     microphone streams continuous audio (``snr_db``, ``noise``) through its VAD (``vad``, default
     the node's) and publishes what the VAD emits, and a pen writer publishes
-    geometry_msgs/PointStamped positions that the pen node segments (``pen_pause_s``)."""
+    geometry_msgs/PointStamped positions that the pen node segments (``pen_pause_s``).
+    """
     from rclpy.parameter import Parameter
 
     from crossmodal_ros.ros.camera_node import CameraNode
     from crossmodal_ros.ros.microphone_node import MicrophoneNode
     from crossmodal_ros.ros.nexus_node import make_node
     from crossmodal_ros.ros.pen_node import PenNode
-    from crossmodal_ros.ros.playback import resample_audio, sample_for
+    from crossmodal_ros.sensors.playback import resample_audio, sample_for
 
     ncfg = dict(nexus_params)
     ncfg.update(checkpoint=str(checkpoint), sample_rate=sample_rate, autostart=True)
@@ -331,12 +338,13 @@ def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = Non
              seed: int | None = None, out=None) -> dict:
     """Run the graph for ``duration`` seconds; returns the summary dict (also in summary.json).
 
-    ``out``: where the console table goes (default: sys.stdout at call time)."""
+    ``out``: where the console table goes (default: sys.stdout at call time).
+    """
     out = out if out is not None else sys.stdout
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
 
-    from crossmodal_ros.ros.outages import demo_schedule, describe_live
+    from crossmodal_ros.sensors.outages import demo_schedule, describe_live
     from crossmodal_ros.ros.sensor_base import load_playback_dataset
 
     cfg = _load_config(config)
@@ -436,7 +444,8 @@ def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = Non
 
 def _input_stats(graph: DemoGraph) -> dict:
     """Per modality: what the sensor produced, what the sensor node published, and what the
-    inference node received and dropped (by reason)."""
+    inference node received and dropped (by reason).
+    """
     cam, mic, pen = graph.sensors
     nexus = graph.nexus
     produced = {
@@ -536,7 +545,7 @@ def _plot(records, dataset, schedule, per_phase: int, path: Path, sample_rate: i
     import matplotlib.pyplot as plt
 
     from crossmodal_ros.codecs import AudioCodec
-    from crossmodal_ros.ros.playback import resample_audio, sample_for
+    from crossmodal_ros.sensors.playback import resample_audio, sample_for
 
     final = settled_records(records)
     chosen = []
@@ -581,6 +590,7 @@ def _plot(records, dataset, schedule, per_phase: int, path: Path, sample_rate: i
 
 
 def main(argv=None) -> int:
+    """Console entry ``demo`` (``make demo``)."""
     p = argparse.ArgumentParser(prog="demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=None, help="seconds of playback (default 60 = 5 phases of 12 s)")
     p.add_argument("--period", type=float, default=None, help="seconds between samples (default: config, 1.0)")

@@ -1,8 +1,11 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Offline evaluation of a sensor bag: the inference node's fusion logic over bag time.
 
-No graph runs: messages are decoded with the same conversions as the node, stored in the
-node's keep-latest store (:class:`crossmodal_ros.ros.fusion.LatestSamples`, per-modality
-staleness windows, on bag time) and fused by the node's own scheduler
+No graph runs and no ROS is needed: messages are decoded by :mod:`crossmodal_ros.bags.reader`
+with the node's decoders, stored in the node's keep-latest store
+(:class:`crossmodal_ros.fusion_store.LatestSamples`, per-modality staleness windows, on bag
+time) and fused by the node's own scheduler
 (:class:`crossmodal_ros.fusion_policy.FusionScheduler`, driven by :func:`drive_timeline` with
 the node's timer period), so the evaluator decides exactly as the node:
 
@@ -33,11 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
+from crossmodal_ros.bags.format import TRUTH_TOPIC, BagError, bag_custom_data
+from crossmodal_ros.bags.reader import read_bag_inputs
+from crossmodal_ros.fusion_policy import FRESH, FusionScheduler
+from crossmodal_ros.fusion_store import LatestSamples, Sample, newest
 from crossmodal_ros.modalities import AUDIO, IMAGE, LABEL, MODALITIES, TRAJECTORY, subset_name
-from crossmodal_ros.ros.bag_export import TOPICS, TRUTH_TOPIC, BagError
-from crossmodal_ros.ros.bag_player import bag_custom_data, open_bag
 
-__all__ = ["FusionSettings", "EvalReport", "read_bag_inputs", "drive_timeline", "evaluate_bag", "main"]
+__all__ = ["FusionSettings", "EvalReport", "drive_timeline", "evaluate_bag", "main"]
 
 
 @dataclass(frozen=True)
@@ -53,16 +58,6 @@ class FusionSettings:
             raise BagError(f"max_rate_hz must be positive, got {self.max_rate_hz}")
         if not 0 <= self.heartbeat_hz <= self.max_rate_hz:
             raise BagError("heartbeat_hz must be in [0, max_rate_hz]")
-
-
-@dataclass
-class InputEvent:
-    """One decoded input message: bag time, modality, raw value, header stamp (s)."""
-
-    t: float
-    modality: str
-    value: object
-    stamp_s: float
 
 
 @dataclass
@@ -126,49 +121,6 @@ def _acc(value) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
-def read_bag_inputs(path: str | Path):
-    """Decode a sensor bag: (input events in time order, truth times, truth labels, start, end, invalid)."""
-    from rclpy.serialization import deserialize_message
-    from std_msgs.msg import Int32
-
-    from crossmodal_ros.ros import conversions as conv
-    from crossmodal_ros.ros.bag_player import message_class
-
-    reader = open_bag(path)
-    events: list[InputEvent] = []
-    truth_t, truth = [], []
-    invalid = {m: 0 for m in (IMAGE, AUDIO, TRAJECTORY)}
-    try:
-        conns = [c for c in reader.connections if c.topic in TOPICS or c.topic == TRUTH_TOPIC]
-        if not any(c.topic in TOPICS for c in conns):
-            raise BagError(f"{path} has none of the sensor topics {sorted(TOPICS)}")
-        start, end = reader.start_time * 1e-9, reader.end_time * 1e-9
-        for c, ts, raw in reader.messages(connections=conns):
-            t = ts * 1e-9
-            if c.topic == TRUTH_TOPIC:
-                truth_t.append(t)
-                truth.append(int(deserialize_message(bytes(raw), Int32).data))
-                continue
-            modality, _ = TOPICS[c.topic]
-            msg = deserialize_message(bytes(raw), message_class(c.msgtype))
-            try:
-                if modality == IMAGE:
-                    value = conv.image_to_canonical(conv.image_to_numpy(msg), msg.encoding)
-                elif modality == AUDIO:
-                    value = conv.audio_to_numpy(msg).copy()
-                else:
-                    value = conv.path_to_numpy(msg)
-            except conv.ConversionError:
-                invalid[modality] += 1
-                continue
-            header = getattr(msg, "header", None)
-            stamp = conv.stamp_to_seconds(header.stamp) if header is not None else 0.0
-            events.append(InputEvent(t, modality, value, stamp if stamp > 0 else t))
-    finally:
-        reader.close()
-    return events, truth_t, truth, start, end, invalid
-
-
 def drive_timeline(events, start: float, until: float, scheduler, store, staleness: dict,
                    fuse) -> list:
     """Replay input ``events`` ``[(t, modality, Sample)]`` (time order) through ``scheduler``
@@ -214,9 +166,6 @@ def drive_timeline(events, start: float, until: float, scheduler, store, stalene
 def evaluate_bag(path: str | Path, engine, settings: FusionSettings = FusionSettings(),
                  sample_rate: int | None = None) -> EvalReport:
     """Run the fusion logic over a bag's time line and score the outputs against the truth."""
-    from crossmodal_ros.fusion_policy import FRESH, FusionScheduler
-    from crossmodal_ros.ros.fusion import LatestSamples, Sample, newest
-
     events, truth_t, truth, start, end, invalid = read_bag_inputs(path)
     if not truth:
         raise BagError(f"{path} has no {TRUTH_TOPIC} messages to score against")

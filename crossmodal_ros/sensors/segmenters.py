@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """Stream segmenters for the sensor nodes (ROS-free).
 
 * :class:`VoiceActivitySegmenter` cuts a continuous microphone stream into utterance windows by
@@ -88,7 +90,8 @@ class _UtteranceStateMachine:
     """Frame bookkeeping shared by the voice segmenters: pre-roll, start after ``min_speech_s``
     of speech frames, end after ``hangover_s`` of non-speech frames, cut at ``max_utterance_s``,
     drop utterances shorter than ``min_utterance_s``. Subclasses set ``self.frame`` (samples per
-    decision at the input rate) and implement :meth:`_is_speech`."""
+    decision at the input rate) and implement :meth:`_is_speech`.
+    """
 
     sample_rate: int
     frame: int
@@ -262,7 +265,8 @@ def _load_silero_model():
     """A fresh silero-vad JIT model from the file inside the ``silero_vad`` package.
 
     Importing ``silero_vad`` calls ``torch.set_num_threads(1)``; the caller's thread count is
-    restored so that loading a VAD does not slow down inference elsewhere in the process."""
+    restored so that loading a VAD does not slow down inference elsewhere in the process.
+    """
     try:
         import torch
     except ImportError as exc:  # pragma: no cover - torch is a project dependency
@@ -357,7 +361,8 @@ class SileroVADSegmenter(_UtteranceStateMachine):
 
     def _to_model_rate(self, frame: np.ndarray) -> np.ndarray:
         """One frame at the input rate -> exactly ``model_frame`` samples at 16 kHz (polyphase
-        resampling with the previous frame as context, so frame edges carry no filter ringing)."""
+        resampling with the previous frame as context, so frame edges carry no filter ringing).
+        """
         from scipy.signal import resample_poly
 
         g = math.gcd(self.sample_rate, self.model_rate)
@@ -389,7 +394,8 @@ _KIND_PARAMS = {
 def make_voice_segmenter(vad: str, sample_rate: int, **params):
     """A voice segmenter by name: ``"energy"`` (:class:`VoiceActivitySegmenter`) or ``"silero"``
     (:class:`SileroVADSegmenter`). Parameters the chosen kind does not take raise
-    :class:`SegmenterError` (so a typo is not silently ignored)."""
+    :class:`SegmenterError` (so a typo is not silently ignored).
+    """
     if vad not in VAD_KINDS:
         raise SegmenterError(f"vad must be one of {VAD_KINDS}, got {vad!r}")
     unknown = sorted(set(params) - set(_KIND_PARAMS[vad]))

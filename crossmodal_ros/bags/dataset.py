@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
 """A training dataset (docs/architecture.md schema) from a bag of the sensor topics.
 
 ``crossmodal-train --data bag:<bag>`` uses it through ``crossmodal_ros.data.load_dataset``.
@@ -20,9 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal_ros.modalities import AUDIO, IMAGE, TRAJECTORY
-from crossmodal_ros.ros.bag_eval import read_bag_inputs
-from crossmodal_ros.ros.bag_export import BagError
-from crossmodal_ros.ros.bag_player import bag_custom_data
+from crossmodal_ros.bags.format import BagError, bag_custom_data
+from crossmodal_ros.bags.reader import read_bag_inputs
 
 __all__ = ["load_bag_dataset", "SPLITS"]
 

@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
+"""Read a sensor bag without ROS: decoded input events and the ground truth.
+
+Messages are deserialised by ``rosbags`` and decoded by :mod:`crossmodal_ros.messages`, the
+decoders the inference node uses on its rclpy messages, so a message the node would drop is
+dropped here too (and counted per modality in ``invalid``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from crossmodal_ros import messages
+from crossmodal_ros.bags.format import TOPICS, TRUTH_TOPIC, BagError, open_bag, typestore
+from crossmodal_ros.modalities import AUDIO, IMAGE, TRAJECTORY
+
+__all__ = ["InputEvent", "read_bag_inputs"]
+
+
+@dataclass
+class InputEvent:
+    """One decoded input message: bag time, modality, raw value, header stamp (s)."""
+
+    t: float
+    modality: str
+    value: object
+    stamp_s: float
+
+
+def _decode(modality: str, msg) -> object:
+    if modality == IMAGE:
+        return messages.image_to_canonical(messages.image_to_numpy(msg), msg.encoding)
+    if modality == AUDIO:
+        return messages.audio_to_numpy(msg).copy()
+    return messages.path_to_numpy(msg)
+
+
+def read_bag_inputs(path: str | Path):
+    """Decode a sensor bag: (input events in time order, truth times, truth labels, start, end, invalid)."""
+    ts = typestore()
+    reader = open_bag(path)
+    events: list[InputEvent] = []
+    truth_t, truth = [], []
+    invalid = {m: 0 for m in (IMAGE, AUDIO, TRAJECTORY)}
+    try:
+        conns = [c for c in reader.connections if c.topic in TOPICS or c.topic == TRUTH_TOPIC]
+        if not any(c.topic in TOPICS for c in conns):
+            raise BagError(f"{path} has none of the sensor topics {sorted(TOPICS)}")
+        for c in conns:
+            expected = TOPICS[c.topic][1] if c.topic in TOPICS else "std_msgs/msg/Int32"
+            if c.msgtype != expected:
+                raise BagError(f"{path}: topic {c.topic} has type {c.msgtype}, expected {expected}")
+        start, end = reader.start_time * 1e-9, reader.end_time * 1e-9
+        for c, stamp_ns, raw in reader.messages(connections=conns):
+            t = stamp_ns * 1e-9
+            msg = ts.deserialize_cdr(raw, c.msgtype)
+            if c.topic == TRUTH_TOPIC:
+                truth_t.append(t)
+                truth.append(int(msg.data))
+                continue
+            modality, _ = TOPICS[c.topic]
+            try:
+                value = _decode(modality, msg)
+            except messages.ConversionError:
+                invalid[modality] += 1
+                continue
+            header = getattr(msg, "header", None)
+            stamp = messages.stamp_to_seconds(header.stamp) if header is not None else 0.0
+            events.append(InputEvent(t, modality, value, stamp if stamp > 0 else t))
+    finally:
+        reader.close()
+    return events, truth_t, truth, start, end, invalid
