@@ -97,3 +97,50 @@ class FusionScheduler:
     def wait_of_fresh(self, now: float) -> float:
         """Seconds until pending fresh input may be fused (0: now; ignores ``busy``)."""
         return max(0.0, self.last_fresh + self.min_fresh_gap - now)
+
+
+class ClockWatch:
+    """Notices a clock that stopped (a bag that ended or is paused under ``use_sim_time``):
+    :meth:`stalled` is true once ``clock_ns`` has not changed for ``timeout`` seconds of a
+    steady clock ``mono``."""
+
+    def __init__(self):
+        self._ns: Optional[int] = None
+        self._since = 0.0
+
+    def stalled(self, clock_ns: int, mono: float, timeout: float) -> bool:
+        if clock_ns != self._ns:
+            self._ns, self._since = clock_ns, mono
+        return mono - self._since > timeout
+
+
+def fuse_rejecting_bad(infer, values: dict, is_input_error, on_bad):
+    """``infer(values)`` (values: ``{modality: raw input}``); when it raises an input error
+    (``is_input_error(exc)``: a codec rejected an input), find the bad input(s) by fusing each
+    alone, report each with ``on_bad(modality, message)`` and fuse the rest. A single input, or
+    inputs bad only in combination, are all reported. Other exceptions propagate.
+
+    Returns ``(result, values_fused)``, or ``(None, {})`` when no input is left.
+    """
+    values = dict(values)
+    while values:
+        try:
+            return infer(values), values
+        except Exception as exc:  # noqa: BLE001 - sorted below
+            if not is_input_error(exc):
+                raise
+            bad = {}
+            if len(values) > 1:
+                for m, v in values.items():
+                    try:
+                        infer({m: v})
+                    except Exception as one:  # noqa: BLE001
+                        if not is_input_error(one):
+                            raise
+                        bad[m] = str(one)
+            if not bad:
+                bad = {m: str(exc) for m in values}
+            for m, message in bad.items():
+                on_bad(m, message)
+            values = {m: v for m, v in values.items() if m not in bad}
+    return None, {}

@@ -151,13 +151,8 @@ def read_bag_inputs(path: str | Path):
                 continue
             modality, _ = TOPICS[c.topic]
             msg = deserialize_message(bytes(raw), message_class(c.msgtype))
-            try:
-                if modality == IMAGE:
-                    value = conv.image_to_canonical(conv.image_to_numpy(msg), msg.encoding)
-                elif modality == AUDIO:
-                    value = conv.audio_to_numpy(msg).copy()
-                else:
-                    value = conv.path_to_numpy(msg)
+            try:  # the node's checks (conversions.msg_to_input), so both drop the same messages
+                value = conv.msg_to_input(modality, msg)
             except conv.ConversionError:
                 invalid[modality] += 1
                 continue
