@@ -268,6 +268,21 @@ class FusionEngine:
             device=self.device.type,
         )
 
+    def warm_up(self, sample_rate: int) -> dict[str, str]:
+        """One inference per modality on its warm-up sample (:func:`modalities.warm_up_sample`),
+        so first-call costs (the audio features compile on first use) are paid before real input.
+        Best effort: returns ``{modality: error message}`` for the inferences that failed.
+        """
+        from .modalities import warm_up_sample
+
+        failed = {}
+        for m in self.modalities:
+            try:
+                self.infer({m: warm_up_sample(m, sample_rate)}, sample_rate=sample_rate)
+            except Exception as exc:  # noqa: BLE001 - reported to the caller
+                failed[m] = f"{type(exc).__name__}: {exc}"
+        return failed
+
     def mel_to_waveform(self, mel, n_iter: int = 60) -> np.ndarray:
         """Model mel (128, 32) or (1, 128, 32) -> waveform at the codec's sample rate
         (Griffin-Lim; slow, keep it off the inference hot path)."""

@@ -155,7 +155,7 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
     try:
         graph = build_graph(ctx, checkpoint, ncfg, dataset, schedule, period, seed, sample_rate)
         nexus, monitor = graph.nexus, graph.monitor
-        outputs = sorted(nexus._pubs)
+        outputs = sorted(nexus.outputs.pubs)
         extra = [n for n in ("latent", "label_probs") if n in outputs]
         counter = _OutputCounter(graph.monitor_node, "/nexus", extra)
         for n in graph.nodes:

@@ -147,6 +147,19 @@ def validate_parameters(values: dict[str, Any]) -> str:
     return ""
 
 
+def missing_modalities_reason(checkpoint: str, has: tuple, requested) -> str:
+    """'' when a model with inputs ``has`` can fuse every modality the ``modalities`` parameter
+    requests, else why not.
+    """
+    wanted = [m for m in MODALITIES if m in requested]
+    lacking = [m for m in wanted if m not in has]
+    if not lacking:
+        return ""
+    return (f"checkpoint {checkpoint!r} was trained for modalities {'+'.join(has)}; the node was configured for "
+            f"{'+'.join(wanted)} (parameter 'modalities'), and the model cannot fuse {'+'.join(lacking)}. "
+            "Use a checkpoint trained with them or change 'modalities'.")
+
+
 def print_help(file=None, prog: str = "crossmodal_inference", summary: str = "") -> None:
     """``crossmodal_inference --help``: every parameter with its default and description."""
     from crossmodal_ros.ros.sensor_base import print_parameter_help

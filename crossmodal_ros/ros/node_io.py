@@ -1,11 +1,14 @@
 """What the inference node reads and writes: the input topics with their message types, and the
 output table (topic, message type, the modality an output needs decoded, how a
-:class:`~crossmodal_ros.engine.FusionResult` becomes the message). The node publishes by walking
-this table; adding an output is one row here."""
+:class:`~crossmodal_ros.engine.FusionResult` becomes the message); adding an output is one row.
+
+:class:`InputSubscriptions` turns input messages into samples of the node's fusion core;
+:class:`OutputPublishers` publishes a fusion result by walking the output table.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 from nav_msgs.msg import Path
@@ -14,6 +17,8 @@ from std_msgs.msg import Float32MultiArray, Int32, String
 
 from crossmodal_ros.modalities import AUDIO, IMAGE, LABEL, TRAJECTORY
 from crossmodal_ros.ros import conversions as conv
+from crossmodal_ros.ros.fusion import Sample
+from crossmodal_ros.ros.griffin_lim import GriffinLimWorker
 
 #: Input topic of each modality (relative names, remappable).
 INPUT_TOPICS: dict[str, str] = {
@@ -77,3 +82,118 @@ OUTPUTS: dict[str, Output] = {
 OUTPUT_NAMES: tuple[str, ...] = tuple(OUTPUTS)
 #: Outputs that exist only when the model decodes this modality.
 OUTPUT_NEEDS: dict[str, str] = {name: o.needs for name, o in OUTPUTS.items() if o.needs is not None}
+
+
+class InputSubscriptions:
+    """The node's input subscriptions. Each message is counted (``monitor.tick``,
+    ``core.accept``: dropped while inactive), converted and validated by
+    :func:`conversions.msg_to_input` (a failure is a counted, logged drop), stamped by its header
+    (else by its arrival on ``clock()``, the node clock) and stored in ``core``; ``wake()`` then
+    tells the fusion. ``subs`` are the subscriptions, ``subscribed`` their modalities.
+    """
+
+    def __init__(self, core, monitor, clock: Callable[[], Any], wake: Callable[[], None]):
+        self.core, self.monitor, self.clock, self.wake = core, monitor, clock, wake
+        self.subs: list = []
+        self.subscribed: frozenset = frozenset()
+        self.max_pixels = 0
+
+    def open(self, create: Callable[[str, type, str, Callable], Any], modalities: Iterable[str],
+             max_pixels: int) -> None:
+        """Subscribe with ``create(modality, msg_type, topic, callback)`` to each of ``modalities``."""
+        self.subscribed, self.max_pixels = frozenset(modalities), int(max_pixels)
+        self.subs = [create(m, INPUT_TYPES[m], INPUT_TOPICS[m], lambda msg, m=m: self.on_message(m, msg))
+                     for m in INPUT_TOPICS if m in self.subscribed]
+
+    def close(self, destroy: Callable[[Any], None]) -> None:
+        """``destroy`` every subscription."""
+        for sub in self.subs:
+            destroy(sub)
+        self.subs = []
+
+    def on_message(self, modality: str, msg) -> None:
+        """Subscription callback: count, convert and validate, store the newest sample."""
+        self.monitor.tick(modality)
+        if not self.core.accept(modality, self.clock().nanoseconds * 1e-9):
+            return
+        try:
+            value = conv.msg_to_input(modality, msg, max_pixels=self.max_pixels)
+        except conv.ConversionError as exc:
+            self.core.drop(modality, exc.reason, str(exc))
+            return
+        self.store(modality, value, getattr(msg, "header", None))
+
+    def store(self, modality: str, value: Any, header=None) -> None:
+        """Store a validated ``value`` stamped by ``header`` (else by its arrival) and wake the fusion."""
+        now = self.clock()
+        if header is not None and (header.stamp.sec or header.stamp.nanosec):
+            stamp, frame = header.stamp, header.frame_id
+        else:  # header-less input (audio, label) or an unset stamp: arrival time
+            stamp, frame = now.to_msg(), (header.frame_id if header is not None else "")
+        self.core.put(modality, Sample(value=value, stamp=stamp, stamp_s=conv.stamp_to_seconds(stamp),
+                                       arrival_s=now.nanoseconds * 1e-9, frame_id=frame,
+                                       seq=self.core.received[modality]))
+        if self.core.active:
+            self.wake()
+
+
+class OutputPublishers:
+    """The node's output publishers, made from the table, and the publishing of one result.
+
+    ``waveform(mel) -> message`` makes the ``audio`` message from a decoded mel (Griffin-Lim,
+    slow: it runs on a :class:`GriffinLimWorker` thread, newest mel only, while ``audio`` is
+    published); ``log_error(text)`` reports its failures. ``published`` counts the messages
+    sent, across configure cycles; ``pubs`` maps output names to publishers.
+    """
+
+    def __init__(self, waveform: Callable[[Any], Any], log_error: Callable[[str], None]):
+        self.pubs: dict[str, Any] = {}
+        self.published = 0
+        self._waveform = waveform
+        self._gl = GriffinLimWorker(self._publish_waveform, log_error)
+
+    def open(self, create: Callable[[type, str], Any], names: Iterable[str]) -> None:
+        """Create ``~/<name>`` for each output of ``names`` with ``create(msg_type, topic)``."""
+        names = set(names)
+        self.pubs = {name: create(OUTPUTS[name].msg_type, f"~/{name}") for name in OUTPUT_NAMES if name in names}
+
+    def start(self) -> None:
+        """Start the Griffin-Lim worker when ``audio`` is published."""
+        if "audio" in self.pubs:
+            self._gl.start()
+
+    def stop(self) -> None:
+        """Stop the Griffin-Lim worker (queued mels are dropped)."""
+        self._gl.stop()
+
+    def close(self, destroy: Callable[[Any], None]) -> None:
+        """Stop the worker and ``destroy`` every publisher."""
+        self.stop()
+        for pub in self.pubs.values():
+            destroy(pub)
+        self.pubs = {}
+
+    def wanted_decodes(self, always: Iterable[str]) -> set:
+        """Modalities to decode now: those with a subscribed output, plus ``always``."""
+        wanted = set(always)
+        wanted |= {OUTPUT_NEEDS[n] for n, pub in self.pubs.items()
+                   if n in OUTPUT_NEEDS and OUTPUT_NEEDS[n] not in wanted and pub.get_subscription_count() > 0}
+        return wanted
+
+    def publish(self, result, ctx: PublishContext) -> None:
+        """Publish ``result`` on every output whose modality was decoded (lazy outputs)."""
+        for name, pub in list(self.pubs.items()):
+            spec = OUTPUTS[name]
+            if spec.needs is not None and not decoded(result, spec.needs):
+                continue  # the modality had no subscriber
+            if spec.build is None:  # the Griffin-Lim worker publishes it
+                self._gl.submit(np.array(result.audio_mel, dtype=np.float32))
+                continue
+            pub.publish(spec.build(result, ctx))
+            self.published += 1
+
+    def _publish_waveform(self, mel) -> None:
+        pub = self.pubs.get("audio")
+        if pub is not None:
+            pub.publish(self._waveform(mel))
+            self.published += 1
