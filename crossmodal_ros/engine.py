@@ -3,7 +3,7 @@
 The engine owns a model loaded from a checkpoint and the codecs stored with it, so a robot
 preprocesses exactly as in training. ``infer`` takes any non-empty subset of raw readings and
 returns reconstructions of every modality plus the shared latent; ``infer_tensors`` is the
-batched path on model tensors. The inference node (crossmodal_ros.ros.nexus_node) wraps it.
+batched path on model tensors. The inference node (crossmodal_ros.ros.inference_node) wraps it.
 
 Raw forms: ``image`` camera frame HxW / HxWxC (uint8/uint16/float); ``audio`` mono PCM 1-D
 (needs ``sample_rate``); ``trajectory`` (N, 2) points (or strokes, as the TrajectoryCodec

@@ -323,7 +323,7 @@ def test_parameter_validation(ros_context, checkpoint):
     ints = make_node("nexus_ints", context=rc.context, autostart=False, staleness={"image": 1})
     rc.add(ints)
     assert ints.get_parameter("staleness.image").value == 1.0
-    with pytest.raises(ValueError, match="unknown NexusNode parameter"):
+    with pytest.raises(ValueError, match="unknown inference node parameter"):
         make_node(context=rc.context, checkpoin="typo.pt")
 
 

@@ -192,7 +192,7 @@ def parameter_overrides(params: dict[str, Any]) -> list[Parameter]:
     overrides = []
     for key, value in flatten(params).items():
         if key not in PARAMETERS and key != "use_sim_time":
-            raise ValueError(f"unknown NexusNode parameter {key!r}; known: {sorted(PARAMETERS)}")
+            raise ValueError(f"unknown inference node parameter {key!r}; known: {sorted(PARAMETERS)}")
         if key in PARAMETERS:
             default = PARAMETERS[key][0]
             if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
