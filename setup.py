@@ -35,7 +35,8 @@ setup(
             "crossmodal-eval = crossmodal_ros.evaluation.evaluate:main",
             "crossmodal-build-digits = crossmodal_ros.data.build_digits:main",
             # ROS 2 nodes (ros2 run crossmodal_ros <name>)
-            "nexus_node = crossmodal_ros.ros.nexus_node:main",
+            "crossmodal_inference = crossmodal_ros.ros.inference_node:main",
+            "nexus_node = crossmodal_ros.ros.nexus_node:main",  # deprecated alias, one release
             "camera_node = crossmodal_ros.ros.camera_node:main",
             "microphone_node = crossmodal_ros.ros.microphone_node:main",
             "pen_node = crossmodal_ros.ros.pen_node:main",

@@ -8,7 +8,7 @@ Three processes on loopback (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, own ROS_DO
    pixels square, the camera node's playback format), 1 s audio windows (16 kHz) at
    ``--audio-hz`` and pen strokes (nav_msgs/Path, 60 poses) at ``--stroke-hz``; every header is
    stamped with the wall clock at publish time;
-2. the inference node, ``python -m crossmodal_ros.ros.nexus_node --ros-args --params-file
+2. the inference node, ``python -m crossmodal_ros.ros.inference_node --ros-args --params-file
    config/nexus.yaml`` (shipped checkpoint): what a user runs. Variant ``shipped`` adds nothing
    else; variant ``tuned`` adds ``-p`` overrides (``--max-rate-hz``, ``--heartbeat-hz``,
    staleness image 0.5 s, audio/trajectory 3 s), labelled as such in the table and JSON;
@@ -145,7 +145,7 @@ OUTPUT_TYPES = {"image": "Image", "audio_mel": "Image", "trajectory": "Path", "l
 
 def node_command(args, variant: str) -> list[str]:
     """The node's command line: the shipped parameter file, plus the tuned overrides."""
-    cmd = [sys.executable, "-m", "crossmodal_ros.ros.nexus_node", "--ros-args", "-r", "__node:=nexus",
+    cmd = [sys.executable, "-m", "crossmodal_ros.ros.inference_node", "--ros-args", "-r", "__node:=nexus",
            "--params-file", str(SHIPPED_PARAMS)]
     if variant == "tuned":
         cmd += ["-p", f"max_rate_hz:={float(args.max_rate_hz)}",
@@ -171,7 +171,7 @@ def run_bench(args) -> int:
         runs.append({"variant": variant, "subscribe": subscribe or "image",
                      "overrides": node_command(args, variant)[8:], "result": row, "latency": stats})
     load_after = load_average()
-    print(table(rows, list(rows[0]), f"End-to-end ROS latency, publisher -> nexus_node -> subscriber "
+    print(table(rows, list(rows[0]), f"End-to-end ROS latency, publisher -> crossmodal_inference -> subscriber "
                                      f"({args.seconds} s per run; camera {args.camera_hz} Hz {args.frame}x"
                                      f"{args.frame} mono8, audio 1 s windows at {args.audio_hz} Hz, strokes "
                                      f"at {args.stroke_hz} Hz; node --params-file config/nexus.yaml; load avg "
@@ -250,7 +250,7 @@ def run_one(args, variant: str, subscribe: str):
         while time.monotonic() - t_start < 120 and node.count_publishers(f"/nexus/{measured}") == 0:
             ex.spin_once(timeout_sec=0.1)
             if nexus.poll() is not None:
-                raise RuntimeError("nexus_node exited:\n" + (nexus.stdout.read() if nexus.stdout else ""))
+                raise RuntimeError("the inference node exited:\n" + (nexus.stdout.read() if nexus.stdout else ""))
         pub = subprocess.Popen(pub_cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         t0 = time.monotonic()
         while time.monotonic() - t0 < args.warmup:

@@ -20,6 +20,7 @@ optimizer state for ``--resume`` in a separate ``last`` checkpoint (``train_stat
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
 import pickle
 import tempfile
@@ -210,3 +211,15 @@ def load_checkpoint(path, device="cpu"):
     meta = {k: ckpt.get(k) for k in ("kind", "config", "modalities", "metrics", "train", "created", "format_version")}
     meta["path"] = str(path)
     return model, ckpt.get("codecs") or {}, meta
+
+
+def file_sha256(path) -> str:
+    """Hex SHA-256 of the file at ``path`` ('' when it cannot be read)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return ""
+    return digest.hexdigest()

@@ -5,7 +5,7 @@
 The engine owns a model loaded from a checkpoint and the codecs stored with it, so a robot
 preprocesses exactly as in training. ``infer`` takes any non-empty subset of raw readings and
 returns reconstructions of every modality plus the shared latent; ``infer_tensors`` is the
-batched path on model tensors. The inference node (crossmodal_ros.ros.nexus_node) wraps it.
+batched path on model tensors. The inference node (crossmodal_ros.ros.inference_node) wraps it.
 
 Raw forms: ``image`` camera frame HxW / HxWxC (uint8/uint16/float); ``audio`` mono PCM 1-D
 (needs ``sample_rate``); ``trajectory`` (N, 2) points (or strokes, as the TrajectoryCodec
@@ -273,6 +273,21 @@ class FusionEngine:
             fused=tuple(m for m in MODALITIES if m in fused),
             device=self.device.type,
         )
+
+    def warm_up(self, sample_rate: int) -> dict[str, str]:
+        """One inference per modality on its warm-up sample (:func:`modalities.warm_up_sample`),
+        so first-call costs (the audio features compile on first use) are paid before real input.
+        Best effort: returns ``{modality: error message}`` for the inferences that failed.
+        """
+        from .modalities import warm_up_sample
+
+        failed = {}
+        for m in self.modalities:
+            try:
+                self.infer({m: warm_up_sample(m, sample_rate)}, sample_rate=sample_rate)
+            except Exception as exc:  # noqa: BLE001 - reported to the caller
+                failed[m] = f"{type(exc).__name__}: {exc}"
+        return failed
 
     def mel_to_waveform(self, mel, n_iter: int = 60) -> np.ndarray:
         """Model mel (128, 32) or (1, 128, 32) -> waveform at the codec's sample rate

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The crossmodal_ros authors
-"""When to fuse: the one scheduling policy of the inference node and the offline bag evaluator.
+"""When to fuse: the one scheduling policy of the inference node and the offline bag evaluator,
+and :class:`FusionCore`, the node's fusion without ROS (store, scheduler, accounting, one step).
 
 ROS-free and clock-agnostic: every method takes ``now`` in seconds of the caller's clock (the
 node uses ``time.monotonic()``, :func:`crossmodal_ros.bags.evaluate.evaluate_bag` bag time, the
@@ -25,7 +26,11 @@ both callers poll with.
 from __future__ import annotations
 
 import math
-from typing import Optional
+import time
+from collections import Counter, deque
+from typing import Callable, Mapping, Optional
+
+import numpy as np
 
 FRESH = "fresh"
 HEARTBEAT = "heartbeat"
@@ -100,3 +105,284 @@ class FusionScheduler:
     def wait_of_fresh(self, now: float) -> float:
         """Seconds until pending fresh input may be fused (0: now; ignores ``busy``)."""
         return max(0.0, self.last_fresh + self.min_fresh_gap - now)
+
+
+class ClockWatch:
+    """Notices a clock that stopped (a bag that ended or is paused under ``use_sim_time``):
+    :meth:`stalled` is true once ``clock_ns`` has not changed for ``timeout`` seconds of a
+    steady clock ``mono``.
+    """
+
+    def __init__(self):
+        self._ns: Optional[int] = None
+        self._since = 0.0
+
+    def stalled(self, clock_ns: int, mono: float, timeout: float) -> bool:
+        if clock_ns != self._ns:
+            self._ns, self._since = clock_ns, mono
+        return mono - self._since > timeout
+
+
+def fuse_rejecting_bad(infer, values: dict, is_input_error, on_bad):
+    """``infer(values)`` (values: ``{modality: raw input}``); when it raises an input error
+    (``is_input_error(exc)``: a codec rejected an input), find the bad input(s) by fusing each
+    alone, report each with ``on_bad(modality, message)`` and fuse the rest. A single input, or
+    inputs bad only in combination, are all reported. Other exceptions propagate.
+
+    Returns ``(result, values_fused)``, or ``(None, {})`` when no input is left.
+    """
+    values = dict(values)
+    while values:
+        try:
+            return infer(values), values
+        except Exception as exc:  # noqa: BLE001 - sorted below
+            if not is_input_error(exc):
+                raise
+            bad = {}
+            if len(values) > 1:
+                for m, v in values.items():
+                    try:
+                        infer({m: v})
+                    except Exception as one:  # noqa: BLE001
+                        if not is_input_error(one):
+                            raise
+                        bad[m] = str(one)
+            if not bad:
+                bad = {m: str(exc) for m in values}
+            for m, message in bad.items():
+                on_bad(m, message)
+            values = {m: v for m, v in values.items() if m not in bad}
+    return None, {}
+
+
+class LatencyStats:
+    """The last value and the median over the last ``window`` latencies (seconds)."""
+
+    def __init__(self, window: int = 200):
+        self._values: deque[float] = deque(maxlen=window)
+        self.last: Optional[float] = None
+
+    def add(self, seconds: float) -> None:
+        self.last = float(seconds)
+        self._values.append(float(seconds))
+
+    def median(self) -> Optional[float]:
+        return float(np.median(self._values)) if self._values else None
+
+    def percentile(self, q: float) -> Optional[float]:
+        return float(np.percentile(self._values, q)) if self._values else None
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+class FusionCore:
+    """The inference node's fusion without ROS: the latest-sample store, the scheduler, the
+    input accounting and one fusion step.
+
+    ``store`` is a keep-latest store (``LatestSamples``: ``put``, ``live``, ``pending``,
+    ``discard``, ``superseded``, ``expired``); ``log`` has ``info``, ``warning`` and ``error``
+    taking one string (a ROS or a ``logging`` logger); ``is_input_error(exc)`` tells an input a
+    codec rejected from a bug; ``mono`` is the steady clock of the scheduler and of the stalled-clock
+    timeout (tests replace it).
+    The caller supplies the clocks (``now_s``: the liveness clock, ROS time on the node) and the
+    inference function, and publishes what :meth:`fuse` returns.
+
+    Counters and state (:data:`COUNTERS`), read by the node's diagnostics, the demo and the
+    tests: ``received[m]``, ``dropped[m][reason]``, :attr:`superseded`, ``fused_inputs[m]``
+    (each input message once), :attr:`expired`, ``decoded[m]``, ``fused_count``,
+    ``fusions_by_kind``, ``last_fusion_kind``, ``latency``, ``last_latency_s``, ``last_result``,
+    ``last_fused``, ``last_error``, ``clock_stalled``; :meth:`accounting` reconciles them.
+
+    Threads: :meth:`accept`, :meth:`drop` and :meth:`put` run on the input thread, the rest on
+    the one fusion thread (the store is thread-safe; :meth:`put` touches the scheduler only
+    through ``note_input``).
+    """
+
+    #: The counters and state the class docstring lists (the node exposes them by these names).
+    COUNTERS = ("received", "dropped", "superseded", "fused_inputs", "expired", "decoded", "fused_count",
+                "fusions_by_kind", "last_fusion_kind", "latency", "last_latency_s", "last_result", "last_fused",
+                "last_error", "clock_stalled")
+
+    #: Seconds between two log lines about one kind of trouble (drops of a modality for a reason,
+    #: failed inferences).
+    LOG_THROTTLE_S = 5.0
+
+    def __init__(self, store, log, is_input_error: Callable[[BaseException], bool],
+                 mono: Callable[[], float] = time.monotonic):
+        self.store, self.log, self.is_input_error, self.mono = store, log, is_input_error, mono
+        self.modalities: tuple[str, ...] = tuple(store.modalities)
+        self.scheduler = FusionScheduler()
+        self.active = False
+        self.staleness: dict[str, float] = {m: 0.0 for m in self.modalities}
+        self.clock_timeout_s = 0.0
+        self.received = {m: 0 for m in self.modalities}
+        self.dropped: dict[str, Counter] = {m: Counter() for m in self.modalities}
+        self.fused_inputs = {m: 0 for m in self.modalities}
+        self.decoded = {m: 0 for m in self.modalities}
+        self.last_arrival: dict[str, Optional[float]] = {m: None for m in self.modalities}
+        self.fused_count = 0
+        self.fusions_by_kind: Counter = Counter()
+        self.last_fusion_kind = ""
+        self.latency = LatencyStats()
+        self.last_latency_s: Optional[float] = None
+        self.last_result, self.last_fused, self.last_error = None, (), ""
+        self.clock_stalled = False
+        self._fused_seq = {m: -1 for m in self.modalities}
+        self._clock_watch = ClockWatch()
+        self._log_times: dict[tuple, float] = {}
+
+    def configure(self, max_rate_hz: float, heartbeat_hz: float, staleness: Mapping[str, float],
+                  clock_timeout_s: float = 0.0) -> None:
+        """Set the rates, the staleness windows (seconds; 0 ignores a modality) and the stalled
+        clock timeout; a live change keeps the scheduler's history.
+        """
+        self.scheduler.configure(max_rate_hz, heartbeat_hz)
+        self.staleness = {m: float(staleness.get(m, 0.0)) for m in self.modalities}
+        self.clock_timeout_s = float(clock_timeout_s or 0.0)
+
+    def activate(self) -> None:
+        """Start fusing with a fresh scheduler history."""
+        self.scheduler.reset()
+        self.active = True
+
+    @property
+    def superseded(self) -> dict[str, int]:
+        """Messages per modality replaced by a newer one before they were fused."""
+        return dict(self.store.superseded)
+
+    @property
+    def expired(self) -> dict[str, int]:
+        """Messages per modality that went stale before any fusion took them."""
+        return dict(self.store.expired)
+
+    def accounting(self) -> dict[str, dict[str, int]]:
+        """Where every received input message went, per modality: ``{m: {received, dropped,
+        superseded, fused, expired, pending, unaccounted}}``; ``unaccounted`` (received minus
+        the others) is 0 for a running node.
+        """
+        pending = set(self.store.pending_modalities())
+        sup, exp = self.store.superseded, self.store.expired
+        out = {}
+        for m in self.modalities:
+            row = {"received": self.received[m], "dropped": sum(self.dropped[m].values()),
+                   "superseded": sup[m], "fused": self.fused_inputs[m], "expired": exp[m],
+                   "pending": int(m in pending)}
+            row["unaccounted"] = row["received"] - sum(v for k, v in row.items() if k != "received")
+            out[m] = row
+        return out
+
+    # ------------------------------------------------------------------ inputs
+    def accept(self, modality: str, now_s: float) -> bool:
+        """Count a message that arrived at ``now_s``; False (dropped as ``inactive``) while
+        inactive.
+        """
+        self.received[modality] += 1
+        self.last_arrival[modality] = now_s
+        if not self.active:
+            self.dropped[modality]["inactive"] += 1
+            return False
+        return True
+
+    def drop(self, modality: str, reason: str, message: str) -> None:
+        """Count a dropped input and log it, at most once per ``LOG_THROTTLE_S`` per reason."""
+        self.dropped[modality][reason] += 1
+        self._throttled((modality, reason), self.log.warning,
+                        f"dropped {modality} input ({reason}, {self.dropped[modality][reason]} so far): {message}")
+
+    def _throttled(self, key, log: Callable[[str], None], text: str) -> None:
+        """``log(text)`` unless the same ``key`` was logged less than ``LOG_THROTTLE_S`` ago."""
+        now = time.monotonic()
+        if now - self._log_times.get(key, -math.inf) >= self.LOG_THROTTLE_S:
+            self._log_times[key] = now
+            log(text)
+
+    def put(self, modality: str, sample) -> None:
+        """Store a validated sample as the newest of ``modality`` (fresh input for the scheduler)."""
+        self.store.put(modality, sample)
+        self.scheduler.note_input(self.mono())
+
+    # ------------------------------------------------------------------ decisions
+    def check_clock(self, clock_ns: int, sim_time: bool) -> bool:
+        """Whether the liveness clock is stalled: under sim time, ``clock_ns`` has not moved for
+        ``clock_timeout_s`` steady seconds (a bag ended or is paused); then nothing is live.
+        """
+        if self.clock_timeout_s <= 0.0 or not sim_time:
+            self.clock_stalled = False
+            return False
+        stalled = self._clock_watch.stalled(clock_ns, self.mono(), self.clock_timeout_s)
+        if stalled and not self.clock_stalled:
+            self.log.info(f"/clock has not advanced for {self.clock_timeout_s:g} s (bag ended or paused): "
+                          "outputs stop until it moves again")
+        self.clock_stalled = stalled
+        return stalled
+
+    def live(self, now_s: float) -> tuple[str, ...]:
+        """The modalities live at ``now_s`` (call :meth:`check_clock` first)."""
+        if self.clock_stalled:
+            return ()
+        return tuple(self.store.live(now_s, self.staleness))
+
+    def on_input(self) -> Optional[str]:
+        """After a :meth:`put`: :data:`FRESH` when the input is to be fused now, else None (a
+        fusion runs or ``max_rate_hz`` defers it to a tick).
+        """
+        if self.active and self.store.pending and self.scheduler.decide(self.mono(), True, False) == FRESH:
+            return FRESH
+        return None
+
+    def on_tick(self, now_s: float) -> Optional[str]:
+        """On a timer tick: deferred fresh input, a heartbeat in silence, or None."""
+        if not self.active:
+            return None
+        pending = self.store.pending
+        return self.scheduler.decide(self.mono(), pending, (not pending) and bool(self.live(now_s)))
+
+    # ------------------------------------------------------------------ fusion
+    def fuse(self, kind: str, now_s: float, infer: Callable, decode: set):
+        """One fusion of ``kind`` over the inputs live at ``now_s``: ``infer(values, decode)``
+        with ``{modality: value}``; an input a codec rejects is dropped (``codec``) and the rest
+        fused. Returns ``(result, samples_fused)``, or None when nothing was fused (not active,
+        clock stalled, nothing live, inference failed: ``last_error``, logged).
+        """
+        if not self.active:
+            return None
+        self.scheduler.started(self.mono(), kind)
+        try:
+            return self._fuse(kind, now_s, infer, decode)
+        finally:
+            self.scheduler.finished(self.mono())
+
+    def _fuse(self, kind: str, now_s: float, infer: Callable, decode: set):
+        live = {} if self.clock_stalled else self.store.live(now_s, self.staleness, take=True)
+        if not live:
+            return None
+        t0 = time.perf_counter()
+        try:
+            result, used = fuse_rejecting_bad(lambda values: infer(values, decode),
+                                              {m: s.value for m, s in live.items()},
+                                              self.is_input_error, self._reject)
+        except Exception as exc:  # noqa: BLE001 - never let one bad input kill the caller
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._throttled("inference", self.log.error, f"inference failed: {self.last_error}")
+            return None
+        if result is None:
+            return None
+        self.last_latency_s = time.perf_counter() - t0
+        self.latency.add(self.last_latency_s)
+        self.fused_count += 1
+        self.fusions_by_kind[kind] += 1
+        self.last_fusion_kind = kind
+        for m in decode:
+            self.decoded[m] += 1
+        fused = {m: s for m, s in live.items() if m in used}
+        for m, s in fused.items():  # count each input message once, at its first fusion
+            if s.seq != self._fused_seq[m]:
+                self._fused_seq[m] = s.seq
+                self.fused_inputs[m] += 1
+        self.last_result, self.last_fused, self.last_error = result, tuple(result.fused), ""
+        return result, fused
+
+    def _reject(self, modality: str, message: str) -> None:
+        self.drop(modality, "codec", message)
+        self.store.discard([modality])

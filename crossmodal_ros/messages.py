@@ -27,6 +27,7 @@ __all__ = [
     "audio_to_numpy",
     "path_to_numpy",
     "stamp_to_seconds",
+    "msg_to_input",
 ]
 
 #: encoding -> (numpy dtype, channels)
@@ -172,3 +173,45 @@ def path_to_numpy(msg: Any, with_stamps: bool = False):
         return pts
     stamps = np.array([stamp_to_seconds(p.header.stamp) for p in msg.poses], dtype=np.float64)
     return pts, stamps
+
+
+# --------------------------------------------------------------------------- fusion inputs
+def _image_input(msg: Any, max_pixels: int) -> np.ndarray:
+    arr = image_to_numpy(msg, max_pixels=max_pixels)
+    if msg.encoding == "32FC1" and arr.size and not (
+            np.isfinite(arr).all() and arr.min() >= 0.0 and arr.max() <= 1.0):
+        raise ConversionError("32FC1 camera frames must hold finite values in [0, 1]", reason="range")
+    return image_to_canonical(arr, msg.encoding)
+
+
+def _stroke_input(msg: Any, max_pixels: int) -> np.ndarray:
+    pts = path_to_numpy(msg)
+    if pts.shape[0] < 2:
+        raise ConversionError("a stroke needs at least 2 poses", reason="empty")
+    return pts
+
+
+def _label_input(msg, max_pixels: int) -> int:
+    from crossmodal_ros.modalities import NUM_CLASSES
+
+    if not 0 <= msg.data < NUM_CLASSES:
+        raise ConversionError(f"label {msg.data} outside 0..{NUM_CLASSES - 1}", reason="range")
+    return int(msg.data)
+
+
+_INPUTS = {"image": _image_input, "audio": lambda msg, max_pixels: audio_to_numpy(msg).copy(),
+           "trajectory": _stroke_input, "label": _label_input}
+
+
+def msg_to_input(modality: str, msg, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """A sensor message as the fusion takes it: every check of the live node and of the offline
+    bag evaluator, so both drop the same messages.
+
+    image: canonical array (:func:`image_to_canonical`; a 32FC1 frame must hold finite values
+    in [0, 1], reason ``range``); audio: a float32 PCM copy; trajectory: ``(N, 2)`` points with
+    ``N >= 2`` (reason ``empty``); label (``std_msgs/Int32``): the class in ``0 ..
+    NUM_CLASSES - 1`` (reason ``range``). Raises :class:`ConversionError`.
+    """
+    if modality not in _INPUTS:
+        raise ConversionError(f"no input conversion for modality {modality!r}", reason="invalid")
+    return _INPUTS[modality](msg, max_pixels)

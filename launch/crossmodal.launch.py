@@ -50,8 +50,8 @@ def generate_launch_description():
         DeclareLaunchArgument("enable_pen", default_value="true",
                               description="Start pen_node (publishes pen/stroke)."),
         DeclareLaunchArgument("autostart", default_value="true",
-                              description="true: nexus_node configures and activates itself; false: a lifecycle "
-                              "manager drives it."),
+                              description="true: the inference node configures and activates itself; false: a "
+                              "lifecycle manager drives it."),
         DeclareLaunchArgument("checkpoint", default_value="",
                               description="Model checkpoint (.pt); empty: the shipped models/nexus_digits.pt."),
         DeclareLaunchArgument("device", default_value="auto",
@@ -77,7 +77,7 @@ def generate_launch_description():
     # A lifecycle node that configures and activates itself (launch argument autostart:=true,
     # the default); autostart:=false when a lifecycle manager drives it.
     nexus = LifecycleNode(
-        package="crossmodal_ros", executable="nexus_node", name="nexus", namespace=namespace,
+        package="crossmodal_ros", executable="crossmodal_inference", name="nexus", namespace=namespace,
         parameters=[nexus_params, {"checkpoint": LaunchConfiguration("checkpoint"),
                                    "device": LaunchConfiguration("device"),
                                    "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool)}],

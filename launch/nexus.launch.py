@@ -19,8 +19,8 @@ def generate_launch_description():
     args = [
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node."),
         DeclareLaunchArgument("autostart", default_value="true",
-                              description="true: nexus_node configures and activates itself; false: a lifecycle "
-                              "manager drives it."),
+                              description="true: the inference node configures and activates itself; false: a "
+                              "lifecycle manager drives it."),
         DeclareLaunchArgument("checkpoint", default_value="",
                               description="Model checkpoint (.pt); empty: the shipped models/nexus_digits.pt."),
         DeclareLaunchArgument("device", default_value="auto", description="Inference device: auto | cpu | cuda."),
@@ -33,7 +33,7 @@ def generate_launch_description():
         DeclareLaunchArgument("pen_topic", default_value="pen/stroke", description="nav_msgs/Path input."),
     ]
     nexus = LifecycleNode(
-        package="crossmodal_ros", executable="nexus_node", name="nexus",
+        package="crossmodal_ros", executable="crossmodal_inference", name="nexus",
         namespace=LaunchConfiguration("namespace"),
         parameters=[LaunchConfiguration("nexus_params"),
                     {"checkpoint": LaunchConfiguration("checkpoint"),

@@ -2,9 +2,9 @@
 # Copyright 2026 The crossmodal_ros authors
 """Bag replay into the inference node on sim time: ``ros2 launch crossmodal_ros replay.launch.py bag:=<file>``.
 
-bag_player waits until nexus_node subscribes, then publishes the bag's topics and ``/clock``;
-nexus_node runs with ``use_sim_time`` so staleness windows follow bag time. Evaluate the same
-bag offline with ``ros2 run crossmodal_ros bag_eval <file>``.
+bag_player waits until the inference node (crossmodal_inference) subscribes, then publishes the
+bag's topics and ``/clock``; the node runs with ``use_sim_time`` so staleness windows follow bag
+time. Evaluate the same bag offline with ``ros2 run crossmodal_ros bag_eval <file>``.
 """
 import os
 
@@ -22,16 +22,16 @@ def generate_launch_description():
         DeclareLaunchArgument("bag", description="MCAP or sqlite3 bag (file or bag directory) to replay."),
         DeclareLaunchArgument("rate", default_value="1.0", description="Replay speed factor."),
         DeclareLaunchArgument("wait_timeout", default_value="60.0",
-                              description="Seconds bag_player waits for nexus_node's subscriptions "
+                              description="Seconds bag_player waits for the inference node's subscriptions "
                                           "(it loads the model first) before it gives up."),
         DeclareLaunchArgument("autostart", default_value="true",
-                              description="true: nexus_node configures and activates itself; false: a lifecycle "
-                              "manager drives it."),
+                              description="true: the inference node configures and activates itself; false: a "
+                              "lifecycle manager drives it."),
         DeclareLaunchArgument("checkpoint", default_value="",
                               description="Model checkpoint (.pt); empty: the shipped models/nexus_digits.pt."),
         DeclareLaunchArgument("device", default_value="auto", description="Inference device: auto | cpu | cuda."),
         DeclareLaunchArgument("replay_params", default_value=os.path.join(share, "config", "replay.yaml"),
-                              description="Parameter file of nexus_node for replay (use_sim_time)."),
+                              description="Parameter file of the inference node for replay (use_sim_time)."),
     ]
     player = Node(
         package="crossmodal_ros", executable="bag_player", name="bag_player",
@@ -40,7 +40,7 @@ def generate_launch_description():
         output="screen",
     )
     nexus = LifecycleNode(
-        package="crossmodal_ros", executable="nexus_node", name="nexus", namespace="",
+        package="crossmodal_ros", executable="crossmodal_inference", name="nexus", namespace="",
         parameters=[LaunchConfiguration("replay_params"),
                     {"checkpoint": LaunchConfiguration("checkpoint"),
                      "device": LaunchConfiguration("device"), "use_sim_time": True,

@@ -289,3 +289,27 @@ def test_errors_carry_a_reason_category():
     with pytest.raises(ConversionError) as info:
         path_to_numpy(Path())
     assert info.value.reason == "empty"
+
+
+def test_msg_to_input_applies_the_fusion_checks():
+    """The node's and the bag evaluator's one input check: 32FC1 range, >= 2 poses, label range."""
+    from std_msgs.msg import Int32
+
+    from crossmodal_ros.ros.conversions import ConversionError, msg_to_input, numpy_to_image, numpy_to_path
+
+    good = numpy_to_image(np.full((28, 28), 0.5, np.float32), "32FC1")
+    assert msg_to_input("image", good).shape == (28, 28)
+    for bad in (np.full((28, 28), 1.5, np.float32), np.full((28, 28), np.nan, np.float32)):
+        with pytest.raises(ConversionError) as err:
+            msg_to_input("image", numpy_to_image(bad, "32FC1"))
+        assert err.value.reason == "range"
+    assert msg_to_input("trajectory", numpy_to_path(np.array([[0.0, 0.0], [1.0, 1.0]]))).shape == (2, 2)
+    with pytest.raises(ConversionError) as err:
+        msg_to_input("trajectory", numpy_to_path(np.array([[0.0, 0.0]])))
+    assert err.value.reason == "empty"
+    assert msg_to_input("label", Int32(data=3)) == 3
+    with pytest.raises(ConversionError, match="outside 0..9") as err:
+        msg_to_input("label", Int32(data=10))
+    assert err.value.reason == "range"
+    with pytest.raises(ConversionError, match="no input conversion"):
+        msg_to_input("smell", good)

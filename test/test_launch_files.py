@@ -98,7 +98,7 @@ def test_crossmodal_launch_has_optional_sensors_and_autostart():
         _kw(c, "executable").value for c in _calls(tree, "Node") if _kw(c, "condition") is not None
     }
     assert conditioned == {"camera_node", "microphone_node", "pen_node"}
-    assert [_kw(c, "executable").value for c in _calls(tree, "LifecycleNode")] == ["nexus_node"]
+    assert [_kw(c, "executable").value for c in _calls(tree, "LifecycleNode")] == ["crossmodal_inference"]
     src = (ROOT / "launch" / "replay.launch.py").read_text()
     assert re.search(r'"use_sim_time":\s*True', src)
 

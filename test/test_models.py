@@ -285,3 +285,20 @@ def test_sound_networks_equal_the_reference_2d_formulation():
         g = F.conv_transpose2d(g, d[6].weight.permute(0, 2, 1).unsqueeze(1), bias=dec.out_bias)  # k(1,128)
         assert g.shape == (3, 1, 32, 128)                                   # frames x mel
         assert torch.allclose(dec(z), torch.sigmoid(g).transpose(2, 3), atol=1e-5)
+
+
+def test_pretraining_is_a_phase_the_model_declares():
+    """The trainer runs model.pretraining_phases(): Nexus declares its sound SigmaVAE stage while
+    the sound VAE is frozen and not pretrained; finish() freezes it and the stage is gone.
+    """
+    model = build_model("nexus", {"latent_dims": {"audio": 8}})
+    (phase,) = model.pretraining_phases()
+    assert phase.name == "sound" and phase.config == "sound_pretrain" and phase.module is model.bottom.vaes["audio"]
+    phase.module.requires_grad_(True)
+    loss, logs = phase.loss(phase.module, {"audio": torch.rand(4, *MODEL_SHAPES["audio"])}, 0)
+    assert loss.requires_grad and {"rec", "kl", "loss"} <= set(logs)
+    phase.finish()
+    assert bool(model.bottom.audio_pretrained) and not any(p.requires_grad for p in phase.module.parameters())
+    assert model.pretraining_phases() == []
+    assert build_model("nexus", {"sound_pretrain": False}).pretraining_phases() == []
+    assert build_model("associator").pretraining_phases() == []

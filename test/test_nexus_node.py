@@ -174,7 +174,7 @@ def test_two_thread_executor_with_lifecycle_changes_mid_stream(ros_context_mt, c
         rc.spin_for(0.2)
         assert len(sensors.msgs("modalities")) <= n + 1  # one publish may have been in flight
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        node.last_fused = ()
+        node.core.last_fused = ()
     assert node.fused_count >= 3
 
 
@@ -224,7 +224,7 @@ def test_bursts_are_coalesced_and_rate_limited(ros_context, checkpoint):
         sensors.publish("image", _image_msg(time.time()))
         rc.spin_for(0.02)
     assert rc.spin_until(lambda: node.received["image"] == 6, timeout=2.0)
-    rc.spin_until(lambda: not node._store.pending, timeout=3.0)
+    rc.spin_until(lambda: not node.core.store.pending, timeout=3.0)
     elapsed = time.monotonic() - t0
     # the first image is fused at once, the rest coalesced: fewer fusions than images, every
     # image either fused or superseded, and never more than 5 Hz
@@ -315,7 +315,7 @@ def test_parameter_validation(ros_context, checkpoint):
     assert node.get_parameter("staleness.image").value == 0.25
     # live-tunable values reach a configured node at once
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert ok("staleness.audio", 0.75) and node._staleness()["audio"] == 0.75
+    assert ok("staleness.audio", 0.75) and node.core.staleness["audio"] == 0.75
     assert ok("sample_latent", True) and node.engine.sample is True
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert ok("max_rate_hz", 10.0)
@@ -327,7 +327,7 @@ def test_parameter_validation(ros_context, checkpoint):
     ints = make_node("nexus_ints", context=rc.context, autostart=False, staleness={"image": 1})
     rc.add(ints)
     assert ints.get_parameter("staleness.image").value == 1.0
-    with pytest.raises(ValueError, match="unknown NexusNode parameter"):
+    with pytest.raises(ValueError, match="unknown inference node parameter"):
         make_node(context=rc.context, checkpoin="typo.pt")
 
 
@@ -543,7 +543,7 @@ def test_a_model_without_a_modality_does_not_subscribe_to_it(ros_context, tmp_pa
     assert node.lifecycle_state == "active" and node.last_error == ""
     assert rc.spin_until(lambda: sensors.msgs("image") and sensors.msgs("trajectory"), 2.0)
     assert not sensors.msgs("audio_mel") and not sensors.msgs("label_probs")
-    assert sorted(node._pubs) == ["image", "latent", "latent_stamped", "modalities", "trajectory"]
+    assert sorted(node.outputs.pubs) == ["image", "latent", "latent_stamped", "modalities", "trajectory"]
 
 
 def test_qos_overrides_and_per_input_diagnostics(ros_context, checkpoint):
@@ -561,20 +561,20 @@ def test_qos_overrides_and_per_input_diagnostics(ros_context, checkpoint):
         "qos_overrides./camera/image_raw.subscription.depth": 7,
         "diagnostics.expected_hz.image": 10.0, "staleness.image": 0.5}.items()]
     node = ros_context.add(NexusNode("nexus", context=ros_context.context, parameter_overrides=overrides))
-    subs = {s.topic_name: s.qos_profile for s in node._subs}
+    subs = {s.topic_name: s.qos_profile for s in node.inputs.subs}
     assert subs["/camera/image_raw"].reliability == ReliabilityPolicy.RELIABLE
     assert subs["/camera/image_raw"].depth == 7
     assert subs["/pen/stroke"].reliability == ReliabilityPolicy.BEST_EFFORT
-    statuses = {s.name: s for s in node._input_statuses()}
+    statuses = {s.name: s for s in node.diagnostics()}
     image = statuses["/nexus: input image"]
     assert image.level == DiagnosticStatus.WARN and image.message == "No events recorded"
     keys = {kv.key for kv in image.values}
     assert {"Events in window", "Actual frequency (Hz)", "Minimum acceptable frequency (Hz)",
             "Seconds since last message"} <= keys
     assert statuses["/nexus: input audio"].level == DiagnosticStatus.OK  # no expected rate
-    node._accept("image")
-    node._last_arrival["image"] -= 2.0  # newest image 2 s old, staleness 0.5 s
-    image = {s.name: s for s in node._input_statuses()}["/nexus: input image"]
+    node.core.accept("image", node._now_s())
+    node.core.last_arrival["image"] -= 2.0  # newest image 2 s old, staleness 0.5 s
+    image = {s.name: s for s in node.diagnostics()}["/nexus: input image"]
     assert image.level == DiagnosticStatus.WARN and "stale" in image.message
 
 
@@ -628,7 +628,7 @@ def test_no_subscriber_no_decode_and_subscribed_outputs_decode_only_theirs(ros_c
     image = np.eye(28, dtype=np.float32)
 
     def fuse():
-        node._store_sample("image", image)
+        node.inputs.store("image", image)
         assert node._fuse()
 
     fuse()  # nobody listens: encoders and latent only; latent, modalities, latent_stamped
@@ -637,12 +637,12 @@ def test_no_subscriber_no_decode_and_subscribed_outputs_decode_only_theirs(ros_c
     got = {"latent": [], "image": []}
     listener.create_subscription(Float32MultiArray, "/nexus/latent",
                                  lambda msg: got["latent"].append(msg), 10)
-    assert rc.spin_until(lambda: node._pubs["latent"].get_subscription_count() > 0, timeout=5.0)
+    assert rc.spin_until(lambda: node.outputs.pubs["latent"].get_subscription_count() > 0, timeout=5.0)
     fuse()  # a latent-only subscriber: still no decoder runs, the latent is published
     assert calls == [] and node.published_count == 6
     assert rc.spin_until(lambda: got["latent"], timeout=3.0)
     listener.create_subscription(Image, "/nexus/image", lambda msg: got["image"].append(msg), 10)
-    assert rc.spin_until(lambda: node._pubs["image"].get_subscription_count() > 0, timeout=5.0)
+    assert rc.spin_until(lambda: node.outputs.pubs["image"].get_subscription_count() > 0, timeout=5.0)
     fuse()  # an image subscriber: the image decoder only
     assert calls == ["image"] and node.decoded["image"] == 1 and node.decoded["label"] == 0
     assert rc.spin_until(lambda: got["image"], timeout=3.0)
@@ -652,7 +652,7 @@ def test_no_subscriber_no_decode_and_subscribed_outputs_decode_only_theirs(ros_c
 def test_always_decode_forces_decoding_without_subscribers(ros_context, checkpoint):
     rc = ros_context
     node = _nexus(rc, checkpoint, always_decode=["label", "trajectory"])
-    node._store_sample("image", np.eye(28, dtype=np.float32))
+    node.inputs.store("image", np.eye(28, dtype=np.float32))
     assert node._fuse()
     assert node.decoded == {"image": 0, "audio": 0, "trajectory": 1, "label": 1}
     assert node.last_result.label >= 0 and node.last_result.image.size == 0

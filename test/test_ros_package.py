@@ -23,7 +23,7 @@ import yaml
 pytestmark = [pytest.mark.colcon, pytest.mark.ros, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
-EXECUTABLES = ("nexus_node", "camera_node", "microphone_node", "pen_node", "bag_player",
+EXECUTABLES = ("crossmodal_inference", "nexus_node", "camera_node", "microphone_node", "pen_node", "bag_player",
                "bag_export", "bag_eval", "demo")
 SENSORS = ("camera_node", "microphone_node", "pen_node")
 

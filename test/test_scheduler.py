@@ -167,8 +167,8 @@ def test_node_and_bag_eval_decide_alike(ros_context, untrained_checkpoint, rates
                      autostart=True)
     ros_context.add(node)
     clock = [0.0]
-    node._mono = lambda: clock[0]
-    node._sched.reset()
+    node.core.mono = lambda: clock[0]
+    node.core.scheduler.reset()
     online = []
 
     def call(handler, t):
@@ -178,14 +178,14 @@ def test_node_and_bag_eval_decide_alike(ros_context, untrained_checkpoint, rates
         if node.fused_count > before:
             online.append((t, node.last_fusion_kind, node.last_fused))
 
-    period = node._sched.tick_period
+    period = node.core.scheduler.tick_period
     next_tick = period
     for t, m in EVENTS:
         while next_tick < t:
             call(node._on_fusion_timer, next_tick)
             next_tick += period
         clock[0] = t
-        node._store_sample(m, value[m])
+        node.inputs.store(m, value[m])
         call(node._on_wake, t)
     while next_tick < UNTIL:
         call(node._on_fusion_timer, next_tick)
@@ -198,3 +198,85 @@ def test_node_and_bag_eval_decide_alike(ros_context, untrained_checkpoint, rates
     # every fresh input of the stream was fused at its arrival or on the rate limit, never
     # later because of a heartbeat
     assert offline[0] == (0.0, FRESH, (IMAGE,))
+
+
+# --------------------------------------------------------------------------- the fusion core
+class _Log:
+    def __init__(self):
+        self.lines = []
+
+    def info(self, text):
+        self.lines.append(("info", text))
+
+    def warning(self, text):
+        self.lines.append(("warning", text))
+
+    def error(self, text):
+        self.lines.append(("error", text))
+
+
+def _core(clock):
+    from crossmodal_ros.fusion_policy import FusionCore
+
+    core = FusionCore(LatestSamples(MODALITIES), _Log(), lambda exc: isinstance(exc, ValueError),
+                      mono=lambda: clock[0])
+    core.configure(100.0, 5.0, {m: 1.0 for m in MODALITIES})
+    return core
+
+
+def _put(core, m, value, t):
+    assert core.accept(m, t)
+    core.put(m, Sample(value=value, stamp=t, stamp_s=t, arrival_s=t, seq=core.received[m]))
+
+
+def _infer(values, decode):
+    from types import SimpleNamespace
+
+    if any(isinstance(v, str) and v == "bad" for v in values.values()):
+        raise ValueError("codec rejects 'bad'")
+    if any(isinstance(v, str) and v == "bug" for v in values.values()):
+        raise RuntimeError("a bug")
+    return SimpleNamespace(fused=tuple(values))
+
+
+def test_fusion_core_rejects_a_bad_input_fuses_the_rest_and_accounts_for_every_message():
+    clock = [0.0]
+    core = _core(clock)
+    assert not core.accept(IMAGE, 0.0)  # inactive: a counted drop
+    core.activate()
+    _put(core, IMAGE, "bad", 0.1)
+    _put(core, TRAJECTORY, np.zeros((20, 2)), 0.1)
+    assert core.on_input() == FRESH
+    result, samples = core.fuse(FRESH, 0.2, _infer, {TRAJECTORY})
+    assert result.fused == (TRAJECTORY,) and set(samples) == {TRAJECTORY}
+    assert core.dropped[IMAGE] == {"inactive": 1, "codec": 1}
+    assert core.fused_count == 1 and core.decoded[TRAJECTORY] == 1 and core.fusions_by_kind[FRESH] == 1
+    _put(core, TRAJECTORY, np.ones((20, 2)), 0.3)
+    _put(core, TRAJECTORY, np.ones((20, 2)), 0.4)  # supersedes the one before
+    assert core.fuse(HEARTBEAT, 0.5, _infer, set()) is not None
+    assert core.fuse(HEARTBEAT, 0.6, _infer, set()) is not None  # the same message: counted once
+    rows = core.accounting()
+    assert rows[TRAJECTORY] == {"received": 3, "dropped": 0, "superseded": 1, "fused": 2, "expired": 0,
+                                "pending": 0, "unaccounted": 0}
+    assert rows[IMAGE]["dropped"] == 2 and all(r["unaccounted"] == 0 for r in rows.values())
+    assert any(level == "warning" and "codec" in text for level, text in core.log.lines)
+
+
+def test_fusion_core_survives_a_failing_inference_and_a_stalled_clock():
+    clock = [0.0]
+    core = _core(clock)
+    core.configure(100.0, 5.0, {m: 1.0 for m in MODALITIES}, clock_timeout_s=0.5)
+    core.activate()
+    _put(core, IMAGE, "bug", 0.0)
+    assert core.fuse(FRESH, 0.1, _infer, set()) is None
+    assert core.last_error == "RuntimeError: a bug" and not core.scheduler.busy
+    assert core.dropped[IMAGE] == {} and core.fused_count == 0
+    _put(core, IMAGE, np.eye(28), 0.2)
+    assert core.fuse(FRESH, 0.3, _infer, set()) is not None and core.last_error == ""
+    # under sim time a clock that stops for clock_timeout_s makes nothing live
+    assert not core.check_clock(5, sim_time=True) and core.live(0.4) == (IMAGE,)
+    assert not core.check_clock(5, sim_time=False)
+    clock[0] += 1.0  # the same clock reading, 1 s of steady time later
+    assert core.check_clock(5, sim_time=True) and core.live(0.4) == ()
+    assert core.fuse(HEARTBEAT, 0.4, _infer, set()) is None
+    assert core.on_tick(0.4) is None

@@ -133,7 +133,7 @@ def test_1khz_burst_is_coalesced_with_bounded_queues(ros_context, checkpoint):
     max_store = 0
     while not done.is_set():
         rc.executor.spin_once(timeout_sec=0.005)
-        max_store = max(max_store, len(node._store))
+        max_store = max(max_store, len(node.core.store))
     worker.join()
     rc.spin_until(lambda: _reconciled(node), 5.0)
     elapsed = time.monotonic() - t_start
@@ -152,7 +152,7 @@ def test_1khz_burst_is_coalesced_with_bounded_queues(ros_context, checkpoint):
     assert _reconciled(node), node.accounting()
     # afterwards a single new input is fused normally
     n = node.fused_count
-    node.last_fused = ()
+    node.core.last_fused = ()
     assert rc.spin_until(lambda: node.live_inputs() == (), 5.0)  # the burst goes stale
     cam.publish(frames[0])
     assert rc.spin_until(lambda: node.fused_count > n and node.last_fused == ("image",), 3.0)
@@ -220,7 +220,7 @@ def test_out_of_order_stamps(ros_context, checkpoint):
                                         stamp=conv.seconds_to_stamp(stamp)))
         assert rc.spin_until(lambda: out.count("/nexus/image") > n, 3.0)
         assert conv.stamp_to_seconds(out.last("/nexus/image").header.stamp) == pytest.approx(stamp)
-        np.testing.assert_array_equal(node._store.live(node._now_s(), {"image": 5.0})["image"].value,
+        np.testing.assert_array_equal(node.core.store.live(node._now_s(), {"image": 5.0})["image"].value,
                                       _frame(seed=i))
     n = out.count("/nexus/image")
     pen.publish(_stroke(50.0))  # older than the live image: the image's 80 s stays the header

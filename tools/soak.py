@@ -3,7 +3,7 @@
 r"""Soak test: the demo graph for N minutes with random sensor outages, then a reliability report.
 
 The graph is the demo's (:func:`crossmodal_ros.ros.demo.build_graph`: camera, microphone and pen
-playback, the Nexus node, the output monitor) on a two-thread executor in this process. A random
+playback, the inference node, the output monitor) on a two-thread executor in this process. A random
 outage schedule switches the sensors on and off (every subset of camera/microphone/pen, including
 none, for a few seconds each). Every ``--sample-s`` seconds the script records the process RSS
 (``VmRSS`` in ``/proc/self/status``), the end-to-end latency (sensor header stamp -> output at
@@ -17,7 +17,7 @@ topic. At the end the sensors stop, the graph drains, and the report gives:
 * ``p99_ratio``: latency p99 of the last window / the first - target within 20 % (<= 1.2);
 * ``reconciliation``: per input modality, every message a sensor published was received; every
   received message was fused, superseded, dropped with a reason, expired unfused or is still
-  pending (``NexusNode.accounting()``, ``unaccounted`` must be 0); every fusion published every
+  pending (``InferenceNode.accounting()``, ``unaccounted`` must be 0); every fusion published every
   enabled output (per-topic counts at a subscriber == fusions; node ``published_count`` ==
   fusions x outputs).
 
@@ -158,7 +158,7 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
     try:
         graph = build_graph(ctx, checkpoint, ncfg, dataset, schedule, period, seed, sample_rate)
         nexus, monitor = graph.nexus, graph.monitor
-        outputs = sorted(nexus._pubs)
+        outputs = sorted(nexus.outputs.pubs)
         extra = [n for n in ("latent", "label_probs") if n in outputs]
         counter = _OutputCounter(graph.monitor_node, "/nexus", extra)
         for n in graph.nodes:

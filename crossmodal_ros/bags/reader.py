@@ -29,11 +29,8 @@ class InputEvent:
 
 
 def _decode(modality: str, msg) -> object:
-    if modality == IMAGE:
-        return messages.image_to_canonical(messages.image_to_numpy(msg), msg.encoding)
-    if modality == AUDIO:
-        return messages.audio_to_numpy(msg).copy()
-    return messages.path_to_numpy(msg)
+    """The node's own checks (:func:`crossmodal_ros.messages.msg_to_input`): both drop alike."""
+    return messages.msg_to_input(modality, msg)
 
 
 def read_bag_inputs(path: str | Path):

@@ -31,8 +31,8 @@ from torch import nn
 
 from ..modalities import IMAGE, TRAJECTORY
 from . import register_model
-from .associator import DEFAULT_REC_WEIGHTS, PairLatentModel, reconstruction_loss
-from .base import ModelConfigError, ModelInputError, kl_standard_normal, reparameterize
+from .base import ModelConfigError, ModelInputError, kl_standard_normal, loss_report, reparameterize
+from .pair import DEFAULT_REC_WEIGHTS, PairLatentModel, reconstruction_loss
 from .networks import ModalityVAE
 from .phased import phase_defaults
 
@@ -156,10 +156,7 @@ class VariationalAlignment(PairLatentModel):
             total = total + recm + kw["mapper"] * klm + self.config["wasserstein_weight"] * w2
             logs.update({"rec/mapper": recm, "kl/mapper": klm, "w2": w2})
         total = torch.where(rows, total, torch.zeros_like(total))
-        loss = total.sum() / rows.sum().clamp_min(1)
-        out = {k: float(v.detach().mean()) for k, v in logs.items()}
-        out["loss"] = float(loss.detach())
-        return loss, out
+        return loss_report(total.sum() / rows.sum().clamp_min(1), logs)
 
     # ---- inference
     def encode(self, inputs: dict, mask: torch.Tensor | None = None, sample: bool = False):
@@ -182,7 +179,7 @@ class VariationalAlignment(PairLatentModel):
         return mu, lv
 
     def decode(self, z: torch.Tensor, modalities=None) -> dict:
-        mods = self._check_decode(z, modalities)
+        mods = self.check_decode(z, modalities)
         out = {}
         for m in mods:
             out[m] = self.target_vae.decoder(z) if m == self.target else self.reverse_decoder(z)

@@ -25,29 +25,10 @@ from torch import nn
 
 from ..modalities import AUDIO, IMAGE, LABEL, TRAJECTORY
 from . import register_model
-from .base import (ModelConfigError, ModelInputError, kl_standard_normal, reparameterize, soft_cross_entropy,
-                   sum_squared_error)
+from .base import ModelConfigError, ModelInputError, kl_standard_normal, loss_report, reparameterize
 from .networks import GaussianHeads, ModalityVAE, mlp_stack
-from .phased import PhasedModel, phase_defaults
-
-#: Reconstruction weights per modality (as Nexus's lambda: the 200-d trajectory and the label
-#: would otherwise be drowned by the KL term).
-DEFAULT_REC_WEIGHTS = {IMAGE: 1.0, AUDIO: 1.0, TRAJECTORY: 50.0, LABEL: 50.0}
-
-
-def reconstruction_loss(modality: str, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Per-sample reconstruction error: cross-entropy for the label (logits), squared error else."""
-    if modality == LABEL:
-        return soft_cross_entropy(x_hat, x)
-    return sum_squared_error(x_hat, x)
-
-
-def unimodal_vae_loss(vae: ModalityVAE, x: torch.Tensor, rec_weight: float, beta: float):
-    """Eq. 6 per sample: ``rec_weight * rec(D(z), x) + beta * KL(q(z|x) || N(0, I))`` -> (rec, kl)."""
-    mu, logvar = vae.encoder(x)
-    x_hat = vae.decoder(reparameterize(mu, logvar))
-    return rec_weight * reconstruction_loss(vae.modality, x_hat, x), kl_standard_normal(mu, logvar)
-
+from .pair import DEFAULT_REC_WEIGHTS, PairLatentModel, reconstruction_loss
+from .phased import phase_defaults
 
 def pair_key(source: str, target: str) -> str:
     """Module key of the associator ``source -> target``."""
@@ -68,30 +49,6 @@ class VariationalAssociator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.heads(self.features(z))
-
-
-class PairLatentModel(PhasedModel):
-    """Shared machinery of the models whose shared latent is a concatenation of per-modality
-    latents: splitting, decoding, argument checks.
-    """
-
-    def latent_slices(self) -> dict:
-        """``{modality: slice}`` of each modality's part of the shared latent."""
-        out, start = {}, 0
-        for m in self.modalities:
-            d = int(self.config["latent_dims"][m])
-            out[m] = slice(start, start + d)
-            start += d
-        return out
-
-    def _check_decode(self, z: torch.Tensor, modalities):
-        mods = self.modalities if modalities is None else tuple(modalities)
-        unknown = [m for m in mods if m not in self.modalities]
-        if unknown:
-            raise ModelInputError(f"this {self.kind} model cannot generate {unknown}; it has {self.modalities}")
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ModelInputError(f"z must have shape (B, {self.latent_dim}), got {tuple(z.shape)}")
-        return mods
 
 
 @register_model("associator")
@@ -160,17 +117,10 @@ class AssociatorNetwork(PairLatentModel):
     def loss(self, batch: dict, mask: torch.Tensor | None = None, epoch: float = 0):
         present = self.presence(batch, mask)
         logs: dict[str, torch.Tensor] = {}
-        total = torch.zeros(present.shape[0], device=present.device)
         if self.phase == "vaes":  # every VAE on its own modality (unpaired)
-            for i, m in enumerate(self.modalities):
-                p = present[:, i]
-                if m not in batch or not bool(p.any()):
-                    continue
-                rec, kl = unimodal_vae_loss(self.vaes[m], batch[m], self.rec_weights[m], 1.0)
-                term = torch.where(p, rec + self.config["vae_beta"] * kl, torch.zeros_like(rec))
-                total = total + term
-                logs[f"rec/{m}"], logs[f"kl/{m}"] = rec.detach(), kl.detach()
+            total = self.unimodal_vae_terms(batch, present, logs)
         else:  # associators on the pairs, VAEs frozen (Eq. 7)
+            total = torch.zeros(present.shape[0], device=present.device)
             lat = {}
             for i, m in enumerate(self.modalities):
                 if m in batch:
@@ -184,10 +134,7 @@ class AssociatorNetwork(PairLatentModel):
                 term = self.association_loss(s, t, lat[s][0], batch[t])
                 total = total + torch.where(p, term, torch.zeros_like(term))
                 logs[f"assoc/{s}->{t}"] = term.detach()
-        loss = total.mean()
-        out = {k: float(v.mean()) for k, v in logs.items()}
-        out["loss"] = float(loss.detach())
-        return loss, out
+        return loss_report(total.mean(), logs)
 
     def association_loss(self, source: str, target: str, z_source: torch.Tensor,
                          x_target: torch.Tensor) -> torch.Tensor:
@@ -251,7 +198,7 @@ class AssociatorNetwork(PairLatentModel):
         return (torch.cat([lat[m][0] for m in self.modalities], 1), torch.cat([lat[m][1] for m in self.modalities], 1))
 
     def decode(self, z: torch.Tensor, modalities=None) -> dict:
-        mods = self._check_decode(z, modalities)
+        mods = self.check_decode(z, modalities)
         sl = self.latent_slices()
         return {m: self.vaes[m].decoder(z[:, sl[m]]) for m in mods}
 

@@ -88,6 +88,17 @@ def masked(value: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     return torch.where(present, value, torch.zeros((), dtype=value.dtype, device=value.device))
 
 
+def loss_report(loss: torch.Tensor, terms: dict, **extra) -> tuple[torch.Tensor, dict]:
+    """The ``(loss, logs)`` pair every model's :meth:`MultimodalModel.loss` returns: ``terms``
+    (per-sample tensors) as batch means, then ``loss`` and the ``extra`` floats (e.g. the KL
+    weight).
+    """
+    out = {k: float(v.detach().mean()) for k, v in terms.items()}
+    out["loss"] = float(loss.detach())
+    out.update(extra)
+    return loss, out
+
+
 # --------------------------------------------------------------------------- config
 def merge_config(defaults: dict, config: dict | None, where: str = "model") -> dict:
     """``defaults`` updated with ``config``; unknown keys and type mismatches raise
@@ -212,6 +223,25 @@ class MultimodalModel(nn.Module):
     def decode(self, z: torch.Tensor, modalities=None) -> dict:
         """Generate ``modalities`` (default all) from shared latents ``z`` (B, latent_dim)."""
         raise NotImplementedError
+
+    def check_decode(self, z: torch.Tensor, modalities=None) -> tuple[str, ...]:
+        """The modalities a :meth:`decode` call asks for (default all), after checking that this
+        model has them and that ``z`` is (B, latent_dim); raises :class:`ModelInputError`.
+        """
+        mods = self.modalities if modalities is None else tuple(modalities)
+        unknown = [m for m in mods if m not in self.modalities]
+        if unknown:
+            raise ModelInputError(f"this {self.kind} model cannot generate {unknown}; it has {self.modalities}")
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ModelInputError(f"z must have shape (B, {self.latent_dim}), got {tuple(z.shape)}")
+        return mods
+
+    def pretraining_phases(self) -> list:
+        """Stages the trainer runs before this model's own training, each a
+        :class:`~crossmodal_ros.models.phased.PretrainPhase` (a part trained alone, then frozen);
+        only those still to run. Default: none.
+        """
+        return []
 
     def infer(self, inputs: dict, mask: torch.Tensor | None = None, sample: bool = False) -> dict:
         """Encode any subset then decode every modality; adds ``latent_mu``/``latent_logvar``.

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from . import register_model
-from .base import gaussian_log_density, kl_standard_normal, kl_warmup, masked, reparameterize
+from .base import gaussian_log_density, kl_standard_normal, kl_warmup, loss_report, masked, reparameterize
 from .nexus import HierarchicalModel
 from .networks import SharedEncoder
 
@@ -108,11 +108,7 @@ class HierarchicalMVAE(_ExpertModel):
             term = masked(term, rows)
             per_sample = per_sample + term
             logs[f"elbo/{name}"] = term.detach()
-        total = per_sample.mean()
-        out = {k: float(v.mean()) for k, v in logs.items()}
-        out["loss"] = float(total.detach())
-        out["kl_weight"] = w
-        return total, out
+        return loss_report(per_sample.mean(), logs, kl_weight=w)
 
 
 @register_model("mmvae")
@@ -157,8 +153,4 @@ class HierarchicalMMVAE(_ExpertModel):
             logs[f"elbo/from_{m}"] = term.detach()
             mmvae = mmvae + term
         per_sample = per_sample + mmvae / n_present
-        total = per_sample.mean()
-        out = {k: float(v.mean()) for k, v in logs.items()}
-        out["loss"] = float(total.detach())
-        out["kl_weight"] = w
-        return total, out
+        return loss_report(per_sample.mean(), logs, kl_weight=w)

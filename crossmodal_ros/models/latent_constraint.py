@@ -27,9 +27,9 @@ from torch import nn
 
 from ..modalities import AUDIO, IMAGE, LABEL, TRAJECTORY
 from . import register_model
-from .associator import DEFAULT_REC_WEIGHTS, PairLatentModel, unimodal_vae_loss
-from .base import ModelConfigError
+from .base import ModelConfigError, loss_report
 from .networks import ModalityVAE
+from .pair import DEFAULT_REC_WEIGHTS, PairLatentModel
 from .phased import phase_defaults
 
 #: log-variance reported for the deterministic common code (variance ~ 2e-9).
@@ -139,16 +139,10 @@ class LatentConstraintMapping(PairLatentModel):
     def loss(self, batch: dict, mask: torch.Tensor | None = None, epoch: float = 0):
         present = self.presence(batch, mask)
         logs = {}
-        total = torch.zeros(present.shape[0], device=present.device)
-        if self.phase == "embeddings":
-            for i, m in enumerate(self.modalities):
-                p = present[:, i]
-                if m not in batch or not bool(p.any()):
-                    continue
-                rec, kl = unimodal_vae_loss(self.vaes[m], batch[m], self.rec_weights[m], 1.0)
-                total = total + torch.where(p, rec + self.config["vae_beta"] * kl, torch.zeros_like(rec))
-                logs[f"rec/{m}"], logs[f"kl/{m}"] = rec.detach(), kl.detach()
+        if self.phase == "embeddings":  # every embedding VAE on its own modality (unpaired)
+            total = self.unimodal_vae_terms(batch, present, logs)
         else:
+            total = torch.zeros(present.shape[0], device=present.device)
             codes = {}
             for i, m in enumerate(self.modalities):
                 if m not in batch:
@@ -167,10 +161,7 @@ class LatentConstraintMapping(PairLatentModel):
                     c = (codes[a] - codes[b]).pow(2).sum(1)
                     total = total + self.config["constraint_weight"] * torch.where(both, c, torch.zeros_like(c))
                     logs[f"constraint/{a}-{b}"] = c.detach()
-        loss = total.mean()
-        out = {k: float(v.mean()) for k, v in logs.items()}
-        out["loss"] = float(loss.detach())
-        return loss, out
+        return loss_report(total.mean(), logs)
 
     def encode(self, inputs: dict, mask: torch.Tensor | None = None, sample: bool = False):
         """Mean of the common codes of the present modalities; deterministic (constant logvar)."""
@@ -185,5 +176,5 @@ class LatentConstraintMapping(PairLatentModel):
         return mu, torch.full_like(mu, DETERMINISTIC_LOGVAR)
 
     def decode(self, z: torch.Tensor, modalities=None) -> dict:
-        mods = self._check_decode(z, modalities)
+        mods = self.check_decode(z, modalities)
         return {m: self.vaes[m].decoder(self.maps[m].inverse(z)) for m in mods}

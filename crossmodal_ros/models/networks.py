@@ -24,6 +24,10 @@ from ..modalities import AUDIO, IMAGE, LABEL, TRAJECTORY
 
 #: Bottom latent sizes of the reference model.
 DEFAULT_LATENT_DIMS: dict[str, int] = {IMAGE: 64, AUDIO: 128, TRAJECTORY: 16, LABEL: 5}
+#: Reconstruction weights per modality of the reference model (Nexus's lambda and gamma; the
+#: pair models' ``rec_weights``): the 200-d trajectory and the label would otherwise be drowned
+#: by the KL term.
+DEFAULT_REC_WEIGHTS: dict[str, float] = {IMAGE: 1.0, AUDIO: 1.0, TRAJECTORY: 50.0, LABEL: 50.0}
 
 
 def mlp_stack(in_dim: int, hidden: int, layers: int) -> nn.Sequential:

@@ -24,10 +24,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..modalities import AUDIO, IMAGE, LABEL, MODALITIES, TRAJECTORY
-from .base import (ModelConfigError, ModelInputError, MultimodalModel, kl_standard_normal, kl_warmup, masked,
+from ..modalities import AUDIO, LABEL, MODALITIES
+from .base import (ModelConfigError, MultimodalModel, kl_standard_normal, kl_warmup, loss_report, masked,
                    reparameterize, shared_sigma_gaussian_nll, soft_cross_entropy, sum_squared_error)
-from .networks import DEFAULT_LATENT_DIMS, ModalityVAE, SharedEncoder, TopDecoder
+from .networks import DEFAULT_LATENT_DIMS, DEFAULT_REC_WEIGHTS, ModalityVAE, SharedEncoder, TopDecoder
+from .phased import PretrainPhase
 
 #: Config keys shared by every hierarchical model (Nexus, Nexus-0, MVAE, MMVAE).
 HIERARCHICAL_DEFAULTS: dict = {
@@ -36,8 +37,8 @@ HIERARCHICAL_DEFAULTS: dict = {
     "shared_dim": 32,                               # z_sigma
     "message_dim": 512,
     "hidden_dim": 512,                              # top-level MLP width
-    "bottom_weights": {IMAGE: 1.0, AUDIO: 1.0, TRAJECTORY: 50.0, LABEL: 50.0},  # lambda
-    "top_weights": {IMAGE: 1.0, AUDIO: 1.0, TRAJECTORY: 50.0, LABEL: 50.0},     # gamma
+    "bottom_weights": dict(DEFAULT_REC_WEIGHTS),    # lambda
+    "top_weights": dict(DEFAULT_REC_WEIGHTS),       # gamma
     "bottom_beta": 1.0,
     "top_beta": 1.0,
     "warmup_epochs": 20,
@@ -225,6 +226,27 @@ class HierarchicalModel(MultimodalModel):
             z = means
         return {m: v.detach() for m, v in z.items()}, per_sample, logs
 
+    def pretraining_phases(self) -> list[PretrainPhase]:
+        """The sound SigmaVAE stage (:func:`sigma_vae_loss`, KL weight ``sound_beta``) while the
+        sound VAE is frozen (``sound_pretrain: true``) and not yet pretrained; afterwards the VAE
+        stays frozen and ``bottom.audio_pretrained`` is set (saved with the checkpoint).
+        """
+        if AUDIO not in self.bottom.frozen or bool(self.bottom.audio_pretrained):
+            return []
+        vae = self.bottom.vaes[AUDIO]
+        beta, clip = self.config["sound_beta"], self.config["min_log_sigma"]
+
+        def loss(module, batch, epoch=0):
+            value, logs = sigma_vae_loss(module, batch[AUDIO], beta, clip, target=batch.get(f"clean:{AUDIO}"))
+            return value, {**logs, "loss": float(value.detach())}
+
+        def finish():
+            vae.requires_grad_(False)
+            self.bottom.audio_pretrained.fill_(True)
+            self.train()  # re-applies the frozen-in-eval rule
+
+        return [PretrainPhase("sound", vae, loss, (AUDIO,), "sound_pretrain", "sound SigmaVAE pretraining", finish)]
+
     def top_reconstruction(self, m: str, z_hat: torch.Tensor, target: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """Per-sample top reconstruction loss of bottom latent ``m`` (weighted by gamma) -> (B,)."""
         if m == AUDIO:
@@ -235,13 +257,7 @@ class HierarchicalModel(MultimodalModel):
 
     def decode(self, z: torch.Tensor, modalities=None) -> dict:
         """Top decoders give bottom latents, bottom decoders give data (label: logits)."""
-        mods = self.modalities if modalities is None else tuple(modalities)
-        unknown = [m for m in mods if m not in self.modalities]
-        if unknown:
-            raise ModelInputError(f"this {self.kind} model cannot generate {unknown}; it has {self.modalities}")
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ModelInputError(f"z must have shape (B, {self.latent_dim}), got {tuple(z.shape)}")
-        return {m: self.bottom.decode(m, self.top_decoders[m](z)) for m in mods}
+        return {m: self.bottom.decode(m, self.top_decoders[m](z)) for m in self.check_decode(z, modalities)}
 
 
 class Nexus(HierarchicalModel):
@@ -337,11 +353,7 @@ class Nexus(HierarchicalModel):
                 rec = self.top_reconstruction(m, self.top_decoders[m](zs), targets[m], present[:, i])
                 per_sample = per_sample + rec
                 logs[f"top/{m}"] = rec.detach()
-        total = per_sample.mean()
-        out = {k: float(v.mean()) for k, v in logs.items()}
-        out["loss"] = float(total.detach())
-        out["kl_weight"] = w
-        return total, out
+        return loss_report(per_sample.mean(), logs, kl_weight=w)
 
 
 class Nexus0(Nexus):

@@ -16,6 +16,7 @@ statistics do not move).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from torch import nn
 
@@ -38,6 +39,29 @@ class TrainingPhase:
     modules: list = field(default_factory=list)
     data_fraction: float = 1.0
     description: str = ""
+
+
+@dataclass
+class PretrainPhase:
+    """A stage the trainer runs before a model's own training (declared by
+    :meth:`MultimodalModel.pretraining_phases`), e.g. Nexus's sound SigmaVAE.
+
+    ``module`` (a part of the model) is trained alone with ``loss(module, batch, epoch) ->
+    (loss, logs)`` (``logs`` with a ``"loss"`` entry) on the batch keys ``keys`` (plus their
+    ``clean:<key>`` originals where the data has them; validation batches carry ``keys`` only);
+    the epoch with the lowest validation loss is kept, then ``finish()`` runs (e.g. freeze the
+    part and record that the stage ran). Epochs, learning rate and batch size are the train
+    config keys ``<config>_epochs``, ``<config>_lr`` and ``<config>_batch_size``; ``name`` and
+    ``description`` are for logs.
+    """
+
+    name: str
+    module: nn.Module
+    loss: Callable
+    keys: tuple
+    config: str
+    description: str
+    finish: Callable[[], None]
 
 
 class PhasedModel(MultimodalModel):

@@ -59,6 +59,7 @@ from crossmodal_ros.messages import (
     audio_to_numpy,
     image_to_canonical,
     image_to_numpy,
+    msg_to_input,
     path_to_numpy,
     stamp_to_seconds,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "make_header",
     "stamp_to_seconds",
     "seconds_to_stamp",
+    "msg_to_input",
 ]
 
 

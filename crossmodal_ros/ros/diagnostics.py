@@ -1,15 +1,21 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The crossmodal_ros authors
-"""Rate and latency bookkeeping and the ``/diagnostics`` status of the Nexus node."""
+"""The inference node's ``/diagnostics``: input rate bookkeeping and the status builders.
+
+:class:`InputMonitor` keeps the arrival rates of the inputs; :func:`node_statuses` builds the
+statuses the node publishes about once a second (the fusion's, then one per input) from the
+node's :class:`~crossmodal_ros.fusion_policy.FusionCore` and the monitor.
+"""
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
-from typing import Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+from crossmodal_ros.fusion_policy import LatencyStats
 
 
 class RateMeter:
@@ -37,27 +43,6 @@ class RateMeter:
             return 0.0
         # n events over [first, now]: a stream that stopped shows a falling rate.
         return (len(times) - 1) / max(span, times[-1] - times[0])
-
-
-class LatencyStats:
-    """The last value and the median over the last ``window`` latencies (seconds)."""
-
-    def __init__(self, window: int = 200):
-        self._values: deque[float] = deque(maxlen=window)
-        self.last: Optional[float] = None
-
-    def add(self, seconds: float) -> None:
-        self.last = float(seconds)
-        self._values.append(float(seconds))
-
-    def median(self) -> Optional[float]:
-        return float(np.median(self._values)) if self._values else None
-
-    def percentile(self, q: float) -> Optional[float]:
-        return float(np.percentile(self._values, q)) if self._values else None
-
-    def __len__(self) -> int:
-        return len(self._values)
 
 
 def _ms(x: Optional[float]) -> str:
@@ -220,3 +205,63 @@ def input_status(
             message = text if message in ("receiving", "Desired frequency met") else f"{message}; {text}"
     return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
                             values=values)
+
+
+class InputMonitor:
+    """Arrival rate (:class:`RateMeter`) and frequency window (:class:`FrequencyWindow`) of each
+    input, plus ``qos_incompatible[m]``: publishers whose QoS cannot reach the subscription.
+    """
+
+    def __init__(self, modalities: Iterable[str], window: int = 5):
+        self.modalities = tuple(modalities)
+        self.rates = {m: RateMeter() for m in self.modalities}
+        self.qos_incompatible = {m: 0 for m in self.modalities}
+        self.set_window(window)
+
+    def set_window(self, window: int) -> None:
+        """Restart the frequency windows with ``window`` snapshots (parameter ``diagnostics.window``)."""
+        self.freq = {m: FrequencyWindow(int(window)) for m in self.modalities}
+
+    def tick(self, modality: str) -> None:
+        """A message of ``modality`` arrived now."""
+        self.rates[modality].tick()
+
+    def qos_callback(self, modality: str, topic: str, reliability: str, log: Callable[[str], None]):
+        """The ``incompatible_qos`` event callback of the ``modality`` subscription: count, warn."""
+        def on_incompatible(info) -> None:
+            self.qos_incompatible[modality] += 1
+            log(f"a publisher on {topic!r} has QoS incompatible with this node's {reliability} subscription "
+                f"(policy id {info.last_policy_kind}); it delivers nothing. A best-effort publisher needs "
+                "qos_reliability:=best_effort here.")
+
+        return on_incompatible
+
+
+def node_statuses(core, monitor: InputMonitor, *, name: str, device: str, checkpoint: str, checkpoint_kind: str,
+                  published: int, live: Iterable[str], now_s: float, topics: Mapping[str, str],
+                  subscribed: Iterable[str], cfg: Mapping[str, Any]) -> list[DiagnosticStatus]:
+    """The inference node's statuses: ``<name>: fusion`` (:func:`fusion_status`), then
+    ``<name>: input <m>`` per input (:func:`input_status`).
+
+    ``core``: the node's FusionCore (counters, staleness windows, last arrivals); ``published``:
+    output messages sent; ``live``: the modalities live now; ``now_s``: the liveness clock;
+    ``topics``: resolved input topic names; ``subscribed``: the inputs the node subscribes to;
+    ``cfg``: the node's parameter values (``diagnostics.expected_hz.<m>``, ``diagnostics.tolerance``).
+    """
+    statuses = [fusion_status(
+        name=f"{name}: fusion", hardware_id=device, state="active" if core.active else "inactive", live=live,
+        rates={m: r.rate() for m, r in monitor.rates.items()}, latency=core.latency, fused=core.fused_count,
+        published=published, received=core.received, dropped=core.dropped, superseded=core.superseded,
+        fused_inputs=core.fused_inputs, expired=core.expired, device=device, checkpoint=checkpoint,
+        checkpoint_kind=checkpoint_kind, last_error=core.last_error, qos_incompatible=monitor.qos_incompatible)]
+    for m in monitor.modalities:
+        events, span, freq = monitor.freq[m].snapshot(core.received[m])
+        last = core.last_arrival[m]
+        statuses.append(input_status(
+            name=f"{name}: input {m}", hardware_id=topics[m], topic=topics[m], events_in_window=events,
+            window_s=span, frequency=freq, received=core.received[m],
+            expected_hz=float(cfg.get(f"diagnostics.expected_hz.{m}", 0.0)),
+            tolerance=float(cfg.get("diagnostics.tolerance", 0.1)),
+            since_last_s=None if last is None else max(0.0, now_s - last),
+            staleness_s=core.staleness[m], subscribed=m in subscribed))
+    return statuses

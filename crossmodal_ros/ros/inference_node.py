@@ -1,0 +1,401 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
+"""The inference node: a lifecycle node fusing whatever sensors are live, for any model kind.
+
+Executable ``crossmodal_inference`` (``nexus_node`` is an alias for one release). Topics:
+:mod:`crossmodal_ros.ros.node_io` (inputs ``camera/image_raw``, ``audio/chunk``, ``pen/stroke``,
+``label``; outputs ``~/<name>``), ``/diagnostics`` at about 1 Hz. Parameters:
+:mod:`crossmodal_ros.ros.inference_params`.
+
+The node is parameters, lifecycle and wiring: :class:`node_io.InputSubscriptions` validates
+input messages into ``self.core``, a ROS-free :class:`crossmodal_ros.fusion_policy.FusionCore`
+(store, scheduling, fusion, accounting); :class:`node_io.OutputPublishers` publishes the result
+by walking the output table, decoding a modality only while one of its outputs has subscribers.
+
+Threads: inputs and fusion (wake-up guard condition, fusion timer, diagnostics) are two mutually
+exclusive callback groups on the ``MultiThreadedExecutor`` of :func:`main`, so a message arriving
+during an inference is stored at once. ``_fusion_lock`` keeps the lifecycle and parameter
+services (default group) from changing the core or the publishers under a running fusion.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Optional
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy._rclpy_pybind11 import RCLError
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from rcl_interfaces.msg import SetParametersResult
+
+from crossmodal_ros.fusion_policy import FRESH, FusionCore
+from crossmodal_ros.modalities import MODALITIES
+from crossmodal_ros.ros import conversions as conv
+from crossmodal_ros.ros.diagnostics import InputMonitor, node_statuses
+from crossmodal_ros.fusion_store import LatestSamples, newest
+from crossmodal_ros.ros.inference_params import (LIVE_PARAMETERS, PARAMETERS, STALENESS, missing_modalities_reason,
+                                                 parameter_overrides, print_help, validate_parameters)
+from crossmodal_ros.ros.node_io import INPUT_TOPICS, INPUT_TYPES, OUTPUT_NAMES, OUTPUT_NEEDS, OUTPUTS  # noqa: F401
+from crossmodal_ros.ros.node_io import InputSubscriptions, OutputPublishers, PublishContext
+from crossmodal_ros.ros.qos import input_qos, output_qos
+
+#: Every publisher and subscription declares read-only ``qos_overrides.<topic>.<kind>.<policy>``
+#: parameters (rclpy's QoSOverridingOptions), read at creation (first configure).
+_QOS_OVERRIDES = QoSOverridingOptions.with_default_policies()
+
+
+def _delegated(part: str, name: str) -> property:
+    """A read-only node attribute that is attribute ``name`` of the node's ``part`` (core, ...)."""
+    return property(lambda self: getattr(getattr(self, part), name), doc=f"``self.{part}.{name}``.")
+
+
+class InferenceNode(LifecycleNode):
+    """Lifecycle node running any checkpoint's model on the live subset of its sensor inputs.
+
+    The fusion (store, scheduler, counters) is ``self.core``; its counters
+    (:data:`FusionCore.COUNTERS <crossmodal_ros.fusion_policy.FusionCore.COUNTERS>`: ``received``,
+    ``dropped`` ...) are readable on the node by the same names, for the demo, tools and tests.
+    Drop reasons: the :class:`conversions.ConversionError` categories, ``codec``, ``inactive``.
+    """
+
+    #: Output messages published since the node started.
+    published_count = _delegated("outputs", "published")
+    #: Per input: publishers seen with QoS incompatible with the subscription.
+    qos_incompatible = _delegated("monitor", "qos_incompatible")
+
+    def __init__(self, node_name: str = "nexus", **kwargs):
+        super().__init__(node_name, **kwargs)
+        for name, (default, desc) in PARAMETERS.items():
+            self.declare_parameter(name, default, desc)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._after_set_parameters)
+        self.core = FusionCore(LatestSamples(MODALITIES), self.get_logger(), _is_input_error)
+        self._input_group = MutuallyExclusiveCallbackGroup()
+        self._fusion_group = MutuallyExclusiveCallbackGroup()
+        self._wake = self.create_guard_condition(self._on_wake, callback_group=self._fusion_group)
+        self.monitor = InputMonitor(MODALITIES)
+        self.inputs = InputSubscriptions(self.core, self.monitor, lambda: self.get_clock().now(), self._wake.trigger)
+        self.outputs = OutputPublishers(self._waveform, lambda s: self.get_logger().error(s, throttle_duration_sec=5.0))
+        self._engine, self._checkpoint_path, self._checkpoint_kind, self._checkpoint_sha256 = None, "", "", ""
+        self._always_decode: frozenset = frozenset()
+        self._cfg: dict[str, Any] = {}
+        self._diag_pub = self._diag_timer = self._fusion_timer = None
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._fusion_lock = threading.RLock()  # see the module docstring
+        if self.get_parameter("autostart").value:
+            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                self.trigger_activate()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def lifecycle_state(self) -> str:
+        """Label of the current lifecycle state: unconfigured, inactive, active, finalized..."""
+        return str(self._state_machine.current_state[1])
+
+    @property
+    def engine(self):
+        """The loaded FusionEngine (None unless configured)."""
+        return self._engine
+
+    def accounting(self) -> dict[str, dict[str, int]]:
+        """Where every received input message went (:meth:`FusionCore.accounting`)."""
+        return self.core.accounting()
+
+    # ------------------------------------------------------------------ parameters
+    def _current_values(self) -> dict[str, Any]:
+        return {name: self.get_parameter(name).value for name in PARAMETERS}
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        values = self._current_values()
+        values.update({p.name: p.value for p in params if p.name in values})
+        reason = validate_parameters(values)
+        return SetParametersResult(successful=not reason, reason=reason)
+
+    def _after_set_parameters(self, params: list[Parameter]) -> None:
+        """Apply live-tunable values at once; the others take effect at the next configure."""
+        if not self._cfg:
+            return
+        changed = {p.name for p in params if p.name in LIVE_PARAMETERS}
+        with self._fusion_lock:
+            self._cfg.update({p.name: p.value for p in params if p.name in changed})
+            if "sample_latent" in changed and self._engine is not None:
+                self._engine.sample = bool(self._cfg["sample_latent"])
+            self._configure_core()
+            if "max_rate_hz" in changed and self._fusion_timer is not None:
+                self.destroy_timer(self._fusion_timer)
+                self._start_fusion_timer()
+
+    def _configure_core(self) -> None:
+        cfg = self._cfg
+        self.core.configure(cfg["max_rate_hz"], cfg["heartbeat_hz"],
+                            {m: cfg[p] for m, p in STALENESS.items()}, cfg["clock_timeout_s"])
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Validate parameters, load the checkpoint, create publishers and subscriptions.
+
+        FAILURE (logged, node stays unconfigured): invalid parameters or an unusable checkpoint.
+        """
+        from crossmodal_ros.checkpoint import file_sha256
+
+        values = self._current_values()
+        engine = self._load_engine(values)
+        if engine is None:
+            return TransitionCallbackReturn.FAILURE
+        for m, error in engine.warm_up(int(values["sample_rate"])).items():
+            self.get_logger().warning(f"warm-up inference on {m} failed: {error}")
+        has = tuple(engine.modalities)
+        self._engine, self._cfg = engine, values
+        self._checkpoint_kind = str(getattr(engine, "kind", "") or getattr(engine.model, "kind", "unknown"))
+        self._checkpoint_sha256 = file_sha256(self._checkpoint_path)
+        self._configure_core()
+        self.core.last_error = ""
+        self.monitor.set_window(values["diagnostics.window"])
+        forced = set(values["always_decode"]) - {""}
+        self._always_decode = frozenset(MODALITIES if "all" in forced else forced) & set(has)
+        self._create_publishers(values, has)
+        self._create_subscriptions(values, has)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10,
+                                               qos_overriding_options=_QOS_OVERRIDES)
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self._fusion_group,
+                                             clock=self._steady)
+        self.get_logger().info(
+            f"configured: {self._checkpoint_kind} checkpoint {self._checkpoint_path} on {engine.device}; "
+            f"outputs {sorted(self.outputs.pubs)}; inputs {values['qos_reliability']} depth {values['qos_depth']}")
+        return super().on_configure(state)
+
+    def _load_engine(self, values: dict[str, Any]):
+        """The FusionEngine of ``values`` (validated), or None after logging why not."""
+        from crossmodal_ros.checkpoint import CheckpointError
+        from crossmodal_ros.engine import FusionEngine
+        from crossmodal_ros.paths import default_checkpoint
+
+        reason = validate_parameters(values)
+        if reason:
+            return self._configure_failed(reason)
+        path = values["checkpoint"] or str(default_checkpoint())
+        try:
+            engine = FusionEngine.from_checkpoint(path, device=values["device"], sample=bool(values["sample_latent"]))
+        except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
+            return self._configure_failed(f"cannot load checkpoint {path!r}: {exc}")
+        reason = missing_modalities_reason(path, tuple(engine.modalities), values["modalities"])
+        if reason:
+            return self._configure_failed(reason)
+        self._checkpoint_path = path
+        return engine
+
+    def _configure_failed(self, reason: str) -> None:
+        self.core.last_error = f"configure failed: {reason}"
+        self.get_logger().error(self.core.last_error)
+
+    def _create_publishers(self, values: dict[str, Any], has: tuple[str, ...]) -> None:
+        """One lifecycle publisher per selected output the model can feed (the output table)."""
+        outputs = set(values["outputs"]) - (set() if values["griffin_lim"] else {"audio"})
+        cannot = sorted(o for o in outputs if o in OUTPUT_NEEDS and OUTPUT_NEEDS[o] not in has)
+        if cannot:
+            self.get_logger().warning(f"the {self._checkpoint_kind} model does not decode {cannot}; not publishing")
+        # one profile object per entity: a qos_overrides parameter edits the profile it is given
+        self.outputs.open(lambda msg_type, topic: self.create_lifecycle_publisher(
+            msg_type, topic, output_qos(), qos_overriding_options=_QOS_OVERRIDES), outputs - set(cannot))
+
+    def _create_subscriptions(self, values: dict[str, Any], has: tuple[str, ...]) -> None:
+        """One subscription per input the model has, on the input callback group."""
+        skipped = [m for m in MODALITIES if m not in has]
+        if skipped:
+            self.get_logger().info(f"the {self._checkpoint_kind} model has no {skipped} input; "
+                                   f"not subscribing to {[INPUT_TOPICS[m] for m in skipped]}")
+        reliability = values["qos_reliability"]
+
+        def create(m, msg_type, topic, callback):
+            on_incompatible = self.monitor.qos_callback(m, topic, reliability, self.get_logger().warning)
+            return self.create_subscription(
+                msg_type, topic, callback, input_qos(reliability, values["qos_depth"]),
+                callback_group=self._input_group, qos_overriding_options=_QOS_OVERRIDES,
+                event_callbacks=SubscriptionEventCallbacks(incompatible_qos=on_incompatible))
+
+        self.inputs.open(create, has, values["max_image_pixels"])
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Start fusing and publishing (and the Griffin-Lim worker when ``audio`` is published)."""
+        self._start_fusion_timer()
+        self.outputs.start()
+        self.core.activate()
+        self.get_logger().info("active")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop fusing (the model stays loaded)."""
+        with self._fusion_lock:
+            self._stop_fusion()
+        self.get_logger().info("inactive")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Destroy publishers/subscriptions and release the model."""
+        with self._fusion_lock:
+            self._release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop and release everything from any state."""
+        with self._fusion_lock:
+            self._stop_fusion()
+            self._release()
+        return super().on_shutdown(state)
+
+    def _start_fusion_timer(self) -> None:
+        self._fusion_timer = self.create_timer(self.core.scheduler.tick_period, self._on_fusion_timer,
+                                               callback_group=self._fusion_group, clock=self._steady)
+
+    def _stop_fusion(self) -> None:
+        self.core.active = False
+        if self._fusion_timer is not None:
+            self.destroy_timer(self._fusion_timer)
+            self._fusion_timer = None
+        self.outputs.stop()
+
+    def _release(self) -> None:
+        self.inputs.close(self.destroy_subscription)
+        self.outputs.close(self.destroy_lifecycle_publisher)
+        if self._diag_timer is not None:  # created with the publisher at configure
+            self.destroy_timer(self._diag_timer)
+            self.destroy_publisher(self._diag_pub)
+        self._diag_timer = self._diag_pub = None
+        self.core.store.clear()
+        engine, self._engine = self._engine, None
+        if engine is not None and str(getattr(engine, "device", "cpu")).startswith("cuda"):
+            del engine
+            import torch
+
+            torch.cuda.empty_cache()
+
+    # ------------------------------------------------------------------ inputs
+    def _now_s(self) -> float:
+        """The liveness clock: the node clock (sim time under ``use_sim_time``) in seconds."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # ------------------------------------------------------------------ fusion
+    def _on_wake(self) -> None:
+        """New input arrived: fuse it now unless a fusion runs or max_rate_hz defers it."""
+        if self.core.on_input() == FRESH:
+            self._fuse(FRESH)
+
+    def _on_fusion_timer(self) -> None:
+        """Timer tick (period 1/max_rate_hz): deferred fresh input, or a heartbeat in silence."""
+        self._check_clock()
+        kind = self.core.on_tick(self._now_s())
+        if kind is not None:
+            self._fuse(kind)
+
+    def _check_clock(self) -> bool:
+        """Whether the sim clock is stalled (see ``clock_timeout_s``): then nothing is live."""
+        return self.core.check_clock(self.get_clock().now().nanoseconds, self.get_parameter("use_sim_time").value)
+
+    def live_inputs(self) -> tuple[str, ...]:
+        """The modalities live right now (none while the sim clock is stalled)."""
+        self._check_clock()
+        return self.core.live(self._now_s())
+
+    def _fuse(self, kind: str = FRESH) -> bool:
+        """Fuse the live inputs now and publish the result; False when nothing was fused."""
+        with self._fusion_lock:
+            if self._engine is None:
+                return False
+            self._check_clock()
+            decode = self.outputs.wanted_decodes(self._always_decode)
+            fused = self.core.fuse(kind, self._now_s(), self._infer, decode)
+            if fused is None:
+                return False
+            result, samples = fused
+            try:
+                header = conv.make_header(newest(samples).stamp, str(self._cfg["frame_id"]))
+                self.outputs.publish(result, PublishContext(header, self._checkpoint_kind, self._checkpoint_sha256,
+                                                            tuple(self._engine.modalities)))
+            except Exception as exc:  # noqa: BLE001 - a bad result must not stop the executor
+                self.core.last_error = f"publishing failed: {type(exc).__name__}: {exc}"
+                self.get_logger().error(self.core.last_error, throttle_duration_sec=5.0)
+            return True
+
+    def _infer(self, values: dict, decode: set):
+        return self._engine.infer(values, sample_rate=int(self._cfg["sample_rate"]), decode=decode)
+
+    def _waveform(self, mel):
+        """The ``audio`` message of a decoded mel (Griffin-Lim; on the worker thread)."""
+        waveform = np.asarray(self._engine.mel_to_waveform(mel), dtype=np.float32)
+        return conv.numpy_to_audio(np.clip(waveform, -1.0, 1.0))
+
+    # ------------------------------------------------------------------ diagnostics
+    def diagnostics(self) -> list:
+        """The ``/diagnostics`` statuses now: ``<node>: fusion``, then ``<node>: input <m>`` per input."""
+        return node_statuses(
+            self.core, self.monitor, name=self.get_fully_qualified_name(),
+            device=str(getattr(self._engine, "device", "none")), checkpoint=self._checkpoint_path,
+            checkpoint_kind=self._checkpoint_kind, published=self.outputs.published, live=self.live_inputs(),
+            now_s=self._now_s(), topics={m: self.resolve_topic_name(t) for m, t in INPUT_TOPICS.items()},
+            subscribed=self.inputs.subscribed, cfg=self._cfg)
+
+    def _publish_diagnostics(self) -> None:
+        if self._diag_pub is not None:
+            msg = DiagnosticArray(status=self.diagnostics())
+            msg.header.stamp = self.get_clock().now().to_msg()
+            self._diag_pub.publish(msg)
+
+
+def _is_input_error(exc: BaseException) -> bool:
+    """Whether ``exc`` means 'the engine rejected this input' (CodecError, EngineInputError)."""
+    from crossmodal_ros.codecs import CodecError
+    from crossmodal_ros.engine import EngineInputError
+
+    return isinstance(exc, (CodecError, EngineInputError))
+
+
+for _name in FusionCore.COUNTERS:
+    setattr(InferenceNode, _name, _delegated("core", _name))
+
+
+def make_node(name: str = "nexus", namespace: Optional[str] = None, context=None, **params) -> InferenceNode:
+    """An :class:`InferenceNode` in-process with parameter overrides (nested dicts flatten to
+    dotted names, e.g. ``make_node(staleness={"image": 0.5}, autostart=False)``).
+    """
+    optional = {k: v for k, v in (("namespace", namespace), ("context", context)) if v is not None}
+    return InferenceNode(name, parameter_overrides=parameter_overrides(params), **optional)
+
+
+def main(args=None, prog: str = "crossmodal_inference") -> None:
+    """Console entry ``crossmodal_inference``: spin one node on a MultiThreadedExecutor (one
+    thread per callback group: inputs, fusion, services) until Ctrl-C or shutdown.
+    """
+    from crossmodal_ros.ros.sensor_base import wants_help
+
+    if wants_help(args):
+        print_help(prog=prog, summary=__doc__.split("\n\n")[0])
+        return 0
+    try:
+        with rclpy.init(args=args):
+            # the executor first: a Ctrl-C during the node's (autostart) configure must not
+            # interrupt the executor's constructor
+            executor = MultiThreadedExecutor(num_threads=3)
+            node = InferenceNode()
+            executor.add_node(node)
+            try:
+                executor.spin()
+            except RCLError:
+                # SIGINT shuts the context down; a wait set created in that instant fails with
+                # "context is not valid". Only then is it the normal way out.
+                if rclpy.ok():
+                    raise
+            finally:
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
+"""Parameters of the inference node: the table (defaults, descriptions, ranges), the
+cross-parameter rules, ``--help`` and the overrides of an in-process node.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.parameter import Parameter
+
+from crossmodal_ros.modalities import MODALITIES
+from crossmodal_ros.ros.node_io import OUTPUT_NAMES
+from crossmodal_ros.ros.qos import RELIABILITY_CHOICES
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def _float_desc(text: str, lo: float, hi: float) -> ParameterDescriptor:
+    return ParameterDescriptor(
+        description=text, type=ParameterType.PARAMETER_DOUBLE,
+        floating_point_range=[FloatingPointRange(from_value=lo, to_value=hi, step=0.0)])
+
+
+def _int_desc(text: str, lo: int, hi: int) -> ParameterDescriptor:
+    return ParameterDescriptor(
+        description=text, type=ParameterType.PARAMETER_INTEGER,
+        integer_range=[IntegerRange(from_value=lo, to_value=hi, step=1)])
+
+
+def _desc(text: str, ptype: int, read_only: bool = False) -> ParameterDescriptor:
+    return ParameterDescriptor(description=text, type=ptype, read_only=read_only)
+
+
+#: name -> (default, descriptor). Ranges are enforced by rclpy; choices and cross-parameter
+
+
+#: name -> (default, descriptor). Ranges are enforced by rclpy; choices and cross-parameter
+#: rules by :func:`validate_parameters`.
+PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
+    "checkpoint": ("", _desc(
+        "Model checkpoint (.pt). Empty: the shipped default (crossmodal_ros.paths."
+        "default_checkpoint()). Read at configure.", ParameterType.PARAMETER_STRING)),
+    "device": ("auto", _desc(
+        "Inference device: auto (cuda when available, else cpu), cpu or cuda. Read at configure.",
+        ParameterType.PARAMETER_STRING)),
+    "max_rate_hz": (100.0, _float_desc(
+        "Upper bound on fusions of fresh input per second (heartbeats do not count); fresh "
+        "input is fused at once unless a fusion is running or the last fresh fusion was less "
+        "than 1/max_rate_hz ago; bursts are coalesced to the newest.", 0.1, 1000.0)),
+    "heartbeat_hz": (5.0, _float_desc(
+        "Fusions per second while any input is live and nothing new arrived for 1/heartbeat_hz "
+        "(fills silence only, never delays fresh input; 0 = no heartbeat). Must not exceed "
+        "max_rate_hz.", 0.0, 1000.0)),
+    "staleness.image": (1.0, _float_desc(
+        "Seconds an image stays live after it arrived (node clock); 0 ignores the input.",
+        0.0, 3600.0)),
+    "staleness.audio": (2.0, _float_desc(
+        "Seconds an audio chunk stays live after it arrived; 0 ignores the input.", 0.0, 3600.0)),
+    "staleness.trajectory": (2.0, _float_desc(
+        "Seconds a pen stroke stays live after it arrived; 0 ignores the input.", 0.0, 3600.0)),
+    "staleness.label": (2.0, _float_desc(
+        "Seconds a teacher label stays live after it arrived; 0 ignores the input.", 0.0, 3600.0)),
+    "qos_reliability": ("best_effort", _desc(
+        "Reliability of the input subscriptions: best_effort (sensor-data QoS, receives from "
+        "every publisher) or reliable. Read at configure.", ParameterType.PARAMETER_STRING)),
+    "qos_depth": (5, _int_desc("History depth of the input subscriptions. Read at configure.",
+                               1, 1000)),
+    "outputs": (list(OUTPUT_NAMES), _desc(
+        "Outputs to publish, any of: " + ", ".join(OUTPUT_NAMES) + " ('audio' also needs "
+        "griffin_lim). Read at configure.", ParameterType.PARAMETER_STRING_ARRAY)),
+    "always_decode": ([""], _desc(
+        "Modalities (image, audio, trajectory, label, or all) decoded at every fusion even when "
+        "no subscriber listens to their outputs. Others are decoded only while their output "
+        "topics have subscribers. Read at configure.", ParameterType.PARAMETER_STRING_ARRAY)),
+    "sample_latent": (False, _desc(
+        "Decode a sample of the latent Gaussian instead of its mean.",
+        ParameterType.PARAMETER_BOOL)),
+    "griffin_lim": (False, _desc(
+        "Publish an audio waveform reconstructed from the mel by Griffin-Lim (worker thread, "
+        "newest mel only; costs CPU).", ParameterType.PARAMETER_BOOL)),
+    "sample_rate": (16000, _int_desc(
+        "Sample rate (Hz) of the audio/chunk input, shared with the microphone node.",
+        1000, 192000)),
+    "autostart": (True, _desc(
+        "Configure and activate at startup (deployments without a lifecycle manager).",
+        ParameterType.PARAMETER_BOOL, read_only=True)),
+    "max_image_pixels": (4096 * 4096, _int_desc(
+        "Larger camera frames (width*height) are dropped (reason 'size'). Read at configure.",
+        1, 1 << 30)),
+    "modalities": ([""], _desc(
+        "Inputs this deployment needs the model to fuse (any of image, audio, trajectory, "
+        "label); configure fails when the checkpoint was trained without one of them. "
+        "Empty: whatever the checkpoint has. Read at configure.",
+        ParameterType.PARAMETER_STRING_ARRAY)),
+    "frame_id": ("nexus", _desc("frame_id of every output header.",
+                                ParameterType.PARAMETER_STRING)),
+    "clock_timeout_s": (1.0, _float_desc(
+        "With use_sim_time: when /clock has not advanced for this many wall-clock seconds (a bag "
+        "that ended or is paused), no input is live and nothing is published until it advances "
+        "again. 0 = off. Ignored on wall time.", 0.0, 3600.0)),
+    "diagnostics.window": (5, _int_desc(
+        "Per-input diagnostics: frequency window in diagnostics periods (1 s each), as "
+        "diagnostic_updater's FrequencyStatus.", 1, 1000)),
+    "diagnostics.tolerance": (0.1, _float_desc(
+        "Per-input diagnostics: accepted relative deviation from the expected rate.", 0.0, 10.0)),
+    "diagnostics.expected_hz.image": (0.0, _float_desc(
+        "Expected camera/image_raw rate (Hz) for diagnostics; 0 = no rate check.", 0.0, 10000.0)),
+    "diagnostics.expected_hz.audio": (0.0, _float_desc(
+        "Expected audio/chunk rate (Hz) for diagnostics; 0 = no rate check.", 0.0, 10000.0)),
+    "diagnostics.expected_hz.trajectory": (0.0, _float_desc(
+        "Expected pen/stroke rate (Hz) for diagnostics; 0 = no rate check.", 0.0, 10000.0)),
+    "diagnostics.expected_hz.label": (0.0, _float_desc(
+        "Expected label rate (Hz) for diagnostics; 0 = no rate check.", 0.0, 10000.0)),
+}
+
+#: The staleness parameter of each modality.
+STALENESS = {m: f"staleness.{m}" for m in MODALITIES}
+#: Parameters that take effect while the node runs; all others at the next configure.
+LIVE_PARAMETERS = frozenset({"max_rate_hz", "heartbeat_hz", "sample_latent", "clock_timeout_s",
+                             "diagnostics.tolerance", *STALENESS.values(),
+                             *(f"diagnostics.expected_hz.{m}" for m in MODALITIES)})
+
+
+def validate_parameters(values: dict[str, Any]) -> str:
+    """Check choices and cross-parameter rules; return '' when valid, else the reason."""
+    if values["device"] not in DEVICE_CHOICES:
+        return f"device must be one of {DEVICE_CHOICES}, got {values['device']!r}"
+    if values["qos_reliability"] not in RELIABILITY_CHOICES:
+        return (f"qos_reliability must be one of {RELIABILITY_CHOICES}, "
+                f"got {values['qos_reliability']!r}")
+    unknown = [o for o in values["outputs"] if o not in OUTPUT_NAMES]
+    if unknown:
+        return f"unknown outputs {unknown}; known: {list(OUTPUT_NAMES)}"
+    unknown = [m for m in values["modalities"] if m and m not in MODALITIES]
+    if unknown:
+        return f"unknown modalities {unknown}; known: {list(MODALITIES)}"
+    unknown = [m for m in values["always_decode"] if m and m != "all" and m not in MODALITIES]
+    if unknown:
+        return f"always_decode: unknown modalities {unknown}; known: {list(MODALITIES)} or all"
+    if values["heartbeat_hz"] > values["max_rate_hz"]:
+        return (f"heartbeat_hz ({values['heartbeat_hz']}) must not exceed max_rate_hz "
+                f"({values['max_rate_hz']})")
+    for name in ("max_rate_hz", "heartbeat_hz", *(STALENESS.values())):
+        v = values[name]
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            return f"{name} must be a finite number, got {v!r}"
+    return ""
+
+
+def missing_modalities_reason(checkpoint: str, has: tuple, requested) -> str:
+    """'' when a model with inputs ``has`` can fuse every modality the ``modalities`` parameter
+    requests, else why not.
+    """
+    wanted = [m for m in MODALITIES if m in requested]
+    lacking = [m for m in wanted if m not in has]
+    if not lacking:
+        return ""
+    return (f"checkpoint {checkpoint!r} was trained for modalities {'+'.join(has)}; the node was configured for "
+            f"{'+'.join(wanted)} (parameter 'modalities'), and the model cannot fuse {'+'.join(lacking)}. "
+            "Use a checkpoint trained with them or change 'modalities'.")
+
+
+def print_help(file=None, prog: str = "crossmodal_inference", summary: str = "") -> None:
+    """``crossmodal_inference --help``: every parameter with its default and description."""
+    from crossmodal_ros.ros.sensor_base import print_parameter_help
+
+    rows = [(name, repr(default), " ".join(desc.description.split()))
+            for name, (default, desc) in PARAMETERS.items()]
+    rows.append(("use_sim_time", "False", "Follow /clock (bag replay); see clock_timeout_s."))
+    rows.append(("qos_overrides.<topic>.<publisher|subscription>.<policy>", "(from qos_*)",
+                 "Per-topic QoS override (reliability, durability, history, depth, ...), read "
+                 "when the topic is created at the first configure; e.g. "
+                 "qos_overrides./camera/image_raw.subscription.reliability: reliable."))
+    print_parameter_help(prog, summary, rows, file=file)
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested parameter dict -> ``{"a.b": value}`` (the names ROS parameters use)."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+
+def parameter_overrides(params: dict[str, Any]) -> list[Parameter]:
+    """``Parameter`` overrides from values (nested dicts flatten to dotted names; ints given for
+    float parameters are converted); an unknown name raises ValueError.
+    """
+    overrides = []
+    for key, value in flatten(params).items():
+        if key not in PARAMETERS and key != "use_sim_time":
+            raise ValueError(f"unknown inference node parameter {key!r}; known: {sorted(PARAMETERS)}")
+        if key in PARAMETERS:
+            default = PARAMETERS[key][0]
+            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if isinstance(value, tuple):
+                value = list(value)
+        overrides.append(Parameter(key, value=value))
+    return overrides

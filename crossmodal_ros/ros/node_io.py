@@ -1,0 +1,202 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
+"""What the inference node reads and writes: the input topics with their message types, and the
+output table (topic, message type, the modality an output needs decoded, how a
+:class:`~crossmodal_ros.engine.FusionResult` becomes the message); adding an output is one row.
+
+:class:`InputSubscriptions` turns input messages into samples of the node's fusion core;
+:class:`OutputPublishers` publishes a fusion result by walking the output table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Optional
+
+import numpy as np
+from nav_msgs.msg import Path
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float32MultiArray, Int32, String
+
+from crossmodal_ros.modalities import AUDIO, IMAGE, LABEL, TRAJECTORY
+from crossmodal_ros.ros import conversions as conv
+from crossmodal_ros.fusion_store import Sample
+from crossmodal_ros.ros.griffin_lim import GriffinLimWorker
+
+#: Input topic of each modality (relative names, remappable).
+INPUT_TOPICS: dict[str, str] = {
+    IMAGE: "camera/image_raw",
+    AUDIO: "audio/chunk",
+    TRAJECTORY: "pen/stroke",
+    LABEL: "label",
+}
+#: Message type of each input topic (converted by :func:`conversions.msg_to_input`).
+INPUT_TYPES: dict[str, type] = {IMAGE: Image, AUDIO: Float32MultiArray, TRAJECTORY: Path, LABEL: Int32}
+
+#: The FusionResult field that is empty when a modality was not decoded.
+_DECODED_FIELD = {IMAGE: "image", AUDIO: "audio_mel", TRAJECTORY: "trajectory", LABEL: "label_probs"}
+
+
+def decoded(result, modality: str) -> bool:
+    """Whether ``result`` holds the decoded ``modality`` (lazy decoding leaves it empty)."""
+    return np.asarray(getattr(result, _DECODED_FIELD[modality])).size > 0
+
+
+@dataclass(frozen=True)
+class PublishContext:
+    """What some outputs carry besides the result: the output header and the model's identity."""
+
+    header: Any
+    kind: str = ""
+    sha256: str = ""
+    modalities: tuple = ()
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output topic ``~/<name>``: its message type, the modality it needs decoded (None:
+    always available), and ``build(result, ctx) -> message`` (None: published by the
+    Griffin-Lim worker, not at fusion time).
+    """
+
+    msg_type: type
+    needs: Optional[str]
+    build: Optional[Callable]
+
+
+def _image(result, ctx):
+    img = np.clip(np.rint(np.asarray(result.image) * 255.0), 0, 255).astype(np.uint8)
+    return conv.numpy_to_image(img, "mono8", ctx.header)
+
+
+OUTPUTS: dict[str, Output] = {
+    "image": Output(Image, IMAGE, _image),
+    "audio_mel": Output(Image, AUDIO, lambda r, c: conv.numpy_to_image(
+        np.asarray(r.audio_mel, dtype=np.float32), "32FC1", c.header)),
+    "audio": Output(Float32MultiArray, AUDIO, None),
+    "trajectory": Output(Path, TRAJECTORY, lambda r, c: conv.numpy_to_path(np.asarray(r.trajectory), c.header)),
+    "label": Output(Int32, LABEL, lambda r, c: Int32(data=int(r.label))),
+    "label_probs": Output(Float32MultiArray, LABEL, lambda r, c: conv.probs_to_msg(r.label_probs)),
+    "latent": Output(Float32MultiArray, None, lambda r, c: conv.latent_to_msg(r.latent_mu, r.latent_logvar)),
+    "modalities": Output(String, None, lambda r, c: String(data="+".join(r.fused))),
+    "latent_stamped": Output(JointState, None, lambda r, c: conv.latent_to_stamped(
+        r.latent_mu, r.latent_logvar, r.fused, c.kind, c.sha256, c.header, modalities=c.modalities)),
+}
+#: Every output the node can publish (the ``outputs`` parameter picks a subset).
+OUTPUT_NAMES: tuple[str, ...] = tuple(OUTPUTS)
+#: Outputs that exist only when the model decodes this modality.
+OUTPUT_NEEDS: dict[str, str] = {name: o.needs for name, o in OUTPUTS.items() if o.needs is not None}
+
+
+class InputSubscriptions:
+    """The node's input subscriptions. Each message is counted (``monitor.tick``,
+    ``core.accept``: dropped while inactive), converted and validated by
+    :func:`conversions.msg_to_input` (a failure is a counted, logged drop), stamped by its header
+    (else by its arrival on ``clock()``, the node clock) and stored in ``core``; ``wake()`` then
+    tells the fusion. ``subs`` are the subscriptions, ``subscribed`` their modalities.
+    """
+
+    def __init__(self, core, monitor, clock: Callable[[], Any], wake: Callable[[], None]):
+        self.core, self.monitor, self.clock, self.wake = core, monitor, clock, wake
+        self.subs: list = []
+        self.subscribed: frozenset = frozenset()
+        self.max_pixels = 0
+
+    def open(self, create: Callable[[str, type, str, Callable], Any], modalities: Iterable[str],
+             max_pixels: int) -> None:
+        """Subscribe with ``create(modality, msg_type, topic, callback)`` to each of ``modalities``."""
+        self.subscribed, self.max_pixels = frozenset(modalities), int(max_pixels)
+        self.subs = [create(m, INPUT_TYPES[m], INPUT_TOPICS[m], lambda msg, m=m: self.on_message(m, msg))
+                     for m in INPUT_TOPICS if m in self.subscribed]
+
+    def close(self, destroy: Callable[[Any], None]) -> None:
+        """``destroy`` every subscription."""
+        for sub in self.subs:
+            destroy(sub)
+        self.subs = []
+
+    def on_message(self, modality: str, msg) -> None:
+        """Subscription callback: count, convert and validate, store the newest sample."""
+        self.monitor.tick(modality)
+        if not self.core.accept(modality, self.clock().nanoseconds * 1e-9):
+            return
+        try:
+            value = conv.msg_to_input(modality, msg, max_pixels=self.max_pixels)
+        except conv.ConversionError as exc:
+            self.core.drop(modality, exc.reason, str(exc))
+            return
+        self.store(modality, value, getattr(msg, "header", None))
+
+    def store(self, modality: str, value: Any, header=None) -> None:
+        """Store a validated ``value`` stamped by ``header`` (else by its arrival) and wake the fusion."""
+        now = self.clock()
+        if header is not None and (header.stamp.sec or header.stamp.nanosec):
+            stamp, frame = header.stamp, header.frame_id
+        else:  # header-less input (audio, label) or an unset stamp: arrival time
+            stamp, frame = now.to_msg(), (header.frame_id if header is not None else "")
+        self.core.put(modality, Sample(value=value, stamp=stamp, stamp_s=conv.stamp_to_seconds(stamp),
+                                       arrival_s=now.nanoseconds * 1e-9, frame_id=frame,
+                                       seq=self.core.received[modality]))
+        if self.core.active:
+            self.wake()
+
+
+class OutputPublishers:
+    """The node's output publishers, made from the table, and the publishing of one result.
+
+    ``waveform(mel) -> message`` makes the ``audio`` message from a decoded mel (Griffin-Lim,
+    slow: it runs on a :class:`GriffinLimWorker` thread, newest mel only, while ``audio`` is
+    published); ``log_error(text)`` reports its failures. ``published`` counts the messages
+    sent, across configure cycles; ``pubs`` maps output names to publishers.
+    """
+
+    def __init__(self, waveform: Callable[[Any], Any], log_error: Callable[[str], None]):
+        self.pubs: dict[str, Any] = {}
+        self.published = 0
+        self._waveform = waveform
+        self._gl = GriffinLimWorker(self._publish_waveform, log_error)
+
+    def open(self, create: Callable[[type, str], Any], names: Iterable[str]) -> None:
+        """Create ``~/<name>`` for each output of ``names`` with ``create(msg_type, topic)``."""
+        names = set(names)
+        self.pubs = {name: create(OUTPUTS[name].msg_type, f"~/{name}") for name in OUTPUT_NAMES if name in names}
+
+    def start(self) -> None:
+        """Start the Griffin-Lim worker when ``audio`` is published."""
+        if "audio" in self.pubs:
+            self._gl.start()
+
+    def stop(self) -> None:
+        """Stop the Griffin-Lim worker (queued mels are dropped)."""
+        self._gl.stop()
+
+    def close(self, destroy: Callable[[Any], None]) -> None:
+        """Stop the worker and ``destroy`` every publisher."""
+        self.stop()
+        for pub in self.pubs.values():
+            destroy(pub)
+        self.pubs = {}
+
+    def wanted_decodes(self, always: Iterable[str]) -> set:
+        """Modalities to decode now: those with a subscribed output, plus ``always``."""
+        wanted = set(always)
+        wanted |= {OUTPUT_NEEDS[n] for n, pub in self.pubs.items()
+                   if n in OUTPUT_NEEDS and OUTPUT_NEEDS[n] not in wanted and pub.get_subscription_count() > 0}
+        return wanted
+
+    def publish(self, result, ctx: PublishContext) -> None:
+        """Publish ``result`` on every output whose modality was decoded (lazy outputs)."""
+        for name, pub in list(self.pubs.items()):
+            spec = OUTPUTS[name]
+            if spec.needs is not None and not decoded(result, spec.needs):
+                continue  # the modality had no subscriber
+            if spec.build is None:  # the Griffin-Lim worker publishes it
+                self._gl.submit(np.array(result.audio_mel, dtype=np.float32))
+                continue
+            pub.publish(spec.build(result, ctx))
+            self.published += 1
+
+    def _publish_waveform(self, mel) -> None:
+        pub = self.pubs.get("audio")
+        if pub is not None:
+            pub.publish(self._waveform(mel))
+            self.published += 1
