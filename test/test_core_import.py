@@ -50,6 +50,7 @@ CORE = [
     "crossmodal_ros.models.latent_constraint",
     "crossmodal_ros.models.networks",
     "crossmodal_ros.models.nexus",
+    "crossmodal_ros.models.pair",
     "crossmodal_ros.models.phased",
     "crossmodal_ros.paths",
     "crossmodal_ros.rl",
@@ -64,7 +65,11 @@ CORE = [
     "crossmodal_ros.sensors.segmenters",
     "crossmodal_ros.sim",
     "crossmodal_ros.training",
+    "crossmodal_ros.training.config",
+    "crossmodal_ros.training.data",
     "crossmodal_ros.training.distributed",
+    "crossmodal_ros.training.loop",
+    "crossmodal_ros.training.stages",
     "crossmodal_ros.training.train",
 ]
 
