@@ -133,15 +133,16 @@ def test_shipped_configs_are_valid_and_use_the_reference_setup():
     paper = T.load_config("config/train_nexus_paper.yaml")
     assert paper["model"]["fpd_rho"] == 0.2 and paper["train"]["sound_pretrain_epochs"] == 30
     assert paper["model"]["top_weights"]["audio"] == 1.0
-    # ... and the shipped model's recipe, which differs in three documented model values, its data
+    # ... and the shipped model's recipe, which differs in four documented model values, its data
     # handling (own validation split, a held-out speaker) and augmentation (off in the paper recipe)
     shipped = T.load_config("config/train_nexus.yaml")
     assert shipped["model"]["fpd_rho"] == 0.8 and shipped["train"]["sound_pretrain_epochs"] == 60
-    assert shipped["model"]["top_weights"]["audio"] == 10.0
+    assert shipped["model"]["top_weights"]["audio"] == 10.0 and shipped["model"]["top_input"] == "mean"
+    assert paper["model"]["top_input"] == "sample"
     for section in ("model", "train"):
         differing = {k for k in paper[section] if paper[section][k] != shipped[section][k]}
-        assert differing <= {"fpd_rho", "top_weights", "sound_pretrain_epochs", "half_best", "val_split",
-                             "exclude_speakers"}, differing
+        assert differing <= {"fpd_rho", "top_weights", "top_input", "sound_pretrain_epochs", "half_best",
+                             "val_split", "exclude_speakers"}, differing
     assert shipped["augment"]["enabled"] is True and paper["augment"]["enabled"] is False
     assert shipped["train"]["val_split"] == "val" and shipped["train"]["exclude_speakers"] == ["theo"]
 
