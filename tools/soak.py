@@ -239,6 +239,14 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
         while nexus.live_inputs() and time.time() < t_drain + 10:
             spin(time.time() + 0.1)
         spin(time.time() + 1.0)
+
+        def outputs_settled() -> bool:  # every published output has reached its subscriber
+            got = [records_total + len(q) for name, q in monitor.queues.items() if name in outputs]
+            got += list(counter.counts.values())
+            return all(n == nexus.fused_count for n in got)
+
+        while not outputs_settled() and time.time() < t_drain + 20:  # a stalled executor catches up
+            spin(time.time() + 0.1)
         report = _report(nexus, graph, monitor, counter, outputs, samples, crashes, records_total,
                          duration_s, checkpoint, period, schedule)
     finally:
