@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint
-from .modalities import AUDIO, IMAGE, LABEL, MODALITIES, TRAJECTORY
+from . import units
+from .modalities import AUDIO, IMAGE, LABEL, TRAJECTORY
+from .units.label import softmax as _softmax
 
 
 class EngineInputError(ValueError):
@@ -30,23 +32,55 @@ class EngineInputError(ValueError):
 
 @dataclass(frozen=True)
 class FusionResult:
-    """One fusion: every modality reconstructed from the ``fused`` inputs (numpy arrays).
+    """One fusion: the modalities reconstructed from the ``fused`` inputs (numpy arrays).
 
-    ``image`` (28, 28) float32 in [0, 1]; ``audio_mel`` (128, 32) float32 in [0, 1] (mel x
-    frames); ``trajectory`` (100, 2) float32 points (x, y) in [0, 1]; ``label`` int (argmax);
-    ``label_probs`` (10,) float32; ``latent_mu`` / ``latent_logvar`` (latent_dim,) float32;
-    ``fused`` the modality names that were given, in canonical order; ``device`` "cpu"/"cuda".
+    ``outputs`` maps each decoded modality to its output (the unit's ``to_output``): ``image``
+    (28, 28) float32 in [0, 1]; ``audio`` the (128, 32) mel, float32 in [0, 1] (mel x frames);
+    ``trajectory`` (100, 2) float32 points (x, y) in [0, 1]; ``label`` (10,) float32 class
+    probabilities. ``latent_mu`` / ``latent_logvar`` (latent_dim,) float32; ``fused`` the
+    modality names that were given, in canonical order; ``device`` "cpu"/"cuda".
+
+    The attributes of the four built-in modalities (``image``, ``audio_mel``, ``trajectory``,
+    ``label_probs``, and ``label`` the argmax) read ``outputs``; a modality that was not decoded
+    reads as its unit's empty output (``label`` -1).
     """
 
-    image: np.ndarray
-    audio_mel: np.ndarray
-    trajectory: np.ndarray
-    label: int
-    label_probs: np.ndarray
+    outputs: dict
     latent_mu: np.ndarray
     latent_logvar: np.ndarray
     fused: tuple
     device: str
+
+    def output(self, modality: str):
+        """The output of ``modality``, or its unit's empty output when it was not decoded."""
+        if modality in self.outputs:
+            return self.outputs[modality]
+        return units.unit(modality).empty_output()
+
+    def decoded(self, modality: str) -> bool:
+        """Whether ``modality`` was decoded (lazy decoding leaves it out)."""
+        return modality in self.outputs and np.asarray(self.outputs[modality]).size > 0
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.output(IMAGE)
+
+    @property
+    def audio_mel(self) -> np.ndarray:
+        return self.output(AUDIO)
+
+    @property
+    def trajectory(self) -> np.ndarray:
+        return self.output(TRAJECTORY)
+
+    @property
+    def label_probs(self) -> np.ndarray:
+        return self.output(LABEL)
+
+    @property
+    def label(self) -> int:
+        probs = self.output(LABEL)
+        return int(np.argmax(probs)) if np.asarray(probs).size else -1
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -148,9 +182,7 @@ class FusionEngine:
         if unknown:
             raise EngineInputError(f"this {self.kind} model fuses {self.modalities}; it has no modality {unknown}")
         out = {}
-        for m in MODALITIES:
-            if m not in raw:
-                continue
+        for m in units.canonical(raw):
             value = raw[m]
             if value is None:
                 raise EngineInputError(f"{m!r} is None; leave a missing modality out of the dict")
@@ -159,9 +191,9 @@ class FusionEngine:
                 out[m] = hit
                 continue
             try:
-                if m == AUDIO:
+                if units.unit(m).needs_sample_rate:
                     if sample_rate is None:
-                        raise EngineInputError("audio needs sample_rate (Hz)")
+                        raise EngineInputError(f"{m} needs sample_rate (Hz)")
                     out[m] = self.codecs[m].encode(value, sample_rate)
                 else:
                     out[m] = self.codecs[m].encode(value)
@@ -206,9 +238,9 @@ class FusionEngine:
         if decode is None:
             return None
         wanted = set(decode)
-        unknown = [m for m in wanted if m not in MODALITIES]
+        unknown = [m for m in wanted if not units.is_registered(m)]
         if unknown:
-            raise EngineInputError(f"decode: unknown modalities {sorted(unknown)}; known: {list(MODALITIES)}")
+            raise EngineInputError(f"decode: unknown modalities {sorted(unknown)}; known: {list(units.names())}")
         chosen = tuple(m for m in self.modalities if m in wanted)
         return None if chosen == self.modalities else chosen
 
@@ -220,7 +252,7 @@ class FusionEngine:
         """
         if not tensors:
             raise EngineInputError(f"give a non-empty subset of {self.modalities}")
-        unknown = [m for m in tensors if m in MODALITIES and m not in self.modalities]
+        unknown = [m for m in tensors if units.is_registered(m) and m not in self.modalities]
         if unknown:
             raise EngineInputError(f"this {self.kind} model fuses {self.modalities}; it has no modality {unknown}")
         ts = {m: torch.as_tensor(v) for m, v in tensors.items() if m in self.modalities}
@@ -259,32 +291,23 @@ class FusionEngine:
 
     def _result(self, out: dict, i: int, fused: tuple) -> FusionResult:
         cpu = {k: v[i].float().cpu().numpy() for k, v in out.items()}
-        logits = cpu[LABEL] if LABEL in cpu else None
-        probs = _softmax(logits) if logits is not None else np.zeros(0, np.float32)
         return FusionResult(
-            image=cpu[IMAGE][0] if IMAGE in cpu else np.zeros((0, 0), np.float32),
-            audio_mel=cpu[AUDIO][0] if AUDIO in cpu else np.zeros((0, 0), np.float32),
-            trajectory=(self.codecs[TRAJECTORY].decode(cpu[TRAJECTORY]) if TRAJECTORY in cpu
-                        else np.zeros((0, 2), np.float32)),
-            label=int(np.argmax(probs)) if logits is not None else -1,
-            label_probs=probs,
+            outputs={m: units.unit(m).to_output(cpu[m], self.codecs[m]) for m in self.modalities if m in cpu},
             latent_mu=cpu["latent_mu"],
             latent_logvar=cpu["latent_logvar"],
-            fused=tuple(m for m in MODALITIES if m in fused),
+            fused=units.canonical(fused),
             device=self.device.type,
         )
 
     def warm_up(self, sample_rate: int) -> dict[str, str]:
-        """One inference per modality on its warm-up sample (:func:`modalities.warm_up_sample`),
-        so first-call costs (the audio features compile on first use) are paid before real input.
+        """One inference per modality on its warm-up sample (the unit's ``warm_up``), so
+        first-call costs (the audio features compile on first use) are paid before real input.
         Best effort: returns ``{modality: error message}`` for the inferences that failed.
         """
-        from .modalities import warm_up_sample
-
         failed = {}
         for m in self.modalities:
             try:
-                self.infer({m: warm_up_sample(m, sample_rate)}, sample_rate=sample_rate)
+                self.infer({m: units.unit(m).warm_up(sample_rate)}, sample_rate=sample_rate)
             except Exception as exc:  # noqa: BLE001 - reported to the caller
                 failed[m] = f"{type(exc).__name__}: {exc}"
         return failed
@@ -355,9 +378,3 @@ def _fast_infer_select(fast, inputs: dict, sample: bool, decode: tuple) -> dict:
     out["latent_mu"] = mu
     out["latent_logvar"] = logvar
     return out
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    x = np.asarray(logits, dtype=np.float64)
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)

@@ -27,7 +27,10 @@ __all__ = [
     "audio_to_numpy",
     "path_to_numpy",
     "stamp_to_seconds",
-    "msg_to_input",
+    "image_input",
+    "audio_input",
+    "stroke_input",
+    "label_input",
 ]
 
 #: encoding -> (numpy dtype, channels)
@@ -176,7 +179,12 @@ def path_to_numpy(msg: Any, with_stamps: bool = False):
 
 
 # --------------------------------------------------------------------------- fusion inputs
-def _image_input(msg: Any, max_pixels: int) -> np.ndarray:
+# every check of the live node and of the offline bag evaluator, so both drop the same messages;
+# the modality units (crossmodal_ros.units) name them and dispatch (units.msg_to_input)
+def image_input(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The image unit's input: the canonical camera array (:func:`image_to_canonical`); a 32FC1
+    frame must hold finite values in [0, 1] (reason ``range``).
+    """
     arr = image_to_numpy(msg, max_pixels=max_pixels)
     if msg.encoding == "32FC1" and arr.size and not (
             np.isfinite(arr).all() and arr.min() >= 0.0 and arr.max() <= 1.0):
@@ -184,34 +192,23 @@ def _image_input(msg: Any, max_pixels: int) -> np.ndarray:
     return image_to_canonical(arr, msg.encoding)
 
 
-def _stroke_input(msg: Any, max_pixels: int) -> np.ndarray:
+def audio_input(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The audio unit's input: a float32 PCM copy (:func:`audio_to_numpy`)."""
+    return audio_to_numpy(msg).copy()
+
+
+def stroke_input(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The trajectory unit's input: ``(N, 2)`` points with ``N >= 2`` (reason ``empty``)."""
     pts = path_to_numpy(msg)
     if pts.shape[0] < 2:
         raise ConversionError("a stroke needs at least 2 poses", reason="empty")
     return pts
 
 
-def _label_input(msg, max_pixels: int) -> int:
+def label_input(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """The label unit's input (``std_msgs/Int32``): the class in ``0 .. NUM_CLASSES - 1`` (reason ``range``)."""
     from crossmodal_ros.modalities import NUM_CLASSES
 
     if not 0 <= msg.data < NUM_CLASSES:
         raise ConversionError(f"label {msg.data} outside 0..{NUM_CLASSES - 1}", reason="range")
     return int(msg.data)
-
-
-_INPUTS = {"image": _image_input, "audio": lambda msg, max_pixels: audio_to_numpy(msg).copy(),
-           "trajectory": _stroke_input, "label": _label_input}
-
-
-def msg_to_input(modality: str, msg, max_pixels: int = DEFAULT_MAX_PIXELS):
-    """A sensor message as the fusion takes it: every check of the live node and of the offline
-    bag evaluator, so both drop the same messages.
-
-    image: canonical array (:func:`image_to_canonical`; a 32FC1 frame must hold finite values
-    in [0, 1], reason ``range``); audio: a float32 PCM copy; trajectory: ``(N, 2)`` points with
-    ``N >= 2`` (reason ``empty``); label (``std_msgs/Int32``): the class in ``0 ..
-    NUM_CLASSES - 1`` (reason ``range``). Raises :class:`ConversionError`.
-    """
-    if modality not in _INPUTS:
-        raise ConversionError(f"no input conversion for modality {modality!r}", reason="invalid")
-    return _INPUTS[modality](msg, max_pixels)

@@ -4,6 +4,8 @@
 
 Every component passes modalities as ``dict[name -> tensor]`` plus a presence mask, keyed by
 the names below, always in this order when an order is needed (masks, subsets, layouts).
+Everything else about a modality (codec, networks, losses, messages, topic, warm-up sample) is
+its unit in :mod:`crossmodal_ros.units`, whose registry also holds modalities added later.
 """
 from __future__ import annotations
 
@@ -42,22 +44,3 @@ def subset_name(subset) -> str:
     """A stable, human-readable name for a subset, e.g. ``image+trajectory``."""
     order = {m: i for i, m in enumerate(MODALITIES)}
     return "+".join(sorted(subset, key=lambda m: order.get(m, len(order))))
-
-
-def warm_up_sample(modality: str, sample_rate: int = 16000):
-    """A small valid raw input of ``modality`` (what a sensor delivers), for warm-up inferences
-    that pay first-call costs before real data arrives: a 28x28 diagonal, a quarter second of a
-    300 Hz tone, a 20-point parabola, class 0.
-    """
-    import numpy as np
-
-    if modality == IMAGE:
-        return np.eye(28, dtype=np.float32)
-    if modality == AUDIO:
-        t = np.arange(sample_rate // 4) / sample_rate
-        return (0.3 * np.sin(2 * np.pi * 300.0 * t)).astype(np.float32)
-    if modality == TRAJECTORY:
-        return np.stack([np.linspace(0, 1, 20), np.linspace(0, 1, 20) ** 2], axis=1)
-    if modality == LABEL:
-        return 0
-    raise ValueError(f"no warm-up sample for modality {modality!r}; known: {MODALITIES}")

@@ -71,6 +71,14 @@ CORE = [
     "crossmodal_ros.training.loop",
     "crossmodal_ros.training.stages",
     "crossmodal_ros.training.train",
+    "crossmodal_ros.units",
+    "crossmodal_ros.units.audio",
+    "crossmodal_ros.units.blocks",
+    "crossmodal_ros.units.image",
+    "crossmodal_ros.units.label",
+    "crossmodal_ros.units.losses",
+    "crossmodal_ros.units.registry",
+    "crossmodal_ros.units.trajectory",
 ]
 
 #: what the core must never need: rclpy and the ROS message / interface packages

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crossmodal_ros import units
 from crossmodal_ros.modalities import AUDIO, IMAGE, TRAJECTORY
 
 __all__ = ["BagError", "TOPICS", "TRUTH_TOPIC", "TRUTH_TYPE", "STAGGER", "META_PREFIX", "typestore",
@@ -29,11 +30,9 @@ class BagError(ValueError):
 
 
 #: Sensor topics in bags (absolute names) with their modality and message type.
+#: The names and types are the modality units' (``crossmodal_ros.units``), under the root namespace.
 TOPICS: dict[str, tuple[str, str]] = {
-    "/camera/image_raw": (IMAGE, "sensor_msgs/msg/Image"),
-    "/audio/chunk": (AUDIO, "std_msgs/msg/Float32MultiArray"),
-    "/pen/stroke": (TRAJECTORY, "nav_msgs/msg/Path"),
-}
+    f"/{units.unit(m).input_topic}": (m, units.unit(m).input_msg) for m in (IMAGE, AUDIO, TRAJECTORY)}
 TRUTH_TOPIC = "/label/truth"
 TRUTH_TYPE = "std_msgs/msg/Int32"
 #: Offsets (s) of each sensor after the sample's tick: sensors are not perfectly simultaneous.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossmodal_ros import messages
+from crossmodal_ros import messages, units
 from crossmodal_ros.bags.format import TOPICS, TRUTH_TOPIC, BagError, open_bag, typestore
 from crossmodal_ros.modalities import AUDIO, IMAGE, TRAJECTORY
 
@@ -29,8 +29,8 @@ class InputEvent:
 
 
 def _decode(modality: str, msg) -> object:
-    """The node's own checks (:func:`crossmodal_ros.messages.msg_to_input`): both drop alike."""
-    return messages.msg_to_input(modality, msg)
+    """The node's own checks (the unit's conversion, :func:`crossmodal_ros.units.msg_to_input`): both drop alike."""
+    return units.msg_to_input(modality, msg)
 
 
 def read_bag_inputs(path: str | Path):

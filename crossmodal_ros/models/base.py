@@ -9,12 +9,14 @@ any non-empty subset, and can generate every modality. See docs/architecture.md.
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import nn
 
-from ..modalities import MODALITIES, MODEL_SHAPES
+from .. import units
+from ..units.losses import (LOG_2PI, gaussian_log_density, kl_standard_normal,  # noqa: F401 - re-exported
+                           reparameterize, shared_sigma_gaussian_nll, soft_cross_entropy, softclip,
+                           sum_squared_error)
 
 
 class ModelInputError(ValueError):
@@ -26,54 +28,7 @@ class ModelConfigError(ValueError):
 
 
 # --------------------------------------------------------------------------- loss helpers
-LOG_2PI = math.log(2.0 * math.pi)
-
-
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """A sample of N(mu, exp(logvar)) that gradients flow through."""
-    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-
-
-def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) per sample, summed over latent dimensions -> (B,)."""
-    return -0.5 * torch.sum(1.0 + logvar - mu.pow(2) - logvar.exp(), dim=-1)
-
-
-def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Log N(z; mu, exp(logvar)) summed over the last axis (broadcasts over leading axes)."""
-    return -0.5 * torch.sum(LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar), dim=-1)
-
-
-def sum_squared_error(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Sum of squared errors per sample -> (B,)."""
-    return (x_hat - x).pow(2).flatten(1).sum(1)
-
-
-def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of ``logits`` against a one-hot (or soft) ``target`` per sample -> (B,)."""
-    return -(target * torch.log_softmax(logits, dim=-1)).sum(-1)
-
-
-def softclip(x: torch.Tensor, minimum: float) -> torch.Tensor:
-    """Soft lower bound: ``minimum + softplus(x - minimum)`` (SigmaVAE's log-sigma clip)."""
-    return minimum + nn.functional.softplus(x - minimum)
-
-
-def shared_sigma_gaussian_nll(x_hat: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None = None,
-                              min_log_sigma: float = -6.0) -> torch.Tensor:
-    """Gaussian NLL per sample with one sigma shared by the batch (SigmaVAE, optimal sigma).
-
-    sigma^2 is the mean squared error over the (present) batch elements, its log soft-clipped
-    at ``min_log_sigma``; the NLL is summed over each sample's elements -> (B,).
-    ``weight`` (B,) in {0, 1} excludes absent samples from the sigma estimate.
-    """
-    se = (x_hat - x).pow(2).flatten(1)
-    if weight is None:
-        mse = se.mean()
-    else:
-        mse = (se.mean(1) * weight).sum() / weight.sum().clamp_min(1.0)
-    log_sigma = softclip(0.5 * torch.log(mse + 1e-12), min_log_sigma)
-    return (0.5 * se * torch.exp(-2.0 * log_sigma) + log_sigma + 0.5 * LOG_2PI).sum(1)
+# the reconstruction losses live with the modality units (crossmodal_ros.units.losses)
 
 
 def kl_warmup(epoch: float, warmup_epochs: float) -> float:
@@ -100,6 +55,25 @@ def loss_report(loss: torch.Tensor, terms: dict, **extra) -> tuple[torch.Tensor,
 
 
 # --------------------------------------------------------------------------- config
+#: per-modality config dicts and the unit attribute that gives a modality's default
+_UNIT_DEFAULT_KEYS = {"latent_dims": "latent_dim", "bottom_weights": "rec_weight", "top_weights": "rec_weight",
+                      "rec_weights": "rec_weight"}
+
+
+def _with_unit_defaults(defaults: dict, modalities) -> dict:
+    """``defaults`` whose per-modality dicts (latent sizes, reconstruction weights) also hold the
+    unit defaults of registered ``modalities`` they lack (a modality added by a unit module).
+    """
+    if not isinstance(modalities, (list, tuple)):
+        return defaults
+    extra = [m for m in modalities if isinstance(m, str) and units.is_registered(m)]
+    out = dict(defaults)
+    for key, attr in _UNIT_DEFAULT_KEYS.items():
+        if isinstance(out.get(key), dict) and any(m not in out[key] for m in extra):
+            out[key] = {**out[key], **{m: getattr(units.unit(m), attr) for m in extra if m not in out[key]}}
+    return out
+
+
 def merge_config(defaults: dict, config: dict | None, where: str = "model") -> dict:
     """``defaults`` updated with ``config``; unknown keys and type mismatches raise
     :class:`ModelConfigError` naming the key. Nested dicts are merged key by key.
@@ -160,12 +134,12 @@ class MultimodalModel(nn.Module):
     @classmethod
     def resolve_config(cls, config: dict | None) -> dict:
         """Defaults merged with ``config`` and checked; raises :class:`ModelConfigError`."""
-        cfg = merge_config(cls.DEFAULTS, config)
-        mods = cfg.get("modalities", list(MODALITIES))
-        if not mods or len(set(mods)) != len(mods) or any(m not in MODALITIES for m in mods):
-            raise ModelConfigError(f"config key 'model.modalities' must be distinct names from {MODALITIES}, got "
-                                   f"{mods!r}")
-        cfg["modalities"] = [m for m in MODALITIES if m in mods]  # canonical order
+        cfg = merge_config(_with_unit_defaults(cls.DEFAULTS, (config or {}).get("modalities")), config)
+        mods = cfg.get("modalities", list(units.names()))
+        if not mods or len(set(mods)) != len(mods) or any(not units.is_registered(m) for m in mods):
+            raise ModelConfigError(f"config key 'model.modalities' must be distinct names from {units.names()}, "
+                                   f"got {mods!r}")
+        cfg["modalities"] = list(units.canonical(mods))  # canonical order
         cls.check_config(cfg)
         return cfg
 
@@ -177,11 +151,11 @@ class MultimodalModel(nn.Module):
     def presence(self, inputs: dict, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Validated bool presence mask (B, M) over ``self.modalities``.
 
-        Keys of ``inputs`` outside :data:`MODALITIES` (e.g. ``"y"``) are ignored; a modality this
+        Keys of ``inputs`` that name no registered modality unit (e.g. ``"y"``) are ignored; a modality this
         model does not have, a wrong tensor shape, a mask of the wrong shape or a sample with no
         present modality raise :class:`ModelInputError`.
         """
-        given = [k for k in inputs if k in MODALITIES]
+        given = [k for k in inputs if units.is_registered(k)]
         foreign = [k for k in given if k not in self.modalities]
         if foreign:
             raise ModelInputError(f"this {self.kind} model has modalities {self.modalities}; got {foreign}")
@@ -190,9 +164,10 @@ class MultimodalModel(nn.Module):
         batch = None
         for m in given:
             x = inputs[m]
-            if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != MODEL_SHAPES[m]:
+            want = tuple(units.unit(m).shape)
+            if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != want:
                 shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
-                raise ModelInputError(f"{m!r} must be a tensor of shape (B, {', '.join(map(str, MODEL_SHAPES[m]))}), "
+                raise ModelInputError(f"{m!r} must be a tensor of shape (B, {', '.join(map(str, want))}), "
                                       f"got {shape}")
             if batch is None:
                 batch = x.shape[0]

@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modalities import AUDIO, IMAGE, MODEL_SHAPES, TRAJECTORY
+from .. import units
+from ..modalities import AUDIO, IMAGE, MODALITIES, MODEL_SHAPES, TRAJECTORY
 
 #: negative slope of nn.LeakyReLU() as used by networks.mlp_stack
 _LEAK = 0.01
@@ -135,10 +136,12 @@ class FastNexus:
 
     @staticmethod
     def supports(model) -> bool:
-        """True for models whose structure this path reproduces (Nexus and Nexus-0)."""
+        """True for models whose structure this path reproduces: Nexus and Nexus-0 over the
+        built-in modalities (a modality added by a unit runs on the reference path).
+        """
         from .nexus import Nexus
 
-        return isinstance(model, Nexus) and not model.training
+        return isinstance(model, Nexus) and not model.training and all(m in MODALITIES for m in model.modalities)
 
     # ------------------------------------------------------------------ compile
     def _t(self, x: torch.Tensor) -> torch.Tensor:
@@ -297,7 +300,7 @@ class FastNexus:
     def _check(self, inputs: dict) -> tuple[str, ...]:
         """Cheap validation for the unmasked call (same errors as ``model.presence``)."""
         given = tuple(m for m in self.modalities if m in inputs)
-        ok = bool(given) and not any(k in MODEL_SHAPES and k not in self._index for k in inputs)
+        ok = bool(given) and not any(units.is_registered(k) and k not in self._index for k in inputs)
         batch = None
         for m in given if ok else ():
             x = inputs[m]

@@ -24,9 +24,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..modalities import AUDIO, LABEL, MODALITIES
+from .. import units
+from ..modalities import AUDIO, MODALITIES
 from .base import (ModelConfigError, MultimodalModel, kl_standard_normal, kl_warmup, loss_report, masked,
-                   reparameterize, shared_sigma_gaussian_nll, soft_cross_entropy, sum_squared_error)
+                   reparameterize, shared_sigma_gaussian_nll)
 from .networks import DEFAULT_LATENT_DIMS, DEFAULT_REC_WEIGHTS, ModalityVAE, SharedEncoder, TopDecoder
 from .phased import PretrainPhase
 
@@ -51,7 +52,7 @@ HIERARCHICAL_DEFAULTS: dict = {
 
 def check_hierarchical_config(cfg: dict) -> None:
     """Value checks for :data:`HIERARCHICAL_DEFAULTS` keys; raises ModelConfigError."""
-    for key in ("shared_dim", "message_dim", "hidden_dim", *(f"latent_dims.{m}" for m in MODALITIES)):
+    for key in ("shared_dim", "message_dim", "hidden_dim", *(f"latent_dims.{m}" for m in cfg["modalities"])):
         value = cfg["latent_dims"][key.split(".")[1]] if "." in key else cfg[key]
         if value < 1:
             raise ModelConfigError(f"config key 'model.{key}' must be >= 1, got {value}")
@@ -122,12 +123,8 @@ class BottomLevel(nn.Module):
         return self.vaes[m].decoder(z)
 
     def reconstruction(self, m: str, x_hat: torch.Tensor, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        """Per-sample bottom reconstruction loss of modality ``m`` (unweighted) -> (B,)."""
-        if m == LABEL:
-            return soft_cross_entropy(x_hat, x)
-        if m == AUDIO:
-            return shared_sigma_gaussian_nll(x_hat, x, present.float(), self.min_log_sigma)
-        return sum_squared_error(x_hat, x)
+        """Per-sample bottom reconstruction loss of modality ``m`` (unweighted; the unit's) -> (B,)."""
+        return units.unit(m).reconstruction(x_hat, x, present, self.min_log_sigma)
 
     def forward_train(self, batch: dict, present: torch.Tensor, kl_weight: float, means: dict | None = None):
         """Encode every modality with a present sample; return latent samples and the loss.
@@ -248,11 +245,8 @@ class HierarchicalModel(MultimodalModel):
         return [PretrainPhase("sound", vae, loss, (AUDIO,), "sound_pretrain", "sound SigmaVAE pretraining", finish)]
 
     def top_reconstruction(self, m: str, z_hat: torch.Tensor, target: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        """Per-sample top reconstruction loss of bottom latent ``m`` (weighted by gamma) -> (B,)."""
-        if m == AUDIO:
-            rec = shared_sigma_gaussian_nll(z_hat, target, p.float(), self.min_log_sigma)
-        else:
-            rec = sum_squared_error(z_hat, target)
+        """Per-sample top reconstruction loss of bottom latent ``m`` (the unit's, weighted by gamma) -> (B,)."""
+        rec = units.unit(m).latent_reconstruction(z_hat, target, p, self.min_log_sigma)
         return self.top_weights[m] * masked(rec, p)
 
     def decode(self, z: torch.Tensor, modalities=None) -> dict:

@@ -24,6 +24,7 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
+from crossmodal_ros import units
 from crossmodal_ros.modalities import IMAGE
 from crossmodal_ros.ros.conversions import numpy_to_image
 from crossmodal_ros.sensors.playback import SensorError, frame_from_image
@@ -79,7 +80,7 @@ class CameraNode(Node):
                               "'dataset' for playback, or a device index, stream URL or video file.")
         self.frame_id = declare(self, "frame_id", "camera", "frame_id of the published images.")
         qos = publisher_qos(self)
-        self.publisher = self.create_publisher(Image, "camera/image_raw", qos,
+        self.publisher = self.create_publisher(Image, units.unit(IMAGE).input_topic, qos,
                                                qos_overriding_options=QOS_OVERRIDES)
         self.frames_published = 0
         self.last_frame_shape: tuple | None = None

@@ -59,10 +59,10 @@ from crossmodal_ros.messages import (
     audio_to_numpy,
     image_to_canonical,
     image_to_numpy,
-    msg_to_input,
     path_to_numpy,
     stamp_to_seconds,
 )
+from crossmodal_ros.units import msg_to_input
 
 __all__ = [
     "ConversionError",

@@ -39,6 +39,7 @@ import numpy as np
 from rclpy.node import Node
 from std_msgs.msg import Float32MultiArray
 
+from crossmodal_ros import units
 from crossmodal_ros.modalities import AUDIO
 from crossmodal_ros.ros.conversions import numpy_to_audio
 from crossmodal_ros.sensors.playback import SensorError, resample_audio, sample_for
@@ -109,7 +110,7 @@ class MicrophoneNode(Node):
         if not 1000 <= self.sample_rate <= 384000:
             raise SensorError(f"sample_rate must be in [1000, 384000] Hz, got {self.sample_rate}")
         qos = publisher_qos(self)
-        self.publisher = self.create_publisher(Float32MultiArray, "audio/chunk", qos,
+        self.publisher = self.create_publisher(Float32MultiArray, units.unit(AUDIO).input_topic, qos,
                                                qos_overriding_options=QOS_OVERRIDES)
         self.utterances_published = 0
         self.dropped_blocks = 0

@@ -9,6 +9,7 @@ output table (topic, message type, the modality an output needs decoded, how a
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
@@ -17,28 +18,32 @@ from nav_msgs.msg import Path
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray, Int32, String
 
+from crossmodal_ros import units
 from crossmodal_ros.modalities import AUDIO, IMAGE, LABEL, TRAJECTORY
 from crossmodal_ros.ros import conversions as conv
 from crossmodal_ros.fusion_store import Sample
 from crossmodal_ros.ros.griffin_lim import GriffinLimWorker
 
-#: Input topic of each modality (relative names, remappable).
-INPUT_TOPICS: dict[str, str] = {
-    IMAGE: "camera/image_raw",
-    AUDIO: "audio/chunk",
-    TRAJECTORY: "pen/stroke",
-    LABEL: "label",
-}
-#: Message type of each input topic (converted by :func:`conversions.msg_to_input`).
-INPUT_TYPES: dict[str, type] = {IMAGE: Image, AUDIO: Float32MultiArray, TRAJECTORY: Path, LABEL: Int32}
+def message_type(name: str) -> type:
+    """The message class of a ``pkg/msg/Type`` name (a unit's ``input_msg``)."""
+    pkg, _, typ = name.split("/")
+    return getattr(importlib.import_module(f"{pkg}.msg"), typ)
 
-#: The FusionResult field that is empty when a modality was not decoded.
-_DECODED_FIELD = {IMAGE: "image", AUDIO: "audio_mel", TRAJECTORY: "trajectory", LABEL: "label_probs"}
+
+#: Input topic of each modality (relative names, remappable): the units' ``input_topic``.
+INPUT_TOPICS: dict[str, str] = units.input_topics()
+#: Message type of each input topic (the units' ``input_msg``, converted by their ``msg_to_input``).
+INPUT_TYPES: dict[str, type] = {m: message_type(units.unit(m).input_msg) for m in INPUT_TOPICS}
+
+
+def input_type(modality: str) -> type:
+    """The input message class of ``modality`` (also of a unit registered after this import)."""
+    return INPUT_TYPES.get(modality) or message_type(units.unit(modality).input_msg)
 
 
 def decoded(result, modality: str) -> bool:
     """Whether ``result`` holds the decoded ``modality`` (lazy decoding leaves it empty)."""
-    return np.asarray(getattr(result, _DECODED_FIELD[modality])).size > 0
+    return result.decoded(modality)
 
 
 @dataclass(frozen=True)
@@ -89,9 +94,9 @@ OUTPUT_NEEDS: dict[str, str] = {name: o.needs for name, o in OUTPUTS.items() if 
 
 class InputSubscriptions:
     """The node's input subscriptions. Each message is counted (``monitor.tick``,
-    ``core.accept``: dropped while inactive), converted and validated by
-    :func:`conversions.msg_to_input` (a failure is a counted, logged drop), stamped by its header
-    (else by its arrival on ``clock()``, the node clock) and stored in ``core``; ``wake()`` then
+    ``core.accept``: dropped while inactive), converted and validated by its unit
+    (:func:`crossmodal_ros.units.msg_to_input`; a failure is a counted, logged drop), stamped
+    by its header (else by its arrival on ``clock()``, the node clock) and stored in ``core``; ``wake()`` then
     tells the fusion. ``subs`` are the subscriptions, ``subscribed`` their modalities.
     """
 
@@ -105,8 +110,8 @@ class InputSubscriptions:
              max_pixels: int) -> None:
         """Subscribe with ``create(modality, msg_type, topic, callback)`` to each of ``modalities``."""
         self.subscribed, self.max_pixels = frozenset(modalities), int(max_pixels)
-        self.subs = [create(m, INPUT_TYPES[m], INPUT_TOPICS[m], lambda msg, m=m: self.on_message(m, msg))
-                     for m in INPUT_TOPICS if m in self.subscribed]
+        self.subs = [create(m, input_type(m), units.unit(m).input_topic, lambda msg, m=m: self.on_message(m, msg))
+                     for m in units.names() if m in self.subscribed]
 
     def close(self, destroy: Callable[[Any], None]) -> None:
         """``destroy`` every subscription."""
@@ -120,7 +125,7 @@ class InputSubscriptions:
         if not self.core.accept(modality, self.clock().nanoseconds * 1e-9):
             return
         try:
-            value = conv.msg_to_input(modality, msg, max_pixels=self.max_pixels)
+            value = units.msg_to_input(modality, msg, max_pixels=self.max_pixels)
         except conv.ConversionError as exc:
             self.core.drop(modality, exc.reason, str(exc))
             return

@@ -23,6 +23,7 @@ from geometry_msgs.msg import PointStamped, PoseStamped
 from nav_msgs.msg import Path
 from rclpy.node import Node
 
+from crossmodal_ros import units
 from crossmodal_ros.modalities import TRAJECTORY
 from crossmodal_ros.ros.conversions import numpy_to_path, stamp_to_seconds
 from crossmodal_ros.sensors.playback import SensorError, sample_for
@@ -44,7 +45,7 @@ class PenNode(Node):
         self.source = declare(self, "source", "dataset", "'topic' (segment a position stream) or 'dataset'.")
         self.frame_id = declare(self, "frame_id", "pen", "frame_id of the published paths.")
         qos = publisher_qos(self)
-        self.publisher = self.create_publisher(Path, "pen/stroke", qos,
+        self.publisher = self.create_publisher(Path, units.unit(TRAJECTORY).input_topic, qos,
                                                qos_overriding_options=QOS_OVERRIDES)
         self.digits_published = 0
         self.invalid_positions = 0
