@@ -62,3 +62,23 @@ def test_contract_violation_is_reported(tmp_path):
         "type = forbidden\nsource_modules =\n    toy.core\nforbidden_modules =\n    toy.ros\n")
     res = _lint_imports(tmp_path, tmp_path)
     assert res.returncode != 0 and "BROKEN" in res.stdout.upper(), res.stdout[-2000:] + res.stderr[-2000:]
+
+
+@pytest.mark.parametrize("module, limit", [("crossmodal_ros/ros/inference_node.py", 400),
+                                           ("crossmodal_ros/training/train.py", 350)])
+def test_thin_node_and_trainer(module, limit):
+    """The node holds parameters, lifecycle and wiring; the trainer only runs stages (issue 12)."""
+    lines = len((ROOT / module).read_text().splitlines())
+    assert lines < limit, f"{module} has {lines} lines (limit {limit}): move logic into the core"
+
+
+def test_ros_package_holds_only_ros_modules():
+    """Every module under crossmodal_ros/ros/ imports rclpy or a message package (or the node
+    it is an alias of); ROS-free logic belongs to the core.
+    """
+    ros = ("import rclpy", "from rclpy", "_msgs.msg import", "from rcl_interfaces", "inference_node import")
+    for path in sorted((ROOT / "crossmodal_ros" / "ros").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        text = path.read_text()
+        assert any(key in text for key in ros), f"{path.name} imports no ROS: move it into the core"

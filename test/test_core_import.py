@@ -39,6 +39,7 @@ CORE = [
     "crossmodal_ros.evaluation.train_instruments",
     "crossmodal_ros.fusion_policy",
     "crossmodal_ros.fusion_store",
+    "crossmodal_ros.griffin_lim",
     "crossmodal_ros.messages",
     "crossmodal_ros.modalities",
     "crossmodal_ros.models",

@@ -2,10 +2,8 @@
 # Copyright 2026 The crossmodal_ros authors
 """The inference node: a lifecycle node fusing whatever sensors are live, for any model kind.
 
-Executable ``crossmodal_inference`` (``nexus_node`` is an alias for one release). Topics:
-:mod:`crossmodal_ros.ros.node_io` (inputs ``camera/image_raw``, ``audio/chunk``, ``pen/stroke``,
-``label``; outputs ``~/<name>``), ``/diagnostics`` at about 1 Hz. Parameters:
-:mod:`crossmodal_ros.ros.inference_params`.
+Executable ``crossmodal_inference`` (``nexus_node``: alias for one release). Topics: the modality
+units and :mod:`crossmodal_ros.ros.node_io`; parameters: :mod:`crossmodal_ros.ros.inference_params`.
 
 The node is parameters, lifecycle and wiring: :class:`node_io.InputSubscriptions` validates
 input messages into ``self.core``, a ROS-free :class:`crossmodal_ros.fusion_policy.FusionCore`

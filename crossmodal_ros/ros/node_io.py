@@ -22,7 +22,7 @@ from crossmodal_ros import units
 from crossmodal_ros.modalities import AUDIO, IMAGE, LABEL, TRAJECTORY
 from crossmodal_ros.ros import conversions as conv
 from crossmodal_ros.fusion_store import Sample
-from crossmodal_ros.ros.griffin_lim import GriffinLimWorker
+from crossmodal_ros.griffin_lim import GriffinLimWorker
 
 def message_type(name: str) -> type:
     """The message class of a ``pkg/msg/Type`` name (a unit's ``input_msg``)."""
