@@ -116,7 +116,7 @@ class FusionEngine:
     ``"onnx"`` (batch-1 calls through ONNX Runtime, :class:`~crossmodal_ros.models.onnx_path.OnnxNexus`:
     unmasked, deterministic, float32 batch-1 calls on the CPU; every other call runs on the fast
     path; needs the onnxruntime and onnx packages, ImportError without them) or ``"auto"`` (onnx
-    where it can run, else fast). None (default) keeps ``fast``'s choice. ``onnx_cache`` (default
+    where it can run, else fast; an export or runtime failure switches to fast with a warning). None (default) keeps ``fast``'s choice. ``onnx_cache`` (default
     off): keep the exported graphs on disk under ``paths.cache_dir()``/onnx, keyed by the weights'
     digest (about 20 MB per subset), so a restart skips the export.
     ``cache_preprocessing`` (default on): when a raw array input equals (by content) the previous
@@ -323,7 +323,7 @@ class FusionEngine:
             mask = mask.to(dev)
         try:
             if self._onnx is not None and mask is None and not self.sample:
-                out = self._onnx.infer(inputs, decode)
+                out = self._onnx_infer(inputs, decode)
                 if out is not None:
                     return out
             with torch.inference_mode():
@@ -342,6 +342,23 @@ class FusionEngine:
                 return self.model.infer(inputs, mask, sample=self.sample)
         except ModelInputError as exc:
             raise EngineInputError(str(exc)) from exc
+
+    def _onnx_infer(self, inputs: dict, decode):
+        """The ONNX path's result, or None when the call does not fit it. With backend ``auto``
+        a failure to export or run a graph switches this engine to the fast path (with a
+        warning) instead of failing the call; with ``onnx`` it raises.
+        """
+        try:
+            return self._onnx.infer(inputs, decode)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime/exporter errors have no common base
+            if self.backend != "auto":
+                raise
+            import warnings
+
+            warnings.warn(f"ONNX Runtime path failed ({type(exc).__name__}: {exc}); this engine uses the fast "
+                          "path from now on", RuntimeWarning, stacklevel=3)
+            self._onnx = None
+            return None
 
     def _result(self, out: dict, i: int, fused: tuple) -> FusionResult:
         cpu = {k: v[i].float().cpu().numpy() for k, v in out.items()}

@@ -167,3 +167,33 @@ def test_backend_choices_and_fallbacks(monkeypatch):
     assert FusionEngine(model, default_codecs(), device="cpu", backend="auto").path == "fast"
     with pytest.raises(ImportError, match="needs the onnxruntime and onnx packages"):
         FusionEngine(model, default_codecs(), device="cpu", backend="onnx")
+
+
+@needs_ort
+def test_private_weights_give_the_same_outputs():
+    torch.manual_seed(0)
+    model = build_model("nexus", {}).eval()
+    x = _inputs(1, ("image", "label"))
+    a = onnx_path.OnnxNexus(model).infer(x)
+    b = onnx_path.OnnxNexus(model, share_weights=False).infer(x)
+    for k in a:
+        np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), atol=1e-5, err_msg=k)
+
+
+@needs_ort
+def test_auto_falls_back_to_fast_when_onnx_fails(monkeypatch):
+    model = build_model("nexus", {}).eval()
+    auto = FusionEngine(model, default_codecs(), device="cpu", backend="auto")
+    onnx = FusionEngine(model, default_codecs(), device="cpu", backend="onnx")
+    fast = FusionEngine(model, default_codecs(), device="cpu", backend="fast")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter broke")
+
+    monkeypatch.setattr(onnx_path.OnnxNexus, "_export", broken)
+    with pytest.warns(RuntimeWarning, match="exporter broke"):
+        got = auto.infer({"label": 4})
+    assert auto.path == "fast"
+    np.testing.assert_array_equal(got.latent_mu, fast.infer({"label": 4}).latent_mu)
+    with pytest.raises(RuntimeError, match="exporter broke"):
+        onnx.infer({"label": 4})

@@ -94,9 +94,13 @@ class OnnxNexus:
     """Batch-1 inference of ``model`` (a Nexus-family model in eval mode, float32, CPU) through
     ONNX Runtime. ``digest``: a string identifying the weights (the checkpoint's
     ``state_sha256``; computed when None), used for the disk cache under ``cache_dir``.
+    ``share_weights`` (default on): one copy of the weights for all subset sessions (about 160 MB
+    over the fast path for the 15 subsets instead of about 750 MB; measured 0.07-0.1 ms slower
+    per call, as ONNX Runtime prepacks only constant initializers, not bound inputs).
     """
 
-    def __init__(self, model, digest: str | None = None, cache_dir: Path | str | None = None):
+    def __init__(self, model, digest: str | None = None, cache_dir: Path | str | None = None,
+                 share_weights: bool = True):
         require()
         if model.training:
             raise ValueError("OnnxNexus needs a model in eval mode")
@@ -109,6 +113,7 @@ class OnnxNexus:
             digest = _weights_digest(model)
         self.digest = str(digest)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.share_weights = bool(share_weights)
         self._sessions: dict[tuple, tuple] = {}
         self._shared: dict[str, object] = {}  # content key -> OrtValue shared by every session
 
@@ -191,6 +196,9 @@ class OnnxNexus:
         import onnxruntime as ort
         from onnx import helper, numpy_helper
 
+        if not self.share_weights:
+            sess = ort.InferenceSession(data, self._options(), providers=["CPUExecutionProvider"])
+            return sess, sess.io_binding()
         with tempfile.TemporaryDirectory() as tmp:
             so = self._options()
             so.optimized_model_filepath = str(Path(tmp) / "optimised.onnx")
