@@ -113,12 +113,13 @@ class FusionEngine:
     use). ``cuda_graphs``: on CUDA, replay a captured graph per (subset, batch size) for unmasked
     calls of the fast path (ignored on CPU). ``engine.path`` says which path runs.
     ``backend``: ``"reference"`` (``model.infer``), ``"fast"`` (FastNexus, as ``fast=True``),
-    ``"onnx"`` (batch-1 calls through ONNX Runtime, :class:`~crossmodal_ros.models.onnx_path.OnnxNexus`:
-    unmasked, deterministic, float32 batch-1 calls on the CPU; every other call runs on the fast
-    path; needs the onnxruntime and onnx packages, ImportError without them) or ``"auto"`` (onnx
-    where it can run, else fast; an export or runtime failure switches to fast with a warning). None (default) keeps ``fast``'s choice. ``onnx_cache`` (default
-    off): keep the exported graphs on disk under ``paths.cache_dir()``/onnx, keyed by the weights'
-    digest (about 20 MB per subset), so a restart skips the export.
+    ``"onnx"`` (ONNX Runtime, :class:`~crossmodal_ros.models.onnx_path.OnnxNexus`, for unmasked,
+    deterministic, float32 batch-1 calls on the CPU; every other call runs on the fast path;
+    needs the onnxruntime and onnx packages, ImportError without them) or ``"auto"`` (onnx where
+    it can run, else fast; an export or runtime failure switches to fast with a warning). None
+    (default) keeps ``fast``'s choice. ``onnx_cache`` (default off): keep the exported graphs on
+    disk under ``paths.cache_dir()``/onnx, keyed by the weights' digest (about 20 MB per
+    subset), so a restart skips the export.
     ``cache_preprocessing`` (default on): when a raw array input equals (by content) the previous
     one of its modality, its codec result is reused; a node fusing a 30 Hz camera with a 1 s
     audio window otherwise recomputes the same mel spectrogram for every frame.
