@@ -60,4 +60,5 @@ bench: setup bench-env
 	nice -n 5 $(BENCH_PY) benchmarks/bench_training.py
 	nice -n 5 $(PY) benchmarks/bench_inference.py --out benchmarks/results/project-venv
 	nice -n 5 $(PY) benchmarks/bench_scaling.py
+	nice -n 5 $(PY) benchmarks/bench_backends.py
 	nice -n 5 $(PY) benchmarks/bench_ros_latency.py

@@ -27,7 +27,9 @@ setup(
     license="Apache-2.0",
     # colcon test (colcon-ros / colcon-core) looks for pytest in extras_require["test"];
     # setuptools >= 72 dropped tests_require, and with it colcon silently fell back to unittest.
-    extras_require={"test": ["pytest", "import-linter", "ruff"]},
+    extras_require={"test": ["pytest", "import-linter", "ruff"],
+                    # FusionEngine backend="onnx" (versions pinned in requirements.txt)
+                    "onnx": ["onnxruntime", "onnx"]},
     entry_points={
         "console_scripts": [
             # offline tools (ROS-free)

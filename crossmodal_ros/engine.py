@@ -24,6 +24,10 @@ from .modalities import AUDIO, IMAGE, LABEL, TRAJECTORY
 from .units.label import softmax as _softmax
 
 
+#: inference backends (``FusionEngine(backend=...)``)
+BACKENDS = ("reference", "fast", "onnx", "auto")
+
+
 class EngineInputError(ValueError):
     """Input the engine cannot fuse: empty subset, unknown modality, bad raw data (the codec's
     message is included), missing sample rate.
@@ -108,6 +112,14 @@ class FusionEngine:
     encoders; same outputs as the reference ``model.infer``, which other kinds and ``fast=False``
     use). ``cuda_graphs``: on CUDA, replay a captured graph per (subset, batch size) for unmasked
     calls of the fast path (ignored on CPU). ``engine.path`` says which path runs.
+    ``backend``: ``"reference"`` (``model.infer``), ``"fast"`` (FastNexus, as ``fast=True``),
+    ``"onnx"`` (ONNX Runtime, :class:`~crossmodal_ros.models.onnx_path.OnnxNexus`, for unmasked,
+    deterministic, float32 batch-1 calls on the CPU; every other call runs on the fast path;
+    needs the onnxruntime and onnx packages, ImportError without them) or ``"auto"`` (onnx where
+    it can run, else fast; an export or runtime failure switches to fast with a warning). None
+    (default) keeps ``fast``'s choice. ``onnx_cache`` (default off): keep the exported graphs on
+    disk under ``paths.cache_dir()``/onnx, keyed by the weights' digest (about 20 MB per
+    subset), so a restart skips the export.
     ``cache_preprocessing`` (default on): when a raw array input equals (by content) the previous
     one of its modality, its codec result is reused; a node fusing a 30 Hz camera with a 1 s
     audio window otherwise recomputes the same mel spectrogram for every frame.
@@ -115,8 +127,20 @@ class FusionEngine:
 
     def __init__(self, model, codecs: dict, device: str = "auto", sample: bool = False, half: bool = False,
                  meta: dict | None = None, fast: bool = True, cuda_graphs: bool = False,
-                 cache_preprocessing: bool = True):
+                 cache_preprocessing: bool = True, backend: str | None = None, onnx_cache: bool = False):
         self.device = resolve_device(device)
+        if backend is not None and backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS} (or None: fast={fast!r} decides), got {backend!r}")
+        if backend in ("fast", "onnx", "auto"):
+            fast = True
+        elif backend == "reference":
+            fast = False
+        self.backend = backend if backend is not None else ("fast" if fast else "reference")
+        self.onnx_cache = bool(onnx_cache)
+        if self.backend == "onnx":
+            from .models.onnx_path import require
+
+            require()
         self.half = bool(half)
         self.model = model.to(self.device).eval()
         if self.half:
@@ -128,6 +152,7 @@ class FusionEngine:
         self.cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
         self._fast = None
         self._graphs = None
+        self._onnx = None
         self.refresh_fast_path()
         self.codecs = codecs
         self.sample = bool(sample)
@@ -148,28 +173,54 @@ class FusionEngine:
             from .models.fast import CudaGraphRunner
 
             self._graphs = CudaGraphRunner(self._fast)
+        self._onnx = self._build_onnx()
+
+    def _build_onnx(self):
+        """The ONNX Runtime runner for ``backend`` onnx/auto, or None (other backends, or a model,
+        device or dtype it does not run; ``auto`` without onnxruntime).
+        """
+        if self.backend not in ("onnx", "auto"):
+            return None
+        from .models import onnx_path
+
+        runs = (self._fast is not None and self.device.type == "cpu" and not self.half)
+        if self.backend == "auto" and not (runs and onnx_path.available()):
+            return None
+        if not runs:
+            raise ValueError(f"backend 'onnx' runs float32 Nexus-family models on the CPU; this engine has a "
+                             f"{type(self.model).__name__} on {self.device.type}{' in float16' if self.half else ''}"
+                             "; use backend='auto' to fall back")
+        from .paths import cache_dir
+
+        return onnx_path.OnnxNexus(self.model, cache_dir=(cache_dir() / "onnx") if self.onnx_cache else None)
 
     @property
     def path(self) -> str:
-        """Which inference path runs: ``"cuda-graphs"``, ``"fast"`` or ``"reference"``."""
+        """Which inference path runs: ``"cuda-graphs"``, ``"onnx"`` (batch-1 calls; the others run
+        on the fast path), ``"fast"`` or ``"reference"``.
+        """
         if self._graphs is not None:
             return "cuda-graphs"
+        if self._onnx is not None:
+            return "onnx"
         return "fast" if self._fast is not None else "reference"
 
     @classmethod
     def from_checkpoint(cls, path=None, device: str = "auto", sample: bool = False, half: bool = False,
-                        fast: bool = True, cuda_graphs: bool = False):
+                        fast: bool = True, cuda_graphs: bool = False, backend: str | None = None):
         """Load ``path`` (default: the shipped ``paths.default_checkpoint()``); raises
         ``CheckpointError`` for an unusable file.
         """
         from .codecs import codecs_from_dict
         from .paths import default_checkpoint
 
-        resolve_device(device)  # a bad device name fails before any file is read
+        resolve_device(device)  # a bad device name or backend fails before any file is read
+        if backend is not None and backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS} (or None: fast={fast!r} decides), got {backend!r}")
         path = default_checkpoint() if path in (None, "") else path
         model, codecs_dict, meta = load_checkpoint(path, "cpu")
         return cls(model, codecs_from_dict(codecs_dict), device=device, sample=sample, half=half, meta=meta,
-                   fast=fast, cuda_graphs=cuda_graphs)
+                   fast=fast, cuda_graphs=cuda_graphs, backend=backend)
 
     # ------------------------------------------------------------------ raw -> tensors
     def encode_raw(self, raw: dict, sample_rate: int | None = None) -> dict[str, np.ndarray]:
@@ -272,6 +323,10 @@ class FusionEngine:
         if mask is not None:
             mask = mask.to(dev)
         try:
+            if self._onnx is not None and mask is None and not self.sample:
+                out = self._onnx_infer(inputs, decode)
+                if out is not None:
+                    return out
             with torch.inference_mode():
                 if decode is not None:
                     if self._fast is not None and mask is None:
@@ -289,6 +344,23 @@ class FusionEngine:
         except ModelInputError as exc:
             raise EngineInputError(str(exc)) from exc
 
+    def _onnx_infer(self, inputs: dict, decode):
+        """The ONNX path's result, or None when the call does not fit it. With backend ``auto``
+        a failure to export or run a graph switches this engine to the fast path (with a
+        warning) instead of failing the call; with ``onnx`` it raises.
+        """
+        try:
+            return self._onnx.infer(inputs, decode)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime/exporter errors have no common base
+            if self.backend != "auto":
+                raise
+            import warnings
+
+            warnings.warn(f"ONNX Runtime path failed ({type(exc).__name__}: {exc}); this engine uses the fast "
+                          "path from now on", RuntimeWarning, stacklevel=3)
+            self._onnx = None
+            return None
+
     def _result(self, out: dict, i: int, fused: tuple) -> FusionResult:
         cpu = {k: v[i].float().cpu().numpy() for k, v in out.items()}
         return FusionResult(
@@ -305,6 +377,11 @@ class FusionEngine:
         Best effort: returns ``{modality: error message}`` for the inferences that failed.
         """
         failed = {}
+        if self._onnx is not None:
+            try:
+                self._onnx.prepare()  # export every subset now, not on the first fusion of each
+            except Exception as exc:  # noqa: BLE001 - reported to the caller
+                failed["onnx"] = f"{type(exc).__name__}: {exc}"
         for m in self.modalities:
             try:
                 self.infer({m: units.unit(m).warm_up(sample_rate)}, sample_rate=sample_rate)

@@ -50,6 +50,7 @@ CORE = [
     "crossmodal_ros.models.fast",
     "crossmodal_ros.models.latent_constraint",
     "crossmodal_ros.models.networks",
+    "crossmodal_ros.models.onnx_path",
     "crossmodal_ros.models.nexus",
     "crossmodal_ros.models.pair",
     "crossmodal_ros.models.phased",
