@@ -304,6 +304,7 @@ def test_parameter_validation(ros_context, checkpoint):
         return node.set_parameters([Parameter(name, value=value)])[0].successful
 
     assert not ok("device", "tpu")
+    assert not ok("backend", "tensorrt")
     assert not ok("qos_reliability", "fast")
     assert not ok("outputs", ["image", "hologram"])
     assert not ok("heartbeat_hz", 100.0)  # above max_rate_hz
@@ -329,6 +330,25 @@ def test_parameter_validation(ros_context, checkpoint):
     assert ints.get_parameter("staleness.image").value == 1.0
     with pytest.raises(ValueError, match="unknown inference node parameter"):
         make_node(context=rc.context, checkpoin="typo.pt")
+
+
+def test_onnx_backend_node_fuses_like_the_fast_path(ros_context, checkpoint):
+    pytest.importorskip("onnxruntime")
+    rc = ros_context
+    image = np.eye(28, dtype=np.float32)
+    latents = {}
+    for backend in ("fast", "onnx"):
+        node = make_node(f"nexus_{backend}", context=rc.context, checkpoint=checkpoint, device="cpu",
+                         backend=backend)
+        rc.add(node)
+        assert node.lifecycle_state == "active" and node.engine.backend == backend
+        results = []
+        infer = node._infer
+        node._infer = lambda *a, **k: results.append(infer(*a, **k)) or results[-1]
+        node.inputs.store("image", image)
+        assert node._fuse() and len(results) == 1
+        latents[backend] = np.asarray(results[0].latent_mu)
+    np.testing.assert_allclose(latents["onnx"], latents["fast"], atol=1e-4)
 
 
 def test_incompatible_qos_publisher_is_reported(ros_context, checkpoint):

@@ -57,9 +57,8 @@ def _delegated(part: str, name: str) -> property:
 class InferenceNode(LifecycleNode):
     """Lifecycle node running any checkpoint's model on the live subset of its sensor inputs.
 
-    The fusion (store, scheduler, counters) is ``self.core``; its counters
-    (:data:`FusionCore.COUNTERS <crossmodal_ros.fusion_policy.FusionCore.COUNTERS>`: ``received``,
-    ``dropped`` ...) are readable on the node by the same names, for the demo, tools and tests.
+    The fusion (store, scheduler, counters) is ``self.core``; its counters (``FusionCore.COUNTERS``:
+    ``received``, ``dropped`` ...) are readable on the node by the same names (demo, tools, tests).
     Drop reasons: the :class:`conversions.ConversionError` categories, ``codec``, ``inactive``.
     """
 
@@ -180,8 +179,9 @@ class InferenceNode(LifecycleNode):
             return self._configure_failed(reason)
         path = values["checkpoint"] or str(default_checkpoint())
         try:
-            engine = FusionEngine.from_checkpoint(path, device=values["device"], sample=bool(values["sample_latent"]))
-        except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
+            engine = FusionEngine.from_checkpoint(path, device=values["device"], backend=values["backend"],
+                                                  sample=bool(values["sample_latent"]))
+        except (CheckpointError, FileNotFoundError, ImportError, RuntimeError, ValueError) as exc:
             return self._configure_failed(f"cannot load checkpoint {path!r}: {exc}")
         reason = missing_modalities_reason(path, tuple(engine.modalities), values["modalities"])
         if reason:
