@@ -16,6 +16,7 @@ import sys
 from typing import Any, Callable, Iterable
 
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -225,6 +226,11 @@ def run_node(factory, args=None) -> int:
                 return 1
             try:
                 rclpy.spin(node)
+            except RCLError:
+                # SIGINT shuts the context down; a wait set created in that instant fails with
+                # "context is not valid" (seen in CI). Only then is it the normal way out.
+                if rclpy.ok():
+                    raise
             finally:
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
