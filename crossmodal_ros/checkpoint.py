@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from .models.base import state_digest  # noqa: F401 - re-exported: checkpoint.state_digest
+
 FORMAT = "crossmodal_ros"
 FORMAT_VERSION = 1
 _REQUIRED = ("kind", "config", "modalities", "state_dict")
@@ -35,18 +37,6 @@ _REQUIRED = ("kind", "config", "modalities", "state_dict")
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used; the message names the file and the problem."""
-
-
-def state_digest(state: dict) -> str:
-    """SHA-256 (hex) over a state dict's names, dtypes, shapes and raw bytes, in name order."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for k in sorted(state):
-        t = state[k].detach().cpu().contiguous()
-        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def _half_state(state: dict) -> dict:

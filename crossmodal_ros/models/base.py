@@ -230,3 +230,17 @@ class MultimodalModel(nn.Module):
         out["latent_mu"] = mu
         out["latent_logvar"] = logvar
         return out
+
+
+def state_digest(state: dict) -> str:
+    """SHA-256 (hex) over a state dict's names, dtypes, shapes and raw bytes, in name order (the
+    checkpoint's ``state_sha256``; also the ONNX path's cache key).
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

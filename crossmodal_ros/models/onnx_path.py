@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ..modalities import MODEL_SHAPES
+from .base import state_digest
 
 #: ONNX opset of the exported graphs
 OPSET = 18
@@ -59,19 +60,6 @@ def require() -> None:
         raise ImportError("backend 'onnx' needs the onnxruntime and onnx packages "
                           "(pip install onnxruntime onnx, versions pinned in requirements.txt); "
                           "use backend='fast' or 'reference' without them")
-
-
-def _weights_digest(model) -> str:
-    """SHA-256 (hex) over the state dict's names, dtypes, shapes and bytes (the checkpoint's
-    ``state_sha256`` of the same weights; not imported from checkpoint, which sits beside models).
-    """
-    h = hashlib.sha256()
-    state = model.state_dict()
-    for k in sorted(state):
-        t = state[k].detach().cpu().contiguous()
-        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 class _Graph(torch.nn.Module):
@@ -110,7 +98,7 @@ class OnnxNexus:
         self.model = model
         self.modalities: tuple[str, ...] = tuple(model.modalities)
         if digest is None:
-            digest = _weights_digest(model)
+            digest = state_digest(model.state_dict())
         self.digest = str(digest)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.share_weights = bool(share_weights)

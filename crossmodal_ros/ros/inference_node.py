@@ -23,7 +23,6 @@ from typing import Any, Optional
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy._rclpy_pybind11 import RCLError
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
@@ -43,6 +42,7 @@ from crossmodal_ros.ros.inference_params import (LIVE_PARAMETERS, PARAMETERS, ST
 from crossmodal_ros.ros.node_io import INPUT_TOPICS, INPUT_TYPES, OUTPUT_NAMES, OUTPUT_NEEDS, OUTPUTS  # noqa: F401
 from crossmodal_ros.ros.node_io import InputSubscriptions, OutputPublishers, PublishContext
 from crossmodal_ros.ros.qos import input_qos, output_qos
+from crossmodal_ros.ros.sensor_base import spin_until_shutdown
 
 #: Every publisher and subscription declares read-only ``qos_overrides.<topic>.<kind>.<policy>``
 #: parameters (rclpy's QoSOverridingOptions), read at creation (first configure).
@@ -383,12 +383,7 @@ def main(args=None, prog: str = "crossmodal_inference") -> None:
             node = InferenceNode()
             executor.add_node(node)
             try:
-                executor.spin()
-            except RCLError:
-                # SIGINT shuts the context down; a wait set created in that instant fails with
-                # "context is not valid". Only then is it the normal way out.
-                if rclpy.ok():
-                    raise
+                spin_until_shutdown(executor.spin)
             finally:
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):

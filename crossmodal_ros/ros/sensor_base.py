@@ -195,6 +195,19 @@ def print_parameter_help(prog: str, summary: str, rows: Iterable[tuple[str, str,
           file=out)
 
 
+def spin_until_shutdown(spin) -> None:
+    """Run ``spin()`` (an executor's or ``rclpy.spin``) until the context shuts down.
+
+    SIGINT shuts the context down; a wait set created in that instant fails with "context is not
+    valid" (seen in CI). Only then is that error the normal way out; otherwise it is raised.
+    """
+    try:
+        spin()
+    except RCLError:
+        if rclpy.ok():
+            raise
+
+
 def run_node(factory, args=None) -> int:
     """``main`` of a sensor node: init, spin until Ctrl-C or shutdown, clear errors.
 
@@ -225,12 +238,7 @@ def run_node(factory, args=None) -> int:
                     f"{type(exc).__name__}: {exc}")
                 return 1
             try:
-                rclpy.spin(node)
-            except RCLError:
-                # SIGINT shuts the context down; a wait set created in that instant fails with
-                # "context is not valid" (seen in CI). Only then is it the normal way out.
-                if rclpy.ok():
-                    raise
+                spin_until_shutdown(lambda: rclpy.spin(node))
             finally:
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
