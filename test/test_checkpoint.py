@@ -40,7 +40,7 @@ def model():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["nexus", "nexus0", "mvae", "mmvae"])
+@pytest.mark.parametrize("kind", ["nexus", "nexus0", "mvae", "mmvae", "mopoe", "mvtcae", "mmvae_plus"])
 def test_round_trip_identical_outputs(tmp_path, kind):
     m = _trained_model(kind, {"latent_dims": {"image": 8}})
     path = save_checkpoint(tmp_path / "m.pt", m, CODECS, metrics={"val/loss": 1.5}, train_state={"epoch": 3})

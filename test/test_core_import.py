@@ -47,6 +47,7 @@ CORE = [
     "crossmodal_ros.models.associator",
     "crossmodal_ros.models.base",
     "crossmodal_ros.models.baselines",
+    "crossmodal_ros.models.modern",
     "crossmodal_ros.models.fast",
     "crossmodal_ros.models.latent_constraint",
     "crossmodal_ros.models.networks",

@@ -10,7 +10,7 @@ from crossmodal_ros.modalities import MODALITIES, MODEL_SHAPES, all_subsets
 from crossmodal_ros.models import MODEL_KINDS, ModelConfigError, ModelInputError, build_model, count_parameters
 from crossmodal_ros.models.nexus import fpd_keep_mask
 
-KINDS = ("nexus", "nexus0", "mvae", "mmvae")
+KINDS = ("nexus", "nexus0", "mvae", "mmvae", "mopoe", "mvtcae", "mmvae_plus")
 
 
 def make_batch(n=8, seed=0):

@@ -71,7 +71,7 @@ def test_resume_refuses_another_config(tmp_path):
         T.run_training(cfg, tr, va, tmp_path / "empty", {}, resume=True, quiet=True, log=lambda s: None)
 
 
-@pytest.mark.parametrize("kind", ["nexus0", "mvae", "mmvae"])
+@pytest.mark.parametrize("kind", ["nexus0", "mvae", "mmvae", "mopoe", "mvtcae", "mmvae_plus"])
 def test_other_kinds_train(tmp_path, kind):
     cfg = T.resolve_config({**TINY, "kind": kind, "train": {**TINY["train"], "sound_pretrain_epochs": 0}})
     tr, va = T.split_train_val(rand_tensors(), 0.25, 0)

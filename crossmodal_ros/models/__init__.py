@@ -51,6 +51,7 @@ register_model("nexus")(_nexus.Nexus)
 register_model("nexus0")(_nexus.Nexus0)
 
 from . import baselines as _baselines  # noqa: E402,F401  (registers mvae, mmvae)
+from . import modern as _modern  # noqa: E402,F401  (registers mopoe, mvtcae, mmvae_plus)
 
 from . import associator as _associator  # noqa: E402,F401  (Jo et al. 2019)
 from . import alignment as _alignment  # noqa: E402,F401  (Theodoridis et al. 2020)

@@ -50,6 +50,7 @@ class _ExpertModel(HierarchicalModel):
     def __init__(self, config: dict | None = None):
         super().__init__(config)
         cfg = self.config
+        self.expert_dim = int(cfg["shared_dim"])   # size of each expert's Gaussian
         self.experts = nn.ModuleDict({
             m: ModalityExpert(self.bottom.latent_dim(m), cfg["message_dim"], cfg["shared_dim"], cfg["hidden_dim"])
             for m in self.modalities})
@@ -59,7 +60,7 @@ class _ExpertModel(HierarchicalModel):
         (callers mask them out with ``present``).
         """
         b = present.shape[0]
-        d = self.latent_dim
+        d = self.expert_dim
         dtype = next(iter(z.values())).dtype
         mus, logvars = [], []
         for m in self.modalities:
