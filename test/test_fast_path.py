@@ -36,10 +36,11 @@ def _randomise(model):
     return model.eval()
 
 
-@pytest.fixture(scope="module", params=["nexus", "nexus0"])
+@pytest.fixture(scope="module", params=["nexus", "nexus0", "nexus:mixture", "nexus0:mixture"])
 def pair(request):
     torch.manual_seed(0)
-    model = _randomise(build_model(request.param, {}))
+    kind, _, combine = request.param.partition(":")
+    model = _randomise(build_model(kind, {"infer_combine": combine} if combine else {}))
     return model, FastNexus(model)
 
 

@@ -218,6 +218,25 @@ def test_fpd_rho_zero_and_one():
     assert ((dropped >= 1) & (dropped <= 3)).all()
 
 
+def test_fpd_single_keeps_exactly_one():
+    g = torch.Generator().manual_seed(2)
+    present = torch.ones(20_000, 4, dtype=torch.bool)
+    present[:5000, 1] = False          # rows with three present modalities
+    present[5000:6000, 1:] = False     # rows with one: never selected, kept whole
+    keep = fpd_keep_mask(present, 0.8, g, single=True)
+    assert not (keep & ~present).any()
+    kept = keep.sum(1)
+    selected = kept < present.sum(1)
+    assert (kept[selected] == 1).all()
+    assert torch.equal(keep[5000:6000], present[5000:6000])
+    many = present.sum(1) >= 2
+    assert selected[many].float().mean().item() == pytest.approx(0.8, abs=0.02)
+    per_mod = keep[selected & (present.sum(1) == 4)].float().mean(0)   # the kept one is uniform
+    assert torch.allclose(per_mod, torch.full((4,), 0.25), atol=0.02)
+    with pytest.raises(ModelConfigError, match="fpd_sizes"):
+        build_model("nexus", {"fpd_sizes": "pairs"})
+
+
 def test_fpd_statistics_full_presence():
     g = torch.Generator().manual_seed(1)
     n, rho = 200_000, 0.2
@@ -302,3 +321,35 @@ def test_pretraining_is_a_phase_the_model_declares():
     assert model.pretraining_phases() == []
     assert build_model("nexus", {"sound_pretrain": False}).pretraining_phases() == []
     assert build_model("associator").pretraining_phases() == []
+
+
+@pytest.mark.parametrize("kind", ["nexus", "nexus0"])
+def test_mixture_inference_combines_single_modality_posteriors(kind):
+    """``infer_combine: mixture``: one given modality gives the spec's posterior; several give the
+    moment-matched mixture of their single-modality posteriors (not the aggregate's posterior).
+    """
+    torch.manual_seed(0)
+    spec = build_model(kind, {"sound_pretrain": False}).eval()
+    mix = build_model(kind, {"sound_pretrain": False, "infer_combine": "mixture"}).eval()
+    mix.load_state_dict(spec.state_dict())
+    batch = make_batch(5)
+    with torch.no_grad():
+        for m in MODALITIES:
+            a, b = spec.encode({m: batch[m]}), mix.encode({m: batch[m]})
+            assert torch.allclose(a[0], b[0], atol=1e-6) and torch.allclose(a[1], b[1], atol=1e-6)
+        pair = {m: batch[m] for m in ("image", "trajectory")}
+        singles = [spec.encode({m: batch[m]}) for m in pair]
+        mu, logvar = mix.encode(pair)
+        expect_mu = (singles[0][0] + singles[1][0]) / 2
+        expect_var = sum(lv.exp() + mu_.pow(2) for mu_, lv in singles) / 2 - expect_mu.pow(2)
+        assert torch.allclose(mu, expect_mu, atol=1e-5)
+        assert torch.allclose(logvar.exp(), expect_var, rtol=1e-4, atol=1e-6)
+        assert not torch.allclose(mu, spec.encode(pair)[0], atol=1e-3)
+        # a masked batch: each row mixes only its own present modalities
+        mask = torch.tensor([[1, 0, 1, 0], [0, 0, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0], [0, 1, 0, 1]], dtype=torch.bool)
+        mu_m, _ = mix.encode(batch, mask)
+        for r in range(5):
+            row = {m: batch[m][r:r + 1] for i, m in enumerate(MODALITIES) if mask[r, i]}
+            assert torch.allclose(mu_m[r:r + 1], mix.encode(row)[0], atol=1e-5)
+    with pytest.raises(ModelConfigError, match="infer_combine"):
+        build_model(kind, {"infer_combine": "vote"})

@@ -43,6 +43,16 @@ def masked(value: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     return torch.where(present, value, torch.zeros((), dtype=value.dtype, device=value.device))
 
 
+def mixture_moments(mu: torch.Tensor, logvar: torch.Tensor, weight: torch.Tensor):
+    """The moment-matched Gaussian of a mixture: components (B, K, D), weights (B, K) summing
+    to 1 -> ``(mean, logvar)`` (B, D).
+    """
+    w = weight.unsqueeze(-1)
+    mean = (w * mu).sum(1)
+    second = (w * (logvar.exp() + mu.pow(2))).sum(1)
+    return mean, torch.log((second - mean.pow(2)).clamp_min(1e-8))
+
+
 def loss_report(loss: torch.Tensor, terms: dict, **extra) -> tuple[torch.Tensor, dict]:
     """The ``(loss, logs)`` pair every model's :meth:`MultimodalModel.loss` returns: ``terms``
     (per-sample tensors) as batch means, then ``loss`` and the ``extra`` floats (e.g. the KL

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from . import register_model
-from .base import gaussian_log_density, kl_standard_normal, kl_warmup, loss_report, masked, reparameterize
+from .base import (gaussian_log_density, kl_standard_normal, kl_warmup, loss_report, masked, mixture_moments,
+                   reparameterize)
 from .nexus import HierarchicalModel
 from .networks import SharedEncoder
 
@@ -124,10 +125,7 @@ class HierarchicalMMVAE(_ExpertModel):
         present = self.presence(inputs, mask)
         z = self.bottom_latents(inputs, present, sample)
         mu, logvar = self.expert_params(z, present)
-        w = present.to(mu.dtype).unsqueeze(-1) / present.sum(1).view(-1, 1, 1).to(mu.dtype)
-        mean = (w * mu).sum(1)
-        second = (w * (logvar.exp() + mu.pow(2))).sum(1)
-        return mean, torch.log((second - mean.pow(2)).clamp_min(1e-8))
+        return mixture_moments(mu, logvar, present.to(mu.dtype) / present.sum(1, keepdim=True).to(mu.dtype))
 
     def loss(self, batch: dict, mask: torch.Tensor | None = None, epoch: float = 0):
         present = self.presence(batch, mask)

@@ -37,6 +37,7 @@ from torch import nn
 
 from .. import units
 from ..modalities import AUDIO, IMAGE, MODALITIES, MODEL_SHAPES, TRAJECTORY
+from .base import mixture_moments
 
 #: negative slope of nn.LeakyReLU() as used by networks.mlp_stack
 _LEAK = 0.01
@@ -167,6 +168,7 @@ class FastNexus:
             blocks.append(w1m @ model.messages[m].weight)          # (H, d_m)
             biases.append(w1m @ model.messages[m].bias)            # (H,)
         self.concat = bool(model.concat)
+        self.mixture = bool(getattr(model, "infer_mixture", False))
         self.agg_w = t(torch.cat(blocks, 1).t())                    # (sum d_m, H)
         self.agg_msg_bias = t(torch.stack(biases, 0))               # (M, H)
         self.agg_b = t(b1)
@@ -339,6 +341,8 @@ class FastNexus:
         weights = None if present is None else present.to(self.dtype)
         if weights is not None and not self.concat:
             weights = weights / weights.sum(1, keepdim=True).clamp_min(1)
+        if self.mixture and len(given) > 1:
+            weights = None  # each modality is encoded alone (_mixture_stats)
         for i, m in enumerate(self.modalities):
             d = self.lat_dims[i]
             if m not in given:
@@ -352,14 +356,17 @@ class FastNexus:
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
             blocks.append(z if weights is None else z * weights[:, i:i + 1])
         zcat = torch.cat(blocks, 1) if len(blocks) > 1 else blocks[0]
-        if present is None:
-            alpha, bias = self._subset_terms(given)
-            h = torch.addmm(bias, zcat, self.agg_w, alpha=alpha)
+        if self.mixture and len(given) > 1:
+            mu, logvar = self._mixture_stats(given, blocks, present)
         else:
-            h = torch.addmm(torch.addmm(self.agg_b, weights, self.agg_msg_bias), zcat, self.agg_w)
-        h = _mlp(F.leaky_relu(h, _LEAK), self.shared_rest)
-        stats = _lin(h, *self.shared_heads)
-        mu, logvar = stats[:, :self.latent_dim], stats[:, self.latent_dim:]
+            if present is None:
+                alpha, bias = self._subset_terms(given)
+                h = torch.addmm(bias, zcat, self.agg_w, alpha=alpha)
+            else:
+                h = torch.addmm(torch.addmm(self.agg_b, weights, self.agg_msg_bias), zcat, self.agg_w)
+            h = _mlp(F.leaky_relu(h, _LEAK), self.shared_rest)
+            stats = _lin(h, *self.shared_heads)
+            mu, logvar = stats[:, :self.latent_dim], stats[:, self.latent_dim:]
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
 
         first = F.leaky_relu(_lin(z, *self.top_first), _LEAK)                  # (B, M*H)
@@ -372,6 +379,30 @@ class FastNexus:
         out["latent_mu"] = mu
         out["latent_logvar"] = logvar
         return out
+
+
+    def _mixture_stats(self, given: tuple, blocks: list, present: torch.Tensor | None):
+        """``infer_combine: mixture``: each given modality's z_sigma posterior alone (rows of one
+        batched MLP call), combined as the reference's :func:`mixture_moments`.
+        """
+        bsz = blocks[0].shape[0]
+        rows, idx = [], []
+        offset = 0
+        for i, m in enumerate(self.modalities):
+            d = self.lat_dims[i]
+            if m in given:
+                idx.append(i)
+                rows.append(torch.addmm(self.agg_b + self.agg_msg_bias[i], blocks[i], self.agg_w[offset:offset + d]))
+            offset += d
+        h = _mlp(F.leaky_relu(torch.cat(rows, 0), _LEAK), self.shared_rest)
+        stats = _lin(h, *self.shared_heads).view(len(idx), bsz, -1).transpose(0, 1)   # (B, K, 2D)
+        mu, logvar = stats[..., :self.latent_dim], stats[..., self.latent_dim:]
+        if present is None:
+            weight = torch.full((bsz, len(idx)), 1.0 / len(idx), dtype=self.dtype, device=self.device)
+        else:
+            weight = present[:, idx].to(self.dtype)
+            weight = weight / weight.sum(1, keepdim=True).clamp_min(1)
+        return mixture_moments(mu, logvar, weight)
 
 
 class CudaGraphRunner:

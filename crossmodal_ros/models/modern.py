@@ -37,7 +37,8 @@ import torch
 from torch import nn
 
 from . import register_model
-from .base import gaussian_log_density, kl_standard_normal, kl_warmup, loss_report, masked, reparameterize
+from .base import (gaussian_log_density, kl_standard_normal, kl_warmup, loss_report, masked, mixture_moments,
+                   reparameterize)
 from .baselines import ModalityExpert, _ExpertModel
 from .networks import TopDecoder
 
@@ -46,16 +47,6 @@ def gaussian_kl(mu1: torch.Tensor, logvar1: torch.Tensor, mu2: torch.Tensor, log
     """KL(N(mu1, exp(logvar1)) || N(mu2, exp(logvar2))) summed over the last axis."""
     return 0.5 * torch.sum(logvar2 - logvar1 + (logvar1.exp() + (mu1 - mu2).pow(2)) * torch.exp(-logvar2) - 1.0,
                            dim=-1)
-
-
-def mixture_moments(mu: torch.Tensor, logvar: torch.Tensor, weight: torch.Tensor):
-    """The moment-matched Gaussian of a mixture: components (B, K, D), weights (B, K) summing
-    to 1 -> ``(mean, logvar)`` (B, D).
-    """
-    w = weight.unsqueeze(-1)
-    mean = (w * mu).sum(1)
-    second = (w * (logvar.exp() + mu.pow(2))).sum(1)
-    return mean, torch.log((second - mean.pow(2)).clamp_min(1e-8))
 
 
 @register_model("mopoe")

@@ -27,7 +27,7 @@ from torch import nn
 from .. import units
 from ..modalities import AUDIO, MODALITIES
 from .base import (ModelConfigError, MultimodalModel, kl_standard_normal, kl_warmup, loss_report, masked,
-                   reparameterize, shared_sigma_gaussian_nll)
+                   mixture_moments, reparameterize, shared_sigma_gaussian_nll)
 from .networks import DEFAULT_LATENT_DIMS, DEFAULT_REC_WEIGHTS, ModalityVAE, SharedEncoder, TopDecoder
 from .phased import PretrainPhase
 
@@ -67,13 +67,15 @@ def check_hierarchical_config(cfg: dict) -> None:
                 raise ModelConfigError(f"config key 'model.{group}.{m}' must be >= 0, got {w}")
 
 
-def fpd_keep_mask(present: torch.Tensor, rho: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def fpd_keep_mask(present: torch.Tensor, rho: float, generator: torch.Generator | None = None,
+                  single: bool = False) -> torch.Tensor:
     """Forced Perceptual Dropout, vectorised over the batch.
 
     ``present`` (B, M) bool. Each sample with at least two present modalities is selected with
     probability ``rho``; a selected sample drops ``k ~ Uniform{1 .. n_present - 1}`` of its present
-    modalities, chosen uniformly without replacement. Returns the keep mask (B, M): a subset of
-    ``present`` that is never empty where ``present`` is not.
+    modalities (``single``: ``k = n_present - 1``, it keeps exactly one), chosen uniformly without
+    replacement. Returns the keep mask (B, M): a subset of ``present`` that is never empty where
+    ``present`` is not.
     """
     if rho <= 0.0:
         return present
@@ -83,6 +85,8 @@ def fpd_keep_mask(present: torch.Tensor, rho: float, generator: torch.Generator 
     u = torch.rand(b, 2, device=dev, generator=generator)
     selected = (u[:, 0] < rho) & (n_present >= 2)
     k = 1 + torch.floor(u[:, 1] * (n_present - 1).clamp_min(1)).long()        # 1 .. n-1
+    if single:
+        k = (n_present - 1).clamp_min(1)
     scores = torch.rand(b, m, device=dev, generator=generator).masked_fill(~present, 2.0)
     rank = scores.argsort(1).argsort(1)                                          # absent ranks last
     drop = selected.unsqueeze(1) & (rank < k.unsqueeze(1))
@@ -261,7 +265,14 @@ class Nexus(HierarchicalModel):
     """
 
     kind = "nexus"
-    DEFAULTS = {**HIERARCHICAL_DEFAULTS, "aggregator": "mean", "fpd_rho": 0.2}
+    #: ``infer_combine``: how :meth:`encode` combines several given modalities. ``aggregate``
+    #: (NEXUS_SPEC): one z_sigma posterior from the aggregate of their messages. ``mixture``: the
+    #: moment-matched uniform mixture of the single-modality posteriors (each the spec's encoder on
+    #: one message), as MMVAE infers; training is unchanged (it only ever uses the aggregate).
+    #: ``fpd_sizes``: ``uniform`` (NEXUS_SPEC: a selected sample drops 1 .. n-1 modalities) or
+    #: ``single`` (a selected sample keeps exactly one modality).
+    DEFAULTS = {**HIERARCHICAL_DEFAULTS, "aggregator": "mean", "fpd_rho": 0.2, "infer_combine": "aggregate",
+                "fpd_sizes": "uniform"}
 
     @classmethod
     def check_config(cls, cfg: dict) -> None:
@@ -271,6 +282,12 @@ class Nexus(HierarchicalModel):
                                    f"{cfg['aggregator']!r}")
         if not 0.0 <= cfg["fpd_rho"] <= 1.0:
             raise ModelConfigError(f"config key 'model.fpd_rho' must be in [0, 1], got {cfg['fpd_rho']}")
+        if cfg["fpd_sizes"] not in ("uniform", "single"):
+            raise ModelConfigError(f"config key 'model.fpd_sizes' must be 'uniform' or 'single', got "
+                                   f"{cfg['fpd_sizes']!r}")
+        if cfg["infer_combine"] not in ("aggregate", "mixture"):
+            raise ModelConfigError(f"config key 'model.infer_combine' must be 'aggregate' or 'mixture', got "
+                                   f"{cfg['infer_combine']!r}")
 
     def __init__(self, config: dict | None = None):
         super().__init__(config)
@@ -281,6 +298,7 @@ class Nexus(HierarchicalModel):
         agg_dim = d * len(self.modalities) if self.concat else d
         self.shared_encoder = SharedEncoder(agg_dim, cfg["shared_dim"], cfg["hidden_dim"])
         self.fpd_rho = float(cfg["fpd_rho"])
+        self.infer_mixture = cfg["infer_combine"] == "mixture"
 
     def aggregate(self, z: dict, keep: torch.Tensor) -> torch.Tensor:
         """Messages of the kept modalities -> aggregate (B, 512) mean or (B, M*512) concat."""
@@ -303,7 +321,23 @@ class Nexus(HierarchicalModel):
     def encode(self, inputs: dict, mask: torch.Tensor | None = None, sample: bool = False):
         present = self.presence(inputs, mask)
         z = self.bottom_latents(inputs, present, sample)
+        if self.infer_mixture:
+            return self.mixture_encode(z, present)
         return self.shared_encoder(self.aggregate(z, present))
+
+    def mixture_encode(self, z: dict, present: torch.Tensor):
+        """``infer_combine: mixture``: every given modality's own z_sigma posterior (the encoder on
+        its message alone), one batched encoder call, combined by :func:`mixture_moments` with
+        equal weights over each row's present modalities.
+        """
+        idx = [i for i, m in enumerate(self.modalities) if m in z]
+        b = present.shape[0]
+        eye = torch.eye(len(self.modalities), dtype=torch.bool, device=present.device)
+        keep = torch.cat([present & eye[i] for i in idx], 0)                        # (K*B, M)
+        mu, logvar = self.shared_encoder(self.aggregate({m: v.repeat(len(idx), 1) for m, v in z.items()}, keep))
+        mu, logvar = mu.view(len(idx), b, -1).transpose(0, 1), logvar.view(len(idx), b, -1).transpose(0, 1)
+        weight = present[:, idx].to(mu.dtype)
+        return mixture_moments(mu, logvar, weight / weight.sum(1, keepdim=True).clamp_min(1))
 
     def _clean_latents(self, batch: dict, present: torch.Tensor, z: dict, sample: bool = True) -> dict:
         """Top-level targets: the bottom latents of the clean originals where the batch carries
@@ -335,7 +369,8 @@ class Nexus(HierarchicalModel):
         w = kl_warmup(epoch, self.config["warmup_epochs"])
         z, per_sample, logs = self.train_bottom(batch, present, w * self.config["bottom_beta"])
         sample = self.config.get("top_input", "sample") == "sample"
-        keep = fpd_keep_mask(present, self.fpd_rho) if self.training else present
+        keep = (fpd_keep_mask(present, self.fpd_rho, single=self.config["fpd_sizes"] == "single")
+                if self.training else present)
         mu, logvar = self.shared_encoder(self.aggregate(z, keep))
         targets = self._clean_latents(batch, present, z, sample)
         zs = reparameterize(mu, logvar)
