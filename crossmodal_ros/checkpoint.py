@@ -86,6 +86,28 @@ def save_checkpoint(path, model, codecs_dict: dict | None, metrics: dict | None 
     return path
 
 
+def set_model_options(src, dst, options: dict) -> Path:
+    """Copy checkpoint ``src`` to ``dst`` with ``options`` merged into its model config, weights
+    untouched (same ``state_sha256``): for options that change inference but not the
+    architecture, e.g. ``{"infer_combine": "mixture"}`` for a Nexus. The new config must build a
+    model the stored weights fit; otherwise :class:`CheckpointError` and nothing is written.
+    """
+    ckpt = read_checkpoint(src)
+    ckpt["config"] = {**ckpt["config"], **options}
+    model_from_checkpoint_dict(ckpt, src)          # validates config and weights together
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(ckpt, fh)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dst
+
+
 def read_checkpoint(path, device="cpu") -> dict:
     """The raw checkpoint dict of ``path`` (``weights_only=True``), validated; no model built.
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from crossmodal_ros.checkpoint import (FORMAT_VERSION, CheckpointError, load_checkpoint, read_checkpoint,
-                                       save_checkpoint)
+                                      save_checkpoint, set_model_options)
 from crossmodal_ros.modalities import all_subsets
 from crossmodal_ros.models import build_model
 
@@ -191,3 +191,22 @@ def test_read_checkpoint_returns_the_raw_dict(tmp_path, model):
     path = save_checkpoint(tmp_path / "m.pt", model, CODECS, train_state={"optimizer": {"state": {}}})
     ck = read_checkpoint(path)
     assert ck["kind"] == "nexus" and "created" in ck and ck["train"]["optimizer"] == {"state": {}}
+
+
+def test_set_model_options_changes_inference_not_weights(tmp_path, model):
+    src = save_checkpoint(tmp_path / "m.pt", model, CODECS)
+    dst = set_model_options(src, tmp_path / "mix.pt", {"infer_combine": "mixture"})
+    a, b = read_checkpoint(src), read_checkpoint(dst)
+    assert b["config"]["infer_combine"] == "mixture" and a["config"]["infer_combine"] == "aggregate"
+    assert a["state_sha256"] == b["state_sha256"]
+    m_a, m_b = load_checkpoint(src)[0], load_checkpoint(dst)[0]
+    x = {"image": torch.rand(2, 1, 28, 28), "trajectory": torch.rand(2, 200)}
+    with torch.no_grad():
+        assert not torch.allclose(m_a.infer(x)["latent_mu"], m_b.infer(x)["latent_mu"])
+        one = {"image": x["image"]}
+        assert torch.allclose(m_a.infer(one)["latent_mu"], m_b.infer(one)["latent_mu"], atol=1e-6)
+    with pytest.raises(CheckpointError, match="infer_combine"):
+        set_model_options(src, tmp_path / "bad.pt", {"infer_combine": "vote"})
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        set_model_options(src, tmp_path / "bad.pt", {"shared_dim": 16})
+    assert not (tmp_path / "bad.pt").exists()
