@@ -1,50 +1,131 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The crossmodal_ros authors
-"""Build the model-comparison Markdown table from ``crossmodal-eval`` result folders.
+"""Build the model-comparison Markdown tables from ``crossmodal-eval`` result folders, over seeds.
 
-Usage: ``python tools/compare_results.py NAME=DIR [NAME=DIR ...] [--out FILE]``; each DIR holds
-a ``results.json`` written by ``crossmodal-eval``. Prints (or writes) one table with, per
-model, the cross-modal accuracy per target for 1 and 3 given modalities and the overall mean.
+Usage::
+
+    python tools/compare_results.py NAME=DIR[,DIR...] [NAME=DIR[,DIR...] ...]
+        [--robustness NAME=DIR[,DIR...] ...] [--out FILE]
+
+Each DIR holds a ``results.json`` written by ``crossmodal-eval`` (one training seed each); with
+several DIRs per NAME every cell is the mean ± standard deviation over them (sample std, n - 1).
+Prints one table with, per model, the cross-modal accuracy per target for 1 and 3 given
+modalities and the overall mean (the Nexus paper's Table 3 layout); with ``--robustness``
+(``crossmodal-eval --robustness`` folders, the same NAMEs), a second table with the suite's rows.
+Then, for the first NAME (the shipped default), its lead over every other model on the overall
+mean and on the mean of the robustness rows, and whether the lead exceeds two standard deviations
+(the larger of the two models' seed stds) - computed from the numbers, nothing assumed.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 TARGETS = ("image", "audio", "trajectory", "label")
 
 
-def table(entries: list[tuple[str, dict]]) -> str:
-    head = ["model"] + [f"{t} 1 given" for t in TARGETS] + [f"{t} 3 given" for t in TARGETS] + ["mean (all pairs)"]
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def cell(values: list[float]) -> str:
+    """Percent cell: ``m`` for one seed, ``m ± s`` for several."""
+    m, s = mean_std([100 * v for v in values])
+    return f"{m:.1f}" if len(values) == 1 else f"{m:.1f} ± {s:.1f}"
+
+
+def table(entries: list[tuple[str, list[dict]]]) -> str:
+    """Cross-modal table: one row per model, every cell over that model's seeds."""
+    head = (["model", "seeds"] + [f"{t} 1 given" for t in TARGETS] + [f"{t} 3 given" for t in TARGETS]
+            + ["mean (all pairs)"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, res in entries:
-        summ = res["summary"]
-        cells = [name]
+    for name, runs in entries:
+        cells = [name, str(len(runs))]
         for n in ("1", "3"):
             for t in TARGETS:
-                s = summ.get(t, {}).get(n)
-                cells.append(f"{100 * s['accuracy_mean']:.1f}" if s else "–")
-        cells.append(f"**{100 * res['mean_cross_accuracy']:.1f}**")
+                vals = [r["summary"][t][n]["accuracy_mean"] for r in runs if n in r["summary"].get(t, {})]
+                cells.append(cell(vals) if len(vals) == len(runs) else "–")
+        cells.append(f"**{cell([r['mean_cross_accuracy'] for r in runs])}**")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("entries", nargs="+", help="NAME=DIR with DIR/results.json")
-    p.add_argument("--out", type=Path, default=None)
-    a = p.parse_args(argv)
-    entries = []
-    for e in a.entries:
-        name, _, d = e.partition("=")
-        if not d:
-            p.error(f"expected NAME=DIR, got {e!r}")
+def robustness_rows(runs: list[dict]) -> dict[str, dict]:
+    """Row id -> {"name", "n", "values"} over the seeds (rows with an accuracy in every seed)."""
+    per_seed = [{r["id"]: r for r in res["rows"] if r.get("accuracy") is not None} for res in runs]
+    ids = [i for i in per_seed[0] if all(i in s for s in per_seed)]
+    return {i: {"name": per_seed[0][i]["name"], "n": per_seed[0][i]["n"],
+                "values": [s[i]["accuracy"] for s in per_seed]} for i in ids}
+
+
+def robustness_table(entries: list[tuple[str, list[dict]]]) -> str:
+    """Robustness rows present for every model, one column per model."""
+    rows = {name: robustness_rows(runs) for name, runs in entries}
+    common = [i for i in rows[entries[0][0]] if all(i in r for r in rows.values())]
+    first = rows[entries[0][0]]
+    lines = ["| robustness row (label accuracy, modality alone) | n | " + " | ".join(n for n, _ in entries) + " |",
+             "|---|---|" + "---|" * len(entries)]
+    for i in common:
+        lines.append(f"| {first[i]['name']} | {first[i]['n']} | "
+                     + " | ".join(cell(rows[n][i]["values"]) for n, _ in entries) + " |")
+    means = {n: [statistics.fmean(v) for v in zip(*(rows[n][i]["values"] for i in common))] for n, _ in entries}
+    lines.append("| **mean of these rows** | | " + " | ".join(f"**{cell(means[n])}**" for n, _ in entries) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def robustness_means(entries: list[tuple[str, list[dict]]]) -> dict[str, list[float]]:
+    """Per model: the mean over the common robustness rows, one value per seed."""
+    rows = {name: robustness_rows(runs) for name, runs in entries}
+    common = [i for i in rows[entries[0][0]] if all(i in r for r in rows.values())]
+    return {n: [statistics.fmean(v) for v in zip(*(rows[n][i]["values"] for i in common))] for n, _ in entries}
+
+
+def leads(values: dict[str, list[float]], measure: str) -> list[str]:
+    """Lines: the first model's lead over each other one on ``measure`` and the 2-std test."""
+    names = list(values)
+    base_m, base_s = mean_std(values[names[0]])
+    out = []
+    for other in names[1:]:
+        m, s = mean_std(values[other])
+        lead = 100 * (base_m - m)
+        bound = 2 * 100 * max(base_s, s)
+        enough = min(len(values[names[0]]), len(values[other])) > 1
+        verdict = ("more than" if lead > bound else "not more than") if enough else "no std (one seed):"
+        out.append(f"- {measure}: {names[0]} {100 * base_m:.2f} vs {other} {100 * m:.2f}: lead {lead:+.2f} points, "
+                   f"{verdict} 2 std ({bound:.2f})")
+    return out
+
+
+def _load(spec: str, error) -> tuple[str, list[dict]]:
+    name, _, dirs = spec.partition("=")
+    if not dirs:
+        error(f"expected NAME=DIR[,DIR...], got {spec!r}")
+    runs = []
+    for d in dirs.split(","):
         path = Path(d) / "results.json"
         if not path.is_file():
-            p.error(f"{path} does not exist (run crossmodal-eval --out {d} first)")
-        entries.append((name, json.loads(path.read_text())))
+            error(f"{path} does not exist (run crossmodal-eval --out {d} first)")
+        runs.append(json.loads(path.read_text()))
+    return name, runs
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("entries", nargs="+", help="NAME=DIR[,DIR...] with DIR/results.json (crossmodal-eval)")
+    p.add_argument("--robustness", nargs="*", default=[], help="NAME=DIR[,DIR...] (crossmodal-eval --robustness)")
+    p.add_argument("--out", type=Path, default=None)
+    a = p.parse_args(argv)
+    entries = [_load(e, p.error) for e in a.entries]
     text = table(entries)
+    summary = leads({n: [r["mean_cross_accuracy"] for r in runs] for n, runs in entries}, "mean cross-modal")
+    if a.robustness:
+        rob = [_load(e, p.error) for e in a.robustness]
+        text += "\n" + robustness_table(rob)
+        summary += leads(robustness_means(rob), "robustness rows mean")
+    text += "\n" + "\n".join(summary) + "\n"
     if a.out:
         a.out.write_text(text)
     print(text, end="")

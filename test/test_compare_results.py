@@ -1,0 +1,62 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
+"""tools/compare_results.py: mean ± std over seeds, robustness rows, and a computed 2-std verdict."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+
+TOOL = pathlib.Path(__file__).resolve().parents[1] / "tools" / "compare_results.py"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("compare_results_tool", TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _eval_result(folder: pathlib.Path, mean: float, traj3: float) -> str:
+    summary = {t: {"1": {"accuracy_mean": 0.9}, "3": {"accuracy_mean": traj3 if t == "trajectory" else 0.99}}
+               for t in ("image", "audio", "trajectory", "label")}
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"summary": summary, "mean_cross_accuracy": mean}))
+    return str(folder)
+
+
+def _rob_result(folder: pathlib.Path, acc: float) -> str:
+    rows = [{"id": "camera/a", "name": "row a", "n": 300, "accuracy": acc},
+            {"id": "mic/b", "name": "row b", "n": 150, "accuracy": acc - 0.1},
+            {"id": "mic/skipped", "name": "skipped", "n": 0, "accuracy": None}]
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"rows": rows}))
+    return str(folder)
+
+
+def test_seeds_give_mean_and_std_and_the_verdict_follows_the_numbers(tmp_path, capsys):
+    tool = _tool()
+    a = ",".join(_eval_result(tmp_path / f"a{i}", m, 0.98) for i, m in enumerate((0.970, 0.972, 0.974)))
+    b = ",".join(_eval_result(tmp_path / f"b{i}", m, 0.99) for i, m in enumerate((0.950, 0.951, 0.952)))
+    c = ",".join(_eval_result(tmp_path / f"c{i}", m, 0.99) for i, m in enumerate((0.970, 0.975, 0.980)))
+    ra = ",".join(_rob_result(tmp_path / f"ra{i}", v) for i, v in enumerate((0.90, 0.91, 0.92)))
+    rb = ",".join(_rob_result(tmp_path / f"rb{i}", v) for i, v in enumerate((0.80, 0.80, 0.81)))
+    assert tool.main([f"A={a}", f"B={b}", f"C={c}", "--robustness", f"A={ra}", f"B={rb}", "--out",
+                      str(tmp_path / "t.md")]) == 0
+    text = (tmp_path / "t.md").read_text()
+    assert "| A | 3 |" in text and "**97.2 ± 0.2**" in text and "98.0 ± 0.0" in text
+    assert "| row a | 300 | 91.0 ± 1.0 | 80.3 ± 0.6 |" in text and "skipped" not in text
+    lines = [ln for ln in text.splitlines() if ln.startswith("- ")]
+    assert any("vs B" in ln and "lead +2.10" in ln and ": A" in ln and "more than 2 std" in ln
+               and "not more" not in ln for ln in lines)
+    assert any("vs C" in ln and "not more than 2 std" in ln for ln in lines)   # within C's spread
+    assert any("robustness rows mean" in ln and "vs B" in ln and "not more" not in ln for ln in lines)
+
+
+def test_one_seed_has_no_std(tmp_path):
+    tool = _tool()
+    a = _eval_result(tmp_path / "a", 0.97, 0.98)
+    b = _eval_result(tmp_path / "b", 0.96, 0.98)
+    tool.main([f"A={a}", f"B={b}", "--out", str(tmp_path / "t.md")])
+    text = (tmp_path / "t.md").read_text()
+    assert "**97.0**" in text and "no std (one seed)" in text
