@@ -64,3 +64,15 @@ def test_short_soak(soak, tmp_path):
     # allocator's warm-up alone reaches ~5 %, so the short mode only rules out runaway growth.
     assert abs(report["rss_growth_pct"]) < 20.0
     assert soak.verdict(report, targets=False) == []
+
+
+def test_latency_target_is_absolute_per_window(soak):
+    """The soak fails on any window whose p99 exceeds 50 ms, whatever the first window did."""
+    base = {"crashes": 0, "reconciled": True, "rss_growth_pct": 0.5}
+    good = {**base, "latency_ms_p99_worst": 31.0, "windows_over_target": 0}
+    assert soak.verdict(good) == []
+    slow_everywhere = {**base, "latency_ms_p99_worst": 1300.0, "windows_over_target": 10}  # ratio 1.0
+    failed = soak.verdict(slow_everywhere)
+    assert len(failed) == 1 and "1300.0 ms" in failed[0] and "10 windows" in failed[0]
+    assert soak.verdict(slow_everywhere, targets=False) == []
+    assert soak.verdict({**base, "latency_ms_p99_worst": float("nan"), "windows_over_target": 0})  # no data: fail
