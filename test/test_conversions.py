@@ -21,6 +21,7 @@ from crossmodal_ros.ros.conversions import (
     numpy_to_audio,
     numpy_to_image,
     numpy_to_path,
+    PathBuilder,
     path_to_numpy,
     probs_from_msg,
     probs_to_msg,
@@ -204,6 +205,28 @@ def test_path_round_trip(points):
     assert len(msg.poses) == len(points) and msg.header.frame_id == "pen"
     assert all(p.header.frame_id == "pen" for p in msg.poses)
     np.testing.assert_array_equal(path_to_numpy(msg), pts)
+
+
+def test_path_builder_serializes_like_numpy_to_path():
+    """The node's reused Path equals a freshly built one, through size and frame changes.
+
+    Compared after a serialization round trip (what a subscriber receives), not byte for byte:
+    CDR padding bytes are not initialised.
+    """
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    builder = PathBuilder()
+    rng = np.random.default_rng(0)
+    for n, dims, frame in ((100, 2, "pen"), (100, 2, "arm"), (3, 3, "pen"), (100, 2, "pen")):
+        pts = rng.random((n, dims))
+        hdr = make_header(seconds_to_stamp(float(n)), frame)
+        built = builder.build(pts, hdr)
+        assert deserialize_message(serialize_message(built), Path) == numpy_to_path(pts, hdr)
+        np.testing.assert_array_equal(path_to_numpy(built), pts[:, :2])
+    with pytest.raises(ConversionError, match="NaN"):
+        builder.build(np.array([[0.0, float("nan")]]))
+    with pytest.raises(ConversionError):
+        builder.build(np.zeros((0, 2)))
 
 
 def test_path_stamps_and_z_ignored():

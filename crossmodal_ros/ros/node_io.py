@@ -10,6 +10,7 @@ output table (topic, message type, the modality an output needs decoded, how a
 from __future__ import annotations
 
 import importlib
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
@@ -68,6 +69,17 @@ class Output:
     build: Optional[Callable]
 
 
+_local = threading.local()
+
+
+def _trajectory(result, ctx):
+    """The trajectory output through this thread's reused :class:`~conversions.PathBuilder`."""
+    builder = getattr(_local, "path_builder", None)
+    if builder is None:
+        builder = _local.path_builder = conv.PathBuilder()
+    return builder.build(np.asarray(result.trajectory), ctx.header)
+
+
 def _image(result, ctx):
     img = np.clip(np.rint(np.asarray(result.image) * 255.0), 0, 255).astype(np.uint8)
     return conv.numpy_to_image(img, "mono8", ctx.header)
@@ -78,7 +90,7 @@ OUTPUTS: dict[str, Output] = {
     "audio_mel": Output(Image, AUDIO, lambda r, c: conv.numpy_to_image(
         np.asarray(r.audio_mel, dtype=np.float32), "32FC1", c.header)),
     "audio": Output(Float32MultiArray, AUDIO, None),
-    "trajectory": Output(Path, TRAJECTORY, lambda r, c: conv.numpy_to_path(np.asarray(r.trajectory), c.header)),
+    "trajectory": Output(Path, TRAJECTORY, _trajectory),
     "label": Output(Int32, LABEL, lambda r, c: Int32(data=int(r.label))),
     "label_probs": Output(Float32MultiArray, LABEL, lambda r, c: conv.probs_to_msg(r.label_probs)),
     "latent": Output(Float32MultiArray, None, lambda r, c: conv.latent_to_msg(r.latent_mu, r.latent_logvar)),
