@@ -59,4 +59,4 @@ def test_one_seed_has_no_std(tmp_path):
     b = _eval_result(tmp_path / "b", 0.96, 0.98)
     tool.main([f"A={a}", f"B={b}", "--out", str(tmp_path / "t.md")])
     text = (tmp_path / "t.md").read_text()
-    assert "**97.0**" in text and "no std (one seed)" in text
+    assert "**97.0**" in text and "one seed for A, B: no std from it" in text

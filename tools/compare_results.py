@@ -92,10 +92,11 @@ def leads(values: dict[str, list[float]], measure: str) -> list[str]:
         m, s = mean_std(values[other])
         lead = 100 * (base_m - m)
         bound = 2 * 100 * max(base_s, s)
-        enough = min(len(values[names[0]]), len(values[other])) > 1
-        verdict = ("more than" if lead > bound else "not more than") if enough else "no std (one seed):"
+        single = [n for n in (names[0], other) if len(values[n]) < 2]
+        verdict = "more than" if lead > bound else "not more than"
+        note = f" (one seed for {', '.join(single)}: no std from it)" if single else ""
         out.append(f"- {measure}: {names[0]} {100 * base_m:.2f} vs {other} {100 * m:.2f}: lead {lead:+.2f} points, "
-                   f"{verdict} 2 std ({bound:.2f})")
+                   f"{verdict} 2 std ({bound:.2f}){note}")
     return out
 
 
