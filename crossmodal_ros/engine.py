@@ -113,8 +113,9 @@ class FusionEngine:
     use). ``cuda_graphs``: on CUDA, replay a captured graph per (subset, batch size) for unmasked
     calls of the fast path (ignored on CPU). ``engine.path`` says which path runs.
     ``backend``: ``"reference"`` (``model.infer``), ``"fast"`` (FastNexus, as ``fast=True``),
-    ``"onnx"`` (ONNX Runtime, :class:`~crossmodal_ros.models.onnx_path.OnnxNexus`, for unmasked,
-    deterministic, float32 batch-1 calls on the CPU; every other call runs on the fast path;
+    ``"onnx"`` (ONNX Runtime, :class:`~crossmodal_ros.models.onnx_path.OnnxNexus`, any model kind
+    whose ``encode``/``decode`` export, for unmasked, deterministic, float32 batch-1 calls on the
+    CPU; every other call runs on the fast path, or the reference path for kinds it does not run;
     needs the onnxruntime and onnx packages, ImportError without them) or ``"auto"`` (onnx where
     it can run, else fast; an export or runtime failure switches to fast with a warning). None
     (default) keeps ``fast``'s choice. ``onnx_cache`` (default off): keep the exported graphs on
@@ -183,11 +184,11 @@ class FusionEngine:
             return None
         from .models import onnx_path
 
-        runs = (self._fast is not None and self.device.type == "cpu" and not self.half)
+        runs = self.device.type == "cpu" and not self.half
         if self.backend == "auto" and not (runs and onnx_path.available()):
             return None
         if not runs:
-            raise ValueError(f"backend 'onnx' runs float32 Nexus-family models on the CPU; this engine has a "
+            raise ValueError(f"backend 'onnx' runs float32 models on the CPU; this engine has a "
                              f"{type(self.model).__name__} on {self.device.type}{' in float16' if self.half else ''}"
                              "; use backend='auto' to fall back")
         from .paths import cache_dir

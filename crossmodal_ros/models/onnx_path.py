@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The crossmodal_ros authors
-"""ONNX Runtime path for batch-1 inference of Nexus-family models.
+"""ONNX Runtime path for batch-1 inference of Nexus-family models and the hierarchical baselines.
 
 Batch-1 inference in PyTorch is dominated by per-operator dispatch (hundreds of small aten
 calls), not arithmetic. :class:`OnnxNexus` exports the reference ``model.infer`` of one live
@@ -79,7 +79,8 @@ class _Graph(torch.nn.Module):
 
 
 class OnnxNexus:
-    """Batch-1 inference of ``model`` (a Nexus-family model in eval mode, float32, CPU) through
+    """Batch-1 inference of ``model`` (any kind whose ``encode``/``decode`` export: Nexus, Nexus-0
+    and the hierarchical baselines; eval mode, float32, CPU) through
     ONNX Runtime. ``digest``: a string identifying the weights (the checkpoint's
     ``state_sha256``; computed when None), used for the disk cache under ``cache_dir``.
     ``share_weights`` (default on): one copy of the weights for all subset sessions (about 160 MB
