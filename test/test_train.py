@@ -156,3 +156,21 @@ def test_split_is_seeded_and_disjoint():
     assert len(rows) == 40
     with pytest.raises(T.TrainingError, match="too few"):
         T.split_train_val(data, 0.25, 0, limit=3)
+
+
+def test_comparison_configs_build_their_models():
+    """The issue-15 comparison configs load and build their kind with the shipped recipe's data side."""
+    from crossmodal_ros.models import build_model
+
+    shipped = T.load_config("config/train_nexus.yaml")
+    for name, kind in (("mmvae_v2", "mmvae"), ("mopoe_v2", "mopoe"), ("mvtcae_v2", "mvtcae"),
+                       ("mmvae_plus_v2", "mmvae_plus"), ("nexus_single", "nexus")):
+        cfg = T.load_config(f"config/train_{name}.yaml")
+        assert cfg["kind"] == kind, name
+        model = build_model(kind, cfg["model"])
+        assert model.config["top_input"] == "mean", name
+        assert cfg["augment"] == shipped["augment"], name
+        for key in ("val_split", "exclude_speakers", "sound_pretrain_epochs", "batch_size", "lr"):
+            assert cfg["train"][key] == shipped["train"][key], (name, key)
+    single = build_model("nexus", T.load_config("config/train_nexus_single.yaml")["model"])
+    assert single.config["fpd_sizes"] == "single" and single.infer_mixture
