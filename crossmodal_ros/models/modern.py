@@ -23,10 +23,14 @@ is measured by the same judges, robustness suite and inference node (docs/result
   MMVAE) plus one modality-specific latent w_m per modality, both from the modality's expert.
   Decoder n reads (z_sigma, w_n). For the expert of modality m, w_m comes from q(w_m | z^m) and
   every other w_n is drawn from a learnable prior r_n = N(0, diag(s_n^2)) (the paper's
-  auxiliary prior, learnt as multivae's ``learn_modality_prior``). Stratified mixture ELBO with one
-  sample per expert (K = 1, no importance weighting, like our MMVAE); the paper uses K samples
-  with the DReG estimator. The latent this model publishes is (z_sigma, w_1, ..., w_M): the given
-  modalities' posterior means, the prior mean 0 for the missing ones.
+  auxiliary prior, learnt as multivae's ``learn_modality_prior``; its log-scale gets gradients from
+  the KL of w_m and from the cross-reconstructions that sample it, and is not bounded). Stratified
+  mixture ELBO with one sample per expert (K = 1, no importance weighting, like our MMVAE); the
+  paper uses K samples with the DReG estimator. The latent this model publishes is (z_sigma, w_1,
+  ..., w_M): the given modalities' posterior means, the prior mean 0 for the missing ones.
+
+All three use Gaussian posteriors, priors and likelihoods, as the rest of this package (the MMVAE+
+paper and multivae's MMVAE+ runs use Laplace distributions).
 """
 from __future__ import annotations
 
@@ -66,7 +70,11 @@ class HierarchicalMoPoE(_ExpertModel):
         subsets = self.subsets.to(present.device)
         valid = (~subsets.unsqueeze(0) | present.unsqueeze(1)).all(-1)                       # (B, S)
         keep = (subsets.unsqueeze(0) & present.unsqueeze(1)).unsqueeze(-1)                   # (B, S, M, 1)
-        precision = torch.exp(-e_logvar).unsqueeze(1) * keep
+        # absent experts' log-variances are replaced before exp (an extreme value there would
+        # give inf * 0 = NaN), then masked
+        lv = torch.where(present.unsqueeze(-1), e_logvar, torch.zeros((), dtype=e_logvar.dtype,
+                                                                         device=e_logvar.device))
+        precision = torch.exp(-lv).unsqueeze(1) * keep
         total = 1.0 + precision.sum(2)
         mu = (e_mu.unsqueeze(1) * precision).sum(2) / total
         return mu, -torch.log(total), valid
@@ -86,9 +94,7 @@ class HierarchicalMoPoE(_ExpertModel):
         rows = valid.any(1)
         n_valid = valid.sum(1).clamp_min(1).to(mu.dtype)
         kl = (kl_standard_normal(mu, logvar) * valid).sum(1) / n_valid
-        choice_weights = valid.to(mu.dtype)
-        choice_weights[~rows, 0] = 1.0                                      # rows without data: masked below
-        pick = torch.multinomial(choice_weights, 1).squeeze(1)              # one mixture component per sample
+        pick = torch.multinomial(valid.to(mu.dtype), 1).squeeze(1)         # one mixture component per sample
         idx = torch.arange(mu.shape[0], device=mu.device)
         zs = reparameterize(mu[idx, pick], logvar[idx, pick])
         term = w * self.config["top_beta"] * kl
@@ -117,7 +123,8 @@ class HierarchicalMVTCAE(_ExpertModel):
     @staticmethod
     def product_of_experts(mu: torch.Tensor, logvar: torch.Tensor, keep: torch.Tensor):
         """PoE of the experts where ``keep`` (B, M) is true (no prior expert)."""
-        precision = torch.exp(-logvar) * keep.unsqueeze(-1)
+        lv = torch.where(keep.unsqueeze(-1), logvar, torch.zeros((), dtype=logvar.dtype, device=logvar.device))
+        precision = torch.exp(-lv) * keep.unsqueeze(-1)
         total = precision.sum(1).clamp_min(1e-8)
         return (mu * precision).sum(1) / total, -torch.log(total)
 
@@ -142,7 +149,11 @@ class HierarchicalMVTCAE(_ExpertModel):
             if m in z:
                 rec = rec + self.top_reconstruction(m, self.top_decoders[m](zs), z[m], present[:, i])
         kl_prior = kl_standard_normal(mu, logvar)
-        kl_experts = (gaussian_kl(mu.unsqueeze(1), logvar.unsqueeze(1), e_mu, e_logvar) * present).sum(1)
+        zero = torch.zeros((), dtype=e_logvar.dtype, device=e_logvar.device)
+        keep = present.unsqueeze(-1)
+        kl_each = gaussian_kl(mu.unsqueeze(1), logvar.unsqueeze(1), torch.where(keep, e_mu, zero),
+                              torch.where(keep, e_logvar, zero))
+        kl_experts = torch.where(present, kl_each, zero).sum(1)
         term = (n - alpha) / n * rec + w * self.config["top_beta"] * ((1 - alpha) * kl_prior + alpha / n * kl_experts)
         term = masked(term, rows)
         logs["top/kl_prior"] = masked(kl_prior, rows).detach()
