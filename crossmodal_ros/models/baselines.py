@@ -56,6 +56,13 @@ class _ExpertModel(HierarchicalModel):
             m: ModalityExpert(self.bottom.latent_dim(m), cfg["message_dim"], cfg["shared_dim"], cfg["hidden_dim"])
             for m in self.modalities})
 
+    def encode(self, inputs: dict, mask: torch.Tensor | None = None, sample: bool = False):
+        """The experts of the present modalities, combined by the kind's ``combine(mu, logvar, present)``."""
+        present = self.presence(inputs, mask)
+        z = self.bottom_latents(inputs, present, sample)
+        mu, logvar = self.expert_params(z, present)
+        return self.combine(mu, logvar, present)
+
     def expert_params(self, z: dict, present: torch.Tensor):
         """Stacked expert (mu, logvar), each (B, M, D); modalities absent from ``z`` are zeros
         (callers mask them out with ``present``).
@@ -86,11 +93,7 @@ class HierarchicalMVAE(_ExpertModel):
         mu_joint = (mu * precision).sum(1) / total
         return mu_joint, -torch.log(total)
 
-    def encode(self, inputs: dict, mask: torch.Tensor | None = None, sample: bool = False):
-        present = self.presence(inputs, mask)
-        z = self.bottom_latents(inputs, present, sample)
-        mu, logvar = self.expert_params(z, present)
-        return self.product_of_experts(mu, logvar, present)
+    combine = product_of_experts
 
     def loss(self, batch: dict, mask: torch.Tensor | None = None, epoch: float = 0):
         present = self.presence(batch, mask)
@@ -121,10 +124,9 @@ class HierarchicalMMVAE(_ExpertModel):
     mean is the average expert mean), which ``infer`` uses for deterministic generation.
     """
 
-    def encode(self, inputs: dict, mask: torch.Tensor | None = None, sample: bool = False):
-        present = self.presence(inputs, mask)
-        z = self.bottom_latents(inputs, present, sample)
-        mu, logvar = self.expert_params(z, present)
+    @staticmethod
+    def combine(mu: torch.Tensor, logvar: torch.Tensor, present: torch.Tensor):
+        """Moment-matched uniform mixture of the present experts."""
         return mixture_moments(mu, logvar, present.to(mu.dtype) / present.sum(1, keepdim=True).to(mu.dtype))
 
     def loss(self, batch: dict, mask: torch.Tensor | None = None, epoch: float = 0):

@@ -128,11 +128,7 @@ class HierarchicalMVTCAE(_ExpertModel):
         total = precision.sum(1).clamp_min(1e-8)
         return (mu * precision).sum(1) / total, -torch.log(total)
 
-    def encode(self, inputs: dict, mask: torch.Tensor | None = None, sample: bool = False):
-        present = self.presence(inputs, mask)
-        z = self.bottom_latents(inputs, present, sample)
-        mu, logvar = self.expert_params(z, present)
-        return self.product_of_experts(mu, logvar, present)
+    combine = product_of_experts
 
     def loss(self, batch: dict, mask: torch.Tensor | None = None, epoch: float = 0):
         present = self.presence(batch, mask)

@@ -200,6 +200,17 @@ def _float_array(values: np.ndarray) -> array.array:
 
 
 # --------------------------------------------------------------------------- paths
+def _path_points(points) -> np.ndarray:
+    """``points`` as a finite, non-empty (N, 2) or (N, 3) float64 array, else ConversionError."""
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] not in (2, 3) or pts.shape[0] == 0:
+        raise ConversionError(f"points must be a non-empty (N, 2) or (N, 3) array, got {pts.shape}",
+                              reason="shape")
+    if not np.isfinite(pts).all():
+        raise ConversionError("points contain NaN or Inf", reason="nonfinite")
+    return pts
+
+
 def numpy_to_path(
     points: np.ndarray,
     header: HeaderLike = None,
@@ -213,12 +224,7 @@ def numpy_to_path(
     Every pose carries the path header; ``stamps`` (N seconds) gives per-pose stamps instead.
     Orientation is the identity quaternion.
     """
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[1] not in (2, 3) or pts.shape[0] == 0:
-        raise ConversionError(f"points must be a non-empty (N, 2) or (N, 3) array, got {pts.shape}",
-                              reason="shape")
-    if not np.isfinite(pts).all():
-        raise ConversionError("points contain NaN or Inf", reason="nonfinite")
+    pts = _path_points(points)
     if stamps is not None:
         stamps = np.asarray(stamps, dtype=np.float64)
         if stamps.shape != (pts.shape[0],):
@@ -257,12 +263,7 @@ class PathBuilder:
 
     def build(self, points: np.ndarray, header: HeaderLike = None) -> Path:
         """``(N, 2)`` or ``(N, 3)`` finite points and a header -> the reused ``Path``."""
-        pts = np.asarray(points, dtype=np.float64)
-        if pts.ndim != 2 or pts.shape[1] not in (2, 3) or pts.shape[0] == 0:
-            raise ConversionError(f"points must be a non-empty (N, 2) or (N, 3) array, got {pts.shape}",
-                                  reason="shape")
-        if not np.isfinite(pts).all():
-            raise ConversionError("points contain NaN or Inf", reason="nonfinite")
+        pts = _path_points(points)
         if len(self._poses) != pts.shape[0]:
             orientation = Quaternion(w=1.0)
             self._poses = [PoseStamped(pose=Pose(orientation=orientation)) for _ in range(pts.shape[0])]
