@@ -32,6 +32,7 @@ TRAIN_DEFAULTS: dict = {
     "exclude_speakers": [],     # speakers never heard in training (their samples get other speakers' clips)
     "grad_accum": 1,            # micro-batches per optimizer step (batch_size is the step's batch, split over them)
     "precision": "fp32",        # fp32 | bf16 | fp16 (autocast; fp16 with loss scaling, CUDA only)
+    "fused_adam": "auto",       # auto (torch's fused Adam kernel where it exists) | true | false (for-each Adam)
 }
 #: ``train.precision`` values.
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -119,6 +120,8 @@ def _check_train(t: dict, source: str) -> None:
         bad("grad_accum", "must be >= 1")
     if t["precision"] not in PRECISIONS:
         bad("precision", f"must be one of {list(PRECISIONS)}")
+    if t["fused_adam"] not in ("auto", True, False):
+        bad("fused_adam", "must be auto, true or false")
 
 
 def resolve_device(name: str) -> torch.device:

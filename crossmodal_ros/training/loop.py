@@ -85,6 +85,24 @@ def grad_scaler(precision: str, device):
     return torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
 
+def make_adam(params, lr: float, tcfg: dict, device) -> torch.optim.Adam:
+    """The trainer's Adam over ``params`` (already on ``device``), with ``train.fused_adam``:
+    ``auto`` (the default) uses torch's fused kernel (one kernel over every parameter) on CPU
+    and CUDA, where it exists; ``true`` requires it; ``false`` keeps torch's default
+    (for-each) implementation. The update is the same algorithm; fused and for-each results
+    differ only by floating-point rounding.
+    """
+    params = [p for p in params]
+    mode = tcfg.get("fused_adam", "auto")
+    usable = bool(params) and device.type in ("cpu", "cuda") and all(
+        p.is_floating_point() and p.device.type == device.type for p in params)
+    if mode is True and not usable:
+        raise ConfigError(f"train.fused_adam: true, but torch has no fused Adam for these parameters on {device}; "
+                          "use auto or false")
+    fused = usable if mode == "auto" else bool(mode)
+    return torch.optim.Adam(params, lr=lr, fused=True) if fused else torch.optim.Adam(params, lr=lr)
+
+
 
 def split_or_fail(batch_size: int, ctx, accum: int, key: str) -> None:
     """Every process must get micro-batches of >= 2 samples; else a ConfigError naming ``key``."""

@@ -19,7 +19,8 @@ from ..checkpoint import save_checkpoint
 from . import distributed
 from .config import TrainingError
 from .data import batches, fraction_subset
-from .loop import checkpoint_metrics, epoch_record, grad_scaler, run_epochs, split_or_fail, validate, write_logs
+from .loop import (checkpoint_metrics, epoch_record, grad_scaler, make_adam, run_epochs, split_or_fail, validate,
+                   write_logs)
 
 
 def _model_loss(model, batch, epoch):
@@ -49,7 +50,7 @@ def run_pretraining(phase, train, val, tcfg, device, gen, quiet=False, log=print
     epochs, bs = tcfg[f"{c}_epochs"], tcfg[f"{c}_batch_size"]
     split_or_fail(bs, ctx, int(tcfg.get("grad_accum", 1)), f"train.{c}_batch_size")
     module.requires_grad_(True)
-    opt = torch.optim.Adam(module.parameters(), lr=tcfg[f"{c}_lr"])
+    opt = make_adam(module.parameters(), tcfg[f"{c}_lr"], tcfg, device)
     wrapped = distributed.wrap(distributed.LossModule(module, phase.loss), ctx, device)
     best, best_state, history = float("inf"), None, []
     loop = run_epochs(module, wrapped, opt, (), train, phase.keys, epochs=epochs, batch_size=bs, tcfg=tcfg,
@@ -87,7 +88,7 @@ def run_phase(model, phase, train: dict, val: dict, tcfg: dict, device, gen, qui
     ctx = ctx or distributed.DistContext()
     accum, precision = int(tcfg.get("grad_accum", 1)), tcfg.get("precision", "fp32")
     params = model.set_phase(phase.name)
-    opt = torch.optim.Adam(params, lr=tcfg["lr"])
+    opt = make_adam(params, tcfg["lr"], tcfg, device)
     data = fraction_subset(train, phase.data_fraction) if phase.data_fraction < 1.0 else train
     n = next(iter(data.values())).shape[0]
     bs = min(tcfg["batch_size"], n)

@@ -48,8 +48,8 @@ from .config import (CONFIG_KEYS, PRECISIONS, TRAIN_DEFAULTS, ConfigError, Train
                      load_config, resolve_config, resolve_device)
 from .data import (batches, exclude_speaker_audio, fraction_subset, limit_samples, load_tensors,  # noqa: F401
                    load_train_data, split_train_val)
-from .loop import (checkpoint_metrics, epoch_record, grad_scaler, run_epochs, split_or_fail, train_step, validate,
-                   write_logs)
+from .loop import (checkpoint_metrics, epoch_record, grad_scaler, make_adam, run_epochs, split_or_fail, train_step,
+                   validate, write_logs)
 from .stages import _model_loss, run_phase, run_phases, run_pretraining  # noqa: F401
 
 _train_step = train_step  # the name the tests and older callers use
@@ -86,7 +86,7 @@ def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict |
     accum, precision = tcfg["grad_accum"], tcfg["precision"]
 
     model = build_model(cfg["kind"], cfg["model"]).to(dev)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg["lr"])
+    opt = make_adam([p for p in model.parameters() if p.requires_grad], tcfg["lr"], tcfg, dev)
     scaler = grad_scaler(precision, dev)
     start_epoch, best_val, history, stage_info = 0, float("inf"), [], {}
     last_path, best_path = out / "last.pt", out / "best.pt"
