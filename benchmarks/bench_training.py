@@ -9,8 +9,8 @@ One step = loss, backward, optimiser step. Ours runs twice: as the trainer runs 
 or ``--precision``) and plain (``ours-plain``: fp32, torch's default for-each Adam, as multivae's
 trainer uses), so the table separates the trainer's settings from the model code. Ours trains
 the reference configuration (sound VAE pretrained and frozen, so no bottom sound loss, as
-NEXUS_SPEC.md prescribes); multivae has no frozen-modality option and trains every bottom VAE. Both sides alternate in blocks so they see
-the same machine load. Licence: Apache-2.0.
+NEXUS_SPEC.md prescribes); multivae has no frozen-modality option and trains every bottom VAE.
+The sides alternate in blocks so they see the same machine load. Licence: Apache-2.0.
 """
 from __future__ import annotations
 
