@@ -4,8 +4,9 @@
 
 Three processes on loopback (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, own ROS_DOMAIN_ID):
 
-1. ``--role publisher`` (this script): camera frames at ``--camera-hz`` (mono8, ``--frame``
-   pixels square, the camera node's playback format), 1 s audio windows (16 kHz) at
+1. ``--role publisher`` (this script): camera frames at ``--camera-hz`` (``--frame 28``: mono8,
+   28 pixels square, the camera node's playback format; ``--frame vga``: 640x480 bgr8, what a
+   robot's camera driver publishes), 1 s audio windows (16 kHz) at
    ``--audio-hz`` and pen strokes (nav_msgs/Path, 60 poses) at ``--stroke-hz``; every header is
    stamped with the wall clock at publish time;
 2. the inference node, ``python -m crossmodal_ros.ros.inference_node --ros-args --params-file
@@ -70,12 +71,12 @@ def run_publisher(args) -> int:
     mic = node.create_publisher(Float32MultiArray, "audio/chunk", qos)
     pen = node.create_publisher(PathMsg, "pen/stroke", qos)
     rng = np.random.default_rng(0)
-    n = args.frame
+    h, w, encoding = frame_format(args.frame)
     frames = []
-    for k in range(10):
-        f = np.zeros((n, n), np.uint8)
-        f[n // 5: 4 * n // 5, (n // 3 + k) % n: (n // 3 + k) % n + max(2, n // 7)] = 255
-        frames.append(f)
+    for k in range(10):  # a bright bar on black, moving one column per frame
+        f = np.zeros((h, w), np.uint8)
+        f[h // 5: 4 * h // 5, (w // 3 + k) % w: (w // 3 + k) % w + max(2, w // 7)] = 255
+        frames.append(np.repeat(f[..., None], 3, axis=2) if encoding == "bgr8" else f)
     t = np.arange(16000) / 16000.0
     windows = [(0.3 * np.sin(2 * np.pi * (200 + 40 * k) * t) * np.exp(-3 * t)
                 + 0.01 * rng.standard_normal(16000)).astype(np.float32) for k in range(4)]
@@ -84,7 +85,7 @@ def run_publisher(args) -> int:
     count = {"camera": 0, "audio": 0, "stroke": 0}
 
     def on_cam():
-        cam.publish(conv.numpy_to_image(frames[count["camera"] % 10], "mono8", stamp=_stamp_now(), frame_id="cam"))
+        cam.publish(conv.numpy_to_image(frames[count["camera"] % 10], encoding, stamp=_stamp_now(), frame_id="cam"))
         count["camera"] += 1
 
     def on_mic():
@@ -158,6 +159,19 @@ def node_command(args, variant: str) -> list[str]:
     return cmd
 
 
+def frame_format(spec: str) -> tuple[int, int, str]:
+    """``--frame``: ``vga`` -> (480, 640, "bgr8"); ``N`` -> (N, N, "mono8")."""
+    if str(spec).lower() == "vga":
+        return 480, 640, "bgr8"
+    try:
+        n = int(spec)
+    except ValueError:
+        raise SystemExit(f"--frame must be a side length in pixels or 'vga', got {spec!r}") from None
+    if not 8 <= n <= 4096:
+        raise SystemExit(f"--frame {n}: the side must be in 8..4096")
+    return n, n, "mono8"
+
+
 def run_bench(args) -> int:
     """Role 3 (default): one measurement per ``--runs`` entry, one table, one JSON."""
     from common import load_average, table, write_result
@@ -171,13 +185,15 @@ def run_bench(args) -> int:
         runs.append({"variant": variant, "subscribe": subscribe or "image",
                      "overrides": node_command(args, variant)[8:], "result": row, "latency": stats})
     load_after = load_average()
+    fh, fw, enc = frame_format(args.frame)
     print(table(rows, list(rows[0]), f"End-to-end ROS latency, publisher -> crossmodal_inference -> subscriber "
-                                     f"({args.seconds} s per run; camera {args.camera_hz} Hz {args.frame}x"
-                                     f"{args.frame} mono8, audio 1 s windows at {args.audio_hz} Hz, strokes "
+                                     f"({args.seconds} s per run; camera {args.camera_hz} Hz {fw}x{fh} "
+                                     f"{enc}, audio 1 s windows at {args.audio_hz} Hz, strokes "
                                      f"at {args.stroke_hz} Hz; node --params-file config/nexus.yaml; load avg "
                                      f"before {load_before} after {load_after})"))
     path = write_result("ros_latency", {"seconds": args.seconds, "camera_hz": args.camera_hz, "frame": args.frame,
-                                        "audio_hz": args.audio_hz, "stroke_hz": args.stroke_hz,
+                                        "frame_format": f"{fw}x{fh} {enc}", "audio_hz": args.audio_hz,
+                                        "stroke_hz": args.stroke_hz,
                                         "params_file": "config/nexus.yaml",
                                         "tuned_overrides": node_command(args, "tuned")[8:],
                                         "load_avg_before": load_before, "load_avg_after": load_after,
@@ -306,7 +322,8 @@ def main(argv=None) -> int:
     ap.add_argument("--camera-hz", type=float, default=30.0)
     ap.add_argument("--audio-hz", type=float, default=2.0)
     ap.add_argument("--stroke-hz", type=float, default=2.0)
-    ap.add_argument("--frame", type=int, default=28, help="camera frame side (28 = the camera node's playback)")
+    ap.add_argument("--frame", default="28", help="camera frames: a side length for square mono8 frames (28 = the "
+                    "camera node's playback) or 'vga' (640x480 bgr8)")
     ap.add_argument("--runs", default="shipped:image,tuned:image,shipped:all,shipped:latent",
                     help="comma-separated variant:subscribe runs; variant shipped | tuned, subscribe "
                          "image | all | latent")
