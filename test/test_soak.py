@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The crossmodal_ros authors
-"""Short mode of the soak (tools/soak.py): the demo graph for ~20 s with random sensor outages.
+"""Short mode of the soak (tools/soak.py): the demo graph for ~20 s with random sensor outages,
+the inference node in its own process (the default) and in the soak's process.
 
 Zero crashes, every message accounted for (sent = received; received = fused + superseded +
 dropped + expired + pending; every fusion reached a subscriber on every output) and RSS flat.
@@ -38,16 +39,20 @@ def test_random_schedule_covers_the_run_and_recurs_to_all(soak):
     assert len({p.live for p in sched.phases}) >= 4  # outages of several kinds
 
 
-def test_short_soak(soak, tmp_path):
+@pytest.mark.parametrize("node_process", [True, False], ids=["node-process", "in-process"])
+def test_short_soak(soak, tmp_path, node_process):
+    """The node in its own process (counters from its /diagnostics) or in the soak's process."""
     import torch
 
     threads = torch.get_num_threads()
     try:
         report = soak.run_soak(20.0, str(soak.untrained_checkpoint(tmp_path)), period=0.25,
                                sample_s=5.0, seed=1, outage_min_s=1.5, outage_max_s=4.0,
-                               device="cpu", log=lambda s: None)
+                               device="cpu", log=lambda s: None, node_process=node_process,
+                               node_log=tmp_path / "node.log")
     finally:
         torch.set_num_threads(threads)
+    assert report["node"] == ("own process" if node_process else "in process")
     out = io.StringIO()
     soak.print_report(report, out)
     print(out.getvalue())

@@ -3,7 +3,12 @@
 r"""Soak test: the demo graph for N minutes with random sensor outages, then a reliability report.
 
 The graph is the demo's (:func:`crossmodal_ros.ros.demo.build_graph`: camera, microphone and pen
-playback, the inference node, the output monitor) on a two-thread executor in this process. A random
+playback, the inference node, the output monitor); the node runs with the shipped parameter file
+(``config/nexus.yaml``), staleness set so that each output fuses one playback sample. By default the inference node runs in its own
+process (``python -m crossmodal_ros.ros.inference_node``, as ``ros2 run`` and the launch files start
+it; its counters are read from its ``/diagnostics``, its RSS from ``/proc/<pid>``), and the sensors
+and the monitor in this one; ``--in-process`` puts the node here too, on the demo's two-thread
+executor (what ``make demo`` runs). A random
 outage schedule switches the sensors on and off (every subset of camera/microphone/pen, including
 none, for a few seconds each). Every ``--sample-s`` seconds the script records the process RSS
 (``VmRSS`` in ``/proc/self/status``), the end-to-end latency (sensor header stamp -> output at
@@ -23,6 +28,10 @@ topic. At the end the sensors stop, the graph drains, and the report gives:
   pending (``InferenceNode.accounting()``, ``unaccounted`` must be 0); every fusion published every
   enabled output (per-topic counts at a subscriber == fusions; node ``published_count`` ==
   fusions x outputs).
+
+With the node in its own process, ``pending`` is not reported by ``/diagnostics``: the drain
+waits until the node reports no live input, when nothing can be pending, and counts it 0; a
+crash is the node process exiting or its diagnostics reporting another state than ``active``.
 
 Usage (network rule: loopback only, own domain)::
 
@@ -62,13 +71,180 @@ SENSOR_SETS = ("all", "audio, trajectory", "image, trajectory", "image, audio", 
                "trajectory", "none")
 
 
-def rss_mb() -> float:
-    """Resident set size of this process in MiB (``VmRSS`` of ``/proc/self/status``)."""
-    with open("/proc/self/status") as fh:
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident set size of a process (default: this one) in MiB (``VmRSS`` of ``/proc/<pid>/status``)."""
+    with open(f"/proc/{pid}/status") as fh:
         for line in fh:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
-    raise RuntimeError("no VmRSS line in /proc/self/status")
+    raise RuntimeError(f"no VmRSS line in /proc/{pid}/status")
+
+
+class InProcessNode:
+    """The soak's view of an inference node in this process (attributes read directly)."""
+
+    def __init__(self, nexus):
+        self.node = nexus
+        self.outputs = sorted(nexus.outputs.pubs)
+        self.device = str(nexus.engine.device) if nexus.engine is not None else "none"
+
+    def received(self) -> dict:
+        return dict(self.node.received)
+
+    def fused(self) -> int:
+        return self.node.fused_count
+
+    def published(self) -> int:
+        return self.node.published_count
+
+    def state(self) -> str:
+        return self.node.lifecycle_state
+
+    def live(self) -> bool:
+        return bool(self.node.live_inputs())
+
+    def inference_ms(self, q: float) -> float:
+        v = self.node.latency.percentile(q)
+        return float("nan") if v is None else 1e3 * v
+
+    def accounting(self) -> dict:
+        return self.node.accounting()
+
+    def dropped(self) -> dict:
+        return {m: dict(c) for m, c in self.node.dropped.items()}
+
+    def rss(self) -> float:
+        return rss_mb()
+
+
+class NodeProcess:
+    """The inference node in its own process; counters from its ``/diagnostics`` (1 Hz).
+
+    ``params``: node parameters (nested dicts flatten to dotted names), passed as ``-p``.
+    ``probe``: an rclpy node of this process that subscribes to the diagnostics.
+    """
+
+    STATUS = "/nexus: fusion"
+
+    def __init__(self, params: dict, probe, log_path: Path):
+        import subprocess
+
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        cmd = [sys.executable, "-m", "crossmodal_ros.ros.inference_node", "--ros-args", "-r", "__node:=nexus"]
+        for key, value in _flatten(params).items():
+            cmd += ["-p", f"{key}:={json.dumps(value) if not isinstance(value, str) else value}"]
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        env = dict(os.environ)
+        env.setdefault("OMP_NUM_THREADS", "1")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.pid = self.proc.pid
+        self.values: dict[str, str] = {}
+        self.updates = 0
+        probe.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+        self.outputs: list[str] = []
+        self.device = "?"
+
+    def _on_diag(self, msg) -> None:
+        for status in msg.status:
+            if status.name == self.STATUS:
+                self.values = {kv.key: kv.value for kv in status.values}
+                self.updates += 1
+                self.device = self.values.get("device", self.device)
+
+    def exited(self) -> bool:
+        return self.proc.poll() is not None
+
+    def _int(self, key: str) -> int:
+        return int(self.values.get(key, 0))
+
+    def received(self) -> dict:
+        from crossmodal_ros.modalities import MODALITIES
+
+        return {m: self._int(f"{m} received") for m in MODALITIES}
+
+    def fused(self) -> int:
+        return self._int("fused")
+
+    def published(self) -> int:
+        return self._int("published")
+
+    def state(self) -> str:
+        return "exited" if self.exited() else self.values.get("state", "unknown")
+
+    def live(self) -> bool:
+        return self.values.get("live inputs", "none") != "none"
+
+    def inference_ms(self, q: float) -> float:
+        if q != 50:  # /diagnostics reports the last and the median inference time
+            return float("nan")
+        try:
+            return float(self.values.get("inference latency median (ms)", "nan"))
+        except ValueError:
+            return float("nan")
+
+    def dropped(self) -> dict:
+        from crossmodal_ros.modalities import MODALITIES
+
+        out = {m: {} for m in MODALITIES}
+        for key, value in self.values.items():
+            m, _, rest = key.partition(" dropped (")
+            if rest and m in out:
+                out[m][rest.rstrip(")")] = int(value)
+        return out
+
+    def accounting(self) -> dict:
+        """As ``FusionCore.accounting`` from the diagnostics; ``pending`` 0 (see the module doc)."""
+        dropped = self.dropped()
+        out = {}
+        for m, n in self.received().items():
+            if not n and not any(k.startswith(f"{m} ") for k in self.values):
+                continue
+            row = {"received": n, "dropped": sum(dropped[m].values()), "superseded": self._int(f"{m} superseded"),
+                   "fused": self._int(f"{m} fused"), "expired": self._int(f"{m} expired unfused"), "pending": 0}
+            row["unaccounted"] = row["received"] - sum(v for k, v in row.items() if k != "received")
+            out[m] = row
+        return out
+
+    def rss(self) -> float:
+        return rss_mb(self.pid)
+
+    def discover_outputs(self, probe) -> dict[str, type]:
+        """The node's output topics under /nexus and their message classes."""
+        import importlib
+
+        found = {}
+        for name, types in probe.get_publisher_names_and_types_by_node("nexus", "/"):
+            if name.startswith("/nexus/") and types and not name.endswith("/transition_event"):  # lifecycle
+                pkg, _, cls = types[0].split("/")
+                found[name[len("/nexus/"):]] = getattr(importlib.import_module(f"{pkg}.msg"), cls)
+        self.outputs = sorted(found)
+        return found
+
+    def stop(self) -> int:
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+def _flatten(params: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def random_schedule(duration: float, rng: random.Random, min_s: float, max_s: float):
@@ -105,16 +281,17 @@ def _pct(values, q):
 
 
 class _OutputCounter:
-    """Counts every message on the node's outputs the demo monitor does not pair up."""
+    """Counts every message on the node's outputs the demo monitor does not pair up
+    (``names``: output name -> message class).
+    """
 
-    def __init__(self, node, prefix: str, names):
+    def __init__(self, node, prefix: str, names: dict):
         from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from std_msgs.msg import Float32MultiArray
 
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self.counts = {n: 0 for n in names}
-        self._subs = [node.create_subscription(Float32MultiArray, f"{prefix}/{n}",
-                                               lambda m, n=n: self._on(n), qos) for n in names]
+        self._subs = [node.create_subscription(t, f"{prefix}/{n}", lambda m, n=n: self._on(n), qos)
+                      for n, t in names.items()]
 
     def _on(self, name):
         self.counts[name] += 1
@@ -122,28 +299,38 @@ class _OutputCounter:
 
 def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0.25,
              sample_s: float = 60.0, seed: int = 0, outage_min_s: float = 2.0,
-             outage_max_s: float = 8.0, device: str = "cpu", log=print) -> dict:
-    """Run the soak for ``duration_s`` seconds and return the report dict (see module doc)."""
+             outage_max_s: float = 8.0, device: str = "cpu", log=print, node_process: bool = True,
+             node_log: str | Path | None = None) -> dict:
+    """Run the soak for ``duration_s`` seconds and return the report dict (see module doc).
+
+    ``node_process``: the inference node in its own process (its output goes to ``node_log``,
+    default a temporary file); False: in this process, on the demo's two-thread executor.
+    """
     import rclpy
     import torch
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    from std_msgs.msg import Float32MultiArray
+
+    import yaml
 
     from crossmodal_ros.ros.demo import _load_config, build_graph
     from crossmodal_ros.modalities import MODALITIES
-    from crossmodal_ros.paths import default_checkpoint
+    from crossmodal_ros.paths import config_dir, default_checkpoint
     from crossmodal_ros.ros.sensor_base import load_playback_dataset
 
     torch.set_num_threads(1)
-    tmp = None
+    tmp = tempfile.TemporaryDirectory(prefix="soak_")
     if checkpoint is None:
         checkpoint = default_checkpoint()
         if not Path(checkpoint).is_file():
-            tmp = tempfile.TemporaryDirectory(prefix="soak_")
             checkpoint = untrained_checkpoint(Path(tmp.name))
             log(f"soak: no trained model at {default_checkpoint()}; using an untrained Nexus")
     checkpoint = str(checkpoint)
     cfg = _load_config(None)
-    ncfg = dict(cfg["nexus"])
+    # the node's parameters: the shipped file as a robot uses it, plus the soak's staleness (each
+    # output fuses one playback sample) and device
+    params_file = config_dir() / "nexus.yaml"
+    ncfg = dict(yaml.safe_load(params_file.read_text())["/**"]["ros__parameters"])
     ncfg.update(device=device, staleness={"image": 0.9 * period, "audio": 0.9 * period,
                                           "trajectory": 0.9 * period, "label": 0.0})
     dataset = load_playback_dataset(str(cfg["demo"].get("dataset", "digits")),
@@ -154,19 +341,42 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
-    executor = MultiThreadedExecutor(num_threads=2, context=ctx)
-    graph = None
+    executor = (SingleThreadedExecutor(context=ctx) if node_process
+                else MultiThreadedExecutor(num_threads=2, context=ctx))
+    graph = proc = probe = None
     crashes: list[str] = []
     samples: list[dict] = []
     try:
-        graph = build_graph(ctx, checkpoint, ncfg, dataset, schedule, period, seed, sample_rate)
-        nexus, monitor = graph.nexus, graph.monitor
-        outputs = sorted(nexus.outputs.pubs)
-        extra = [n for n in ("latent", "label_probs") if n in outputs]
+        if node_process:
+            probe = rclpy.create_node("soak_probe", context=ctx)
+            executor.add_node(probe)
+            node_log = Path(node_log) if node_log else Path(tmp.name) / "node.log"
+            proc = NodeProcess({**ncfg, "checkpoint": checkpoint, "sample_rate": sample_rate, "autostart": True},
+                               probe, node_log)
+            t_up = time.time()
+            while proc.state() != "active" and time.time() < t_up + 180:
+                executor.spin_once(timeout_sec=0.1)
+                if proc.exited():
+                    break
+            if proc.state() != "active":
+                raise RuntimeError(f"the inference node process did not activate (state {proc.state()}); "
+                                   f"its log {node_log}:\n{node_log.read_text()[-3000:]}")
+        graph = build_graph(ctx, checkpoint, ncfg, dataset, schedule, period, seed, sample_rate,
+                            external_node=node_process)
+        monitor = graph.monitor
+        if node_process:
+            view = proc
+            types = proc.discover_outputs(probe)
+            extra = {n: t for n, t in types.items() if n not in monitor.queues}
+        else:
+            view = InProcessNode(graph.nexus)
+            extra = {n: Float32MultiArray for n in ("latent", "label_probs") if n in view.outputs}
+        outputs = view.outputs
         counter = _OutputCounter(graph.monitor_node, "/nexus", extra)
         for n in graph.nodes:
             executor.add_node(n)
-        log(f"soak: {duration_s:.0f} s, model {checkpoint} on {nexus.engine.device}, one sample "
+        log(f"soak: {duration_s:.0f} s, model {checkpoint} on {view.device} "
+            f"({'own process, pid ' + str(proc.pid) if proc else 'this process'}), one sample "
             f"every {period:g} s, {len(schedule.phases)} outage phases of {outage_min_s:g}-"
             f"{outage_max_s:g} s, outputs {outputs}")
         start = graph.start
@@ -176,8 +386,11 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
         window_lat_all: list[float] = []  # outputs that fused all three sensors (same work)
         records_total = 0
         next_sample = start + sample_s
-        prev = {"received": dict(nexus.received), "fused": 0, "records": 0,
+        prev = {"received": view.received(), "fused": 0, "records": 0,
                 "sent": {type(s).__name__: 0 for s in graph.sensors}}
+
+        def node_down() -> bool:
+            return bool(crashes) and crashes[-1].startswith("node ")
 
         def spin(until: float) -> None:
             nonlocal records_total
@@ -199,30 +412,31 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
                         window_lat.append(rec.latency_s * 1e3)
                         if len(rec.fused) == 3:
                             window_lat_all.append(rec.latency_s * 1e3)
-                if nexus.lifecycle_state != "active":
-                    crashes.append(f"node left the active state: {nexus.lifecycle_state}")
+                if view.state() != "active":
+                    crashes.append(f"node left the active state: {view.state()}")
                     log(f"soak: {crashes[-1]}")
                     return
 
         spin(start)  # until playback begins
-        while time.time() < end and not (crashes and "active state" in crashes[-1]):
+        while time.time() < end and not node_down():
             spin(min(next_sample, end))
             if time.time() < next_sample - 1e-3 and time.time() < end:
                 continue
             sent = {type(s).__name__: s.playback.published for s in graph.sensors}
+            received = view.received()
             sample = {
                 "t_s": round(time.time() - start, 1),
-                "rss_mb": round(rss_mb(), 1),
+                "rss_mb": round(view.rss(), 1),
                 "loadavg_1min": round(os.getloadavg()[0], 2),  # the machine may be shared
                 "latency_ms_p50": round(_pct(window_lat, 50), 2),
                 "latency_ms_p99": round(_pct(window_lat, 99), 2),
                 "latency_ms_p99_all_sensors": round(_pct(window_lat_all, 99), 2),
-                "inference_ms_p50": round(1e3 * (nexus.latency.percentile(50) or float("nan")), 2),
-                "inference_ms_p99": round(1e3 * (nexus.latency.percentile(99) or float("nan")), 2),
+                "inference_ms_p50": round(view.inference_ms(50), 2),
+                "inference_ms_p99": round(view.inference_ms(99), 2),
                 "new_input_outputs": len(window_lat),
                 "in_sent": {k: v - prev["sent"][k] for k, v in sent.items()},
-                "in_received": {m: nexus.received[m] - prev["received"][m] for m in MODALITIES},
-                "fusions": nexus.fused_count - prev["fused"],
+                "in_received": {m: received[m] - prev["received"][m] for m in MODALITIES},
+                "fusions": view.fused() - prev["fused"],
                 "out_records": records_total - prev["records"],
             }
             samples.append(sample)
@@ -230,8 +444,7 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
                 f"{sample['latency_ms_p50']:6.1f} ms p99 {sample['latency_ms_p99']:6.1f} ms, load "
                 f"{sample['loadavg_1min']:.1f}, "
                 f"fusions {sample['fusions']}, in {sample['in_received']}")
-            prev = {"received": dict(nexus.received), "fused": nexus.fused_count,
-                    "records": records_total, "sent": sent}
+            prev = {"received": received, "fused": view.fused(), "records": records_total, "sent": sent}
             window_lat, window_lat_all = [], []
             next_sample += sample_s
         # drain: stop the sensors, let everything live go stale and every output arrive
@@ -239,40 +452,56 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
             executor.remove_node(s)
         t_drain = time.time()
         spin(t_drain + 0.3)
-        while nexus.live_inputs() and time.time() < t_drain + 10:
-            spin(time.time() + 0.1)
+        updates0 = proc.updates if proc else 0
+        while (view.live() or (proc is not None and proc.updates < updates0 + 2)) and time.time() < t_drain + 10:
+            spin(time.time() + 0.1)  # the node's diagnostics (1 Hz) must report after the inputs went stale
         spin(time.time() + 1.0)
 
         def outputs_settled() -> bool:  # every published output has reached its subscriber
             got = [records_total + len(q) for name, q in monitor.queues.items() if name in outputs]
             got += list(counter.counts.values())
-            return all(n == nexus.fused_count for n in got)
+            return all(n == view.fused() for n in got)
 
         while not outputs_settled() and time.time() < t_drain + 20:  # a stalled executor catches up
             spin(time.time() + 0.1)
-        report = _report(nexus, graph, monitor, counter, outputs, samples, crashes, records_total,
+        if proc is not None:  # one more report after the last output arrived
+            updates0 = proc.updates
+            while proc.updates < updates0 + 1 and time.time() < t_drain + 25:
+                spin(time.time() + 0.1)
+        report = _report(view, graph, monitor, counter, outputs, samples, crashes, records_total,
                          duration_s, checkpoint, period, schedule)
     finally:
-        executor.shutdown()  # first: no callback may be running on a node being destroyed
+        # first: no callback may be running on a node being destroyed; a MultiThreadedExecutor's
+        # pool runs what is queued before the executor's guard goes (demo.close_graph)
+        pool = getattr(executor, "_executor", None)
+        if pool is not None:
+            pool.shutdown(wait=True)
+        executor.shutdown()
         if graph is not None:
             graph.destroy(executor)
+        if probe is not None:
+            probe.destroy_node()
         rclpy.shutdown(context=ctx)
-        if tmp is not None:
-            tmp.cleanup()
+        if proc is not None:
+            code = proc.stop()
+            if graph is not None and code not in (0, None):
+                log(f"soak: the node process exited with {code}; log {proc.log_path}")
+        tmp.cleanup()
+    report["node"] = "own process" if node_process else "in process"
     return report
 
 
-def _report(nexus, graph, monitor, counter, outputs, samples, crashes, records_total, duration_s,
+def _report(view, graph, monitor, counter, outputs, samples, crashes, records_total, duration_s,
             checkpoint, period, schedule) -> dict:
     from crossmodal_ros.modalities import AUDIO, IMAGE, TRAJECTORY
 
     sent = {IMAGE: graph.sensors[0].playback.published, AUDIO: graph.sensors[1].playback.published,
             TRAJECTORY: graph.sensors[2].playback.published}
-    accounting = nexus.accounting()
+    accounting = view.accounting()
     for m, n in sent.items():
         accounting[m]["sent"] = n
         accounting[m]["lost_in_transport"] = n - accounting[m]["received"]
-    fused = nexus.fused_count
+    fused = view.fused()
     # The monitor pairs image/trajectory/audio_mel/label/modalities; what is still queued there
     # arrived but is not paired yet.
     per_topic = {name: records_total + len(q) for name, q in monitor.queues.items()
@@ -287,11 +516,11 @@ def _report(nexus, graph, monitor, counter, outputs, samples, crashes, records_t
     rec_ok = (all(a["unaccounted"] == 0 for a in accounting.values())
               and all(a.get("lost_in_transport", 0) == 0 for a in accounting.values())
               and all(n == fused for n in per_topic.values())
-              and nexus.published_count == fused * len(outputs))
+              and view.published() == fused * len(outputs))
     return {
         "duration_s": duration_s,
         "checkpoint": checkpoint,
-        "device": str(nexus.engine.device) if nexus.engine is not None else "none",
+        "device": view.device,
         "period_s": period,
         "outage_phases": len(schedule.phases),
         "crashes": len(crashes),
@@ -307,11 +536,11 @@ def _report(nexus, graph, monitor, counter, outputs, samples, crashes, records_t
         "latency_ms_p99_all_sensors_first": first.get("latency_ms_p99_all_sensors"),
         "latency_ms_p99_all_sensors_last": last.get("latency_ms_p99_all_sensors"),
         "fusions": fused,
-        "published_messages": nexus.published_count,
+        "published_messages": view.published(),
         "outputs": outputs,
         "out_per_topic": per_topic,
         "accounting": accounting,
-        "dropped": {m: dict(c) for m, c in nexus.dropped.items()},
+        "dropped": view.dropped(),
         "reconciled": bool(rec_ok),
         "samples": samples,
     }
@@ -336,7 +565,7 @@ def verdict(report: dict, targets: bool = True) -> list[str]:
 
 def print_report(report: dict, out=sys.stdout) -> None:
     p = lambda *a: print(*a, file=out)  # noqa: E731
-    p(f"\n== soak report ({report['duration_s']:.0f} s, {report['device']}, "
+    p(f"\n== soak report ({report['duration_s']:.0f} s, {report['device']}, node {report.get('node', '?')}, "
       f"{report['outage_phases']} outage phases)")
     p(f"  crashes: {report['crashes']}")
     p(f"  RSS: {report['rss_mb_first']} -> {report['rss_mb_last']} MiB "
@@ -375,6 +604,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--outage-min", type=float, default=2.0, help="shortest outage phase (s)")
     ap.add_argument("--outage-max", type=float, default=8.0, help="longest outage phase (s)")
+    ap.add_argument("--in-process", action="store_true",
+                    help="run the inference node in this process (default: its own process)")
+    ap.add_argument("--node-log", default=None, help="where the node process's output goes")
     ap.add_argument("--no-targets", action="store_true",
                     help="judge only crashes and reconciliation (short runs)")
     ap.add_argument("--out", default="out/soak/soak.json", help="JSON report path")
@@ -384,7 +616,8 @@ def main(argv=None) -> int:
         ap.error("--minutes/--seconds, --sample-s and --period must be positive")
     report = run_soak(duration, a.checkpoint, a.period, a.sample_s, a.seed, a.outage_min,
                       a.outage_max, a.device,
-                      log=lambda s: print(s, file=sys.stderr, flush=True))
+                      log=lambda s: print(s, file=sys.stderr, flush=True), node_process=not a.in_process,
+                      node_log=a.node_log)
     print_report(report)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

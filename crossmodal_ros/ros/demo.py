@@ -227,7 +227,8 @@ class PenWriter:
 
 def build_graph(ctx, checkpoint: str, nexus_params: dict, dataset: dict, schedule, period: float,
                 seed: int, sample_rate: int, start: float | None = None, sensor_params: dict | None = None,
-                prefix: str = "/nexus", real_sensors: dict | None = None) -> DemoGraph:
+                prefix: str = "/nexus", real_sensors: dict | None = None,
+                external_node: bool = False) -> DemoGraph:
     """Build the demo graph on rclpy context ``ctx``: NexusNode ``nexus`` (autostarted with
     ``nexus_params`` and ``checkpoint``; RuntimeError if it does not activate, warmed up on one
     dataset sample), the output monitor, and camera/microphone/pen playback of ``dataset``
@@ -240,6 +241,9 @@ def build_graph(ctx, checkpoint: str, nexus_params: dict, dataset: dict, schedul
     microphone streams continuous audio (``snr_db``, ``noise``) through its VAD (``vad``, default
     the node's) and publishes what the VAD emits, and a pen writer publishes
     geometry_msgs/PointStamped positions that the pen node segments (``pen_pause_s``).
+
+    ``external_node``: the inference node runs elsewhere (its own process, as on a robot); the
+    graph then has no ``nexus`` (None) and ``checkpoint``/``nexus_params`` are not used.
     """
     from rclpy.parameter import Parameter
 
@@ -254,16 +258,18 @@ def build_graph(ctx, checkpoint: str, nexus_params: dict, dataset: dict, schedul
     nodes: list = []
     try:
         t_load = time.monotonic()
-        nexus = make_node("nexus", context=ctx, **ncfg)
-        nodes.append(nexus)
-        if nexus.engine is None or nexus.lifecycle_state != "active":
-            raise RuntimeError(f"the inference node did not activate: {nexus.last_error or 'see log'}")
+        nexus = None
+        if not external_node:
+            nexus = make_node("nexus", context=ctx, **ncfg)
+            nodes.append(nexus)
+            if nexus.engine is None or nexus.lifecycle_state != "active":
+                raise RuntimeError(f"the inference node did not activate: {nexus.last_error or 'see log'}")
+            # warm-up (first-call costs of torch and librosa) before playback starts; not measured
+            warm = {IMAGE: sample_for(dataset, IMAGE, 0), TRAJECTORY: sample_for(dataset, TRAJECTORY, 0),
+                    AUDIO: resample_audio(sample_for(dataset, AUDIO, 0), int(dataset["sample_rate"]), sample_rate)}
+            for _ in range(2):
+                nexus.engine.infer(warm, sample_rate=sample_rate)
         load_s = time.monotonic() - t_load
-        # warm-up (first-call costs of torch and librosa) before playback starts; not measured
-        warm = {IMAGE: sample_for(dataset, IMAGE, 0), TRAJECTORY: sample_for(dataset, TRAJECTORY, 0),
-                AUDIO: resample_audio(sample_for(dataset, AUDIO, 0), int(dataset["sample_rate"]), sample_rate)}
-        for _ in range(2):
-            nexus.engine.infer(warm, sample_rate=sample_rate)
         import rclpy
 
         monitor_node = rclpy.create_node("demo_monitor", context=ctx)
