@@ -4,8 +4,8 @@ r"""Soak test: the demo graph for N minutes with random sensor outages, then a r
 
 The graph is the demo's (:func:`crossmodal_ros.ros.demo.build_graph`: camera, microphone and pen
 playback, the inference node, the output monitor); the node runs with the shipped parameter file
-(``config/nexus.yaml``), staleness set so that each output fuses one playback sample. By default the inference node runs in its own
-process (``python -m crossmodal_ros.ros.inference_node``, as ``ros2 run`` and the launch files start
+(``config/nexus.yaml``), staleness set so that each output fuses one playback sample. By
+default the inference node runs in its own process (``python -m crossmodal_ros.ros.inference_node``, as ``ros2 run`` and the launch files start
 it; its counters are read from its ``/diagnostics``, its RSS from ``/proc/<pid>``), and the sensors
 and the monitor in this one; ``--in-process`` puts the node here too, on the demo's two-thread
 executor (what ``make demo`` runs). A random
