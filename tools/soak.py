@@ -4,14 +4,14 @@ r"""Soak test: the demo graph for N minutes with random sensor outages, then a r
 
 The graph is the demo's (:func:`crossmodal_ros.ros.demo.build_graph`: camera, microphone and pen
 playback, the inference node, the output monitor); the node runs with the shipped parameter file
-(``config/nexus.yaml``), staleness set so that each output fuses one playback sample. By
-default the inference node runs in its own process (``python -m crossmodal_ros.ros.inference_node``, as ``ros2 run`` and the launch files start
-it; its counters are read from its ``/diagnostics``, its RSS from ``/proc/<pid>``), and the sensors
-and the monitor in this one; ``--in-process`` puts the node here too, on the demo's two-thread
-executor (what ``make demo`` runs). A random
-outage schedule switches the sensors on and off (every subset of camera/microphone/pen, including
-none, for a few seconds each). Every ``--sample-s`` seconds the script records the process RSS
-(``VmRSS`` in ``/proc/self/status``), the end-to-end latency (sensor header stamp -> output at
+(``config/nexus.yaml``), staleness set so that each output fuses one playback sample. By default
+the inference node runs in its own process (``python -m crossmodal_ros.ros.inference_node``, as
+``ros2 run`` and the launch files start it; its counters are read from its ``/diagnostics``, its
+RSS from ``/proc/<pid>``), and the sensors and the monitor in this one; ``--in-process`` puts the
+node here too, on the demo's two-thread executor (what ``make demo`` runs). A random outage
+schedule switches the sensors on and off (every subset of camera/microphone/pen, including
+none, for a few seconds each). Every ``--sample-s`` seconds the script records the node's RSS
+(``VmRSS`` in ``/proc/<pid>/status``), the end-to-end latency (sensor header stamp -> output at
 the monitor) p50/p99 of the outputs for new input in that window, and the messages in/out per
 topic. At the end the sensors stop, the graph drains, and the report gives:
 
