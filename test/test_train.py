@@ -134,16 +134,17 @@ def test_shipped_configs_are_valid_and_use_the_reference_setup():
     paper = T.load_config("config/train_nexus_paper.yaml")
     assert paper["model"]["fpd_rho"] == 0.2 and paper["train"]["sound_pretrain_epochs"] == 30
     assert paper["model"]["top_weights"]["audio"] == 1.0
-    # ... and the shipped model's recipe, which differs in four documented model values, its data
+    # ... and the shipped model's recipe, which differs in six documented model values, its data
     # handling (own validation split, a held-out speaker) and augmentation (off in the paper recipe)
     shipped = T.load_config("config/train_nexus.yaml")
+    assert shipped["model"]["fpd_sizes"] == "single" and shipped["model"]["infer_combine"] == "mixture"
     assert shipped["model"]["fpd_rho"] == 0.8 and shipped["train"]["sound_pretrain_epochs"] == 60
     assert shipped["model"]["top_weights"]["audio"] == 10.0 and shipped["model"]["top_input"] == "mean"
     assert paper["model"]["top_input"] == "sample"
     for section in ("model", "train"):
         differing = {k for k in paper[section] if paper[section][k] != shipped[section][k]}
         assert differing <= {"fpd_rho", "top_weights", "top_input", "sound_pretrain_epochs", "half_best",
-                             "val_split", "exclude_speakers"}, differing
+                             "val_split", "exclude_speakers", "fpd_sizes", "infer_combine"}, differing
     assert shipped["augment"]["enabled"] is True and paper["augment"]["enabled"] is False
     assert shipped["train"]["val_split"] == "val" and shipped["train"]["exclude_speakers"] == ["theo"]
 
@@ -165,7 +166,7 @@ def test_comparison_configs_build_their_models():
 
     shipped = T.load_config("config/train_nexus.yaml")
     for name, kind in (("mmvae_v2", "mmvae"), ("mopoe_v2", "mopoe"), ("mvtcae_v2", "mvtcae"),
-                       ("mmvae_plus_v2", "mmvae_plus"), ("nexus_single", "nexus")):
+                       ("mmvae_plus_v2", "mmvae_plus"), ("nexus_uniform_fpd", "nexus")):
         cfg = T.load_config(f"config/train_{name}.yaml")
         assert cfg["kind"] == kind, name
         model = build_model(kind, cfg["model"])
@@ -173,8 +174,11 @@ def test_comparison_configs_build_their_models():
         assert cfg["augment"] == shipped["augment"], name
         for key in ("val_split", "exclude_speakers", "sound_pretrain_epochs", "batch_size", "lr"):
             assert cfg["train"][key] == shipped["train"][key], (name, key)
-    single = build_model("nexus", T.load_config("config/train_nexus_single.yaml")["model"])
-    assert single.config["fpd_sizes"] == "single" and single.infer_mixture
+    previous = T.load_config("config/train_nexus_uniform_fpd.yaml")
+    assert {k for k in shipped["model"] if shipped["model"][k] != previous["model"][k]} == {"fpd_sizes",
+                                                                                           "infer_combine"}
+    assert build_model("nexus", shipped["model"]).infer_mixture
+    assert not build_model("nexus", previous["model"]).infer_mixture
 
 
 def test_fused_adam_follows_the_config_and_matches_for_each():
