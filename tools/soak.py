@@ -8,7 +8,7 @@ playback, the inference node, the output monitor); the node runs with the shippe
 the inference node runs in its own process (``python -m crossmodal_ros.ros.inference_node``, as
 ``ros2 run`` and the launch files start it; its counters are read from its ``/diagnostics``, its
 RSS from ``/proc/<pid>``), and the sensors and the monitor in this one; ``--in-process`` puts the
-node here too, on the demo's two-thread executor (what ``make demo`` runs). A random outage
+node here too, on the demo's single-threaded executor (what ``make demo`` runs). A random outage
 schedule switches the sensors on and off (every subset of camera/microphone/pen, including
 none, for a few seconds each). Every ``--sample-s`` seconds the script records the node's RSS
 (``VmRSS`` in ``/proc/<pid>/status``), the end-to-end latency (sensor header stamp -> output at
@@ -304,11 +304,11 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
     """Run the soak for ``duration_s`` seconds and return the report dict (see module doc).
 
     ``node_process``: the inference node in its own process (its output goes to ``node_log``,
-    default a temporary file); False: in this process, on the demo's two-thread executor.
+    default a temporary file); False: in this process, on the same executor as the sensors.
     """
     import rclpy
     import torch
-    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from std_msgs.msg import Float32MultiArray
 
     import yaml
@@ -341,8 +341,7 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
-    executor = (SingleThreadedExecutor(context=ctx) if node_process
-                else MultiThreadedExecutor(num_threads=2, context=ctx))
+    executor = SingleThreadedExecutor(context=ctx)  # as the demo and crossmodal_inference
     graph = proc = probe = None
     crashes: list[str] = []
     samples: list[dict] = []

@@ -348,7 +348,7 @@ def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = Non
     """
     out = out if out is not None else sys.stdout
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
 
     from crossmodal_ros.sensors.outages import demo_schedule, describe_live
     from crossmodal_ros.ros.sensor_base import load_playback_dataset
@@ -366,9 +366,10 @@ def run_demo(checkpoint: str, duration: float = 60.0, period: float | None = Non
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
-    # Two threads: inference (the node's fusion callback group) runs beside the sensors and
-    # the monitor, so playback keeps its timing while a forward pass is under way.
-    executor = MultiThreadedExecutor(num_threads=2, context=ctx)
+    # One thread, as crossmodal_inference spins its node: rclpy's MultiThreadedExecutor busy-loops
+    # on queued tasks (inference_node module docstring); a forward pass (a few ms) delays
+    # playback by at most that much.
+    executor = SingleThreadedExecutor(context=ctx)
     graph = None
     try:
         real = dcfg.get("real_sensors", {}) if dcfg.get("real_sensors", {}) is not False else None

@@ -10,10 +10,16 @@ input messages into ``self.core``, a ROS-free :class:`crossmodal_ros.fusion_poli
 (store, scheduling, fusion, accounting); :class:`node_io.OutputPublishers` publishes the result
 by walking the output table, decoding a modality only while one of its outputs has subscribers.
 
-Threads: inputs and fusion (wake-up guard condition, fusion timer, diagnostics) are two mutually
-exclusive callback groups on the ``MultiThreadedExecutor`` of :func:`main`, so a message arriving
-during an inference is stored at once. ``_fusion_lock`` keeps the lifecycle and parameter
-services (default group) from changing the core or the publishers under a running fusion.
+Threads: :func:`main` spins the node on one ``SingleThreadedExecutor``: inputs, fusion (wake-up
+guard condition, fusion timer, diagnostics) and services run one after another; inputs that
+arrive during an inference wait in their subscription queues and are coalesced by the store, so
+the next fusion takes the newest. rclpy's ``MultiThreadedExecutor`` (rclpy 9.1.2) re-submits
+tasks that are queued but not yet running, and its spin thread then busy-loops holding the GIL:
+with every output subscribed it burned a whole core and fused 5 times a second instead of 30
+(``benchmarks/README.md``). The inputs and the fusion keep two mutually exclusive callback
+groups, so the node stays correct on a multi-threaded executor (as in the tests);
+``_fusion_lock`` keeps the lifecycle and parameter services (default group) from changing the
+core or the publishers under a running fusion.
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -367,8 +373,8 @@ def make_node(name: str = "nexus", namespace: Optional[str] = None, context=None
 
 
 def main(args=None, prog: str = "crossmodal_inference") -> None:
-    """Console entry ``crossmodal_inference``: spin one node on a MultiThreadedExecutor (one
-    thread per callback group: inputs, fusion, services) until Ctrl-C or shutdown.
+    """Console entry ``crossmodal_inference``: spin one node on a SingleThreadedExecutor (module
+    docstring: why not the multi-threaded one) until Ctrl-C or shutdown.
     """
     from crossmodal_ros.ros.sensor_base import wants_help
 
@@ -379,7 +385,7 @@ def main(args=None, prog: str = "crossmodal_inference") -> None:
         with rclpy.init(args=args):
             # the executor first: a Ctrl-C during the node's (autostart) configure must not
             # interrupt the executor's constructor
-            executor = MultiThreadedExecutor(num_threads=3)
+            executor = SingleThreadedExecutor()
             node = InferenceNode()
             executor.add_node(node)
             try:
