@@ -12,7 +12,8 @@ Three processes on loopback (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, own ROS_DO
 2. the inference node, ``python -m crossmodal_ros.ros.inference_node --ros-args --params-file
    config/nexus.yaml`` (shipped checkpoint): what a user runs. Variant ``shipped`` adds nothing
    else; variant ``tuned`` adds ``-p`` overrides (``--max-rate-hz``, ``--heartbeat-hz``,
-   staleness image 0.5 s, audio/trajectory 3 s), labelled as such in the table and JSON;
+   staleness image 0.5 s, audio/trajectory 3 s), labelled as such in the table and JSON; variant
+   ``onnx`` adds ``-p backend:=onnx`` (ONNX Runtime; graphs exported when the node configures);
 3. this script, subscribed to what the run's ``subscribe`` mode says: ``image`` (``/nexus/image``
    + ``/nexus/latent``, the default), ``all`` (every output topic of the node) or ``latent``
    (``/nexus/latent_stamped`` only: with lazy outputs the node then decodes nothing).
@@ -152,8 +153,10 @@ def node_command(args, variant: str) -> list[str]:
         cmd += ["-p", f"max_rate_hz:={float(args.max_rate_hz)}",
                 "-p", f"heartbeat_hz:={float(args.heartbeat_hz)}", "-p", "staleness.image:=0.5",
                 "-p", "staleness.audio:=3.0", "-p", "staleness.trajectory:=3.0"]
+    elif variant == "onnx":
+        cmd += ["-p", "backend:=onnx"]
     elif variant != "shipped":
-        raise ValueError(f"unknown variant {variant!r} (shipped | tuned)")
+        raise ValueError(f"unknown variant {variant!r} (shipped | tuned | onnx)")
     if args.checkpoint:
         cmd += ["-p", f"checkpoint:={args.checkpoint}"]
     return cmd
@@ -325,7 +328,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frame", default="28", help="camera frames: a side length for square mono8 frames (28 = the "
                     "camera node's playback) or 'vga' (640x480 bgr8)")
     ap.add_argument("--runs", default="shipped:image,tuned:image,shipped:all,shipped:latent",
-                    help="comma-separated variant:subscribe runs; variant shipped | tuned, subscribe "
+                    help="comma-separated variant:subscribe runs; variant shipped | tuned | onnx, subscribe "
                          "image | all | latent")
     ap.add_argument("--max-rate-hz", type=float, default=200.0, help="tuned variant only")
     ap.add_argument("--heartbeat-hz", type=float, default=5.0, help="tuned variant only")
