@@ -207,3 +207,26 @@ def test_precision_and_split_errors(tmp_path):
     big = T.resolve_config({**NEXUS, "train": {**NEXUS["train"], "grad_accum": 8, "sound_pretrain_epochs": 0}})
     with pytest.raises(T.ConfigError, match=r"train\.batch_size = 8 .* micro-batches of 1"):
         T.run_training(big, tr, va, tmp_path, {}, device="cpu", quiet=True, log=lambda s: None)
+
+
+def test_auto_precision_follows_the_hardware(tmp_path, monkeypatch):
+    """``train.precision: auto`` trains in bf16 where the CPU (or GPU) has native bf16 and in fp32
+    elsewhere; the run records what it resolved to.
+    """
+    from crossmodal_ros.training import distributed
+
+    cpu = torch.device("cpu")
+    assert distributed.resolve_precision("fp32", cpu) == "fp32"
+    monkeypatch.setattr(distributed, "fast_bf16", lambda device: False)
+    assert distributed.resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(distributed, "fast_bf16", lambda device: True)
+    assert distributed.resolve_precision("auto", cpu) == "bf16"
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({**NEXUS, "train": {**NEXUS["train"], "precision": "auto"}}))
+    assert T.main(["--config", str(cfg), "--limit", "40", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    stored = json.loads(read_checkpoint(tmp_path / "run" / "last.pt")["train"]["train_config_json"])
+    assert stored["precision"] == "bf16"
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    monkeypatch.undo()
+    expect = "amx_bf16" in flags or "avx512_bf16" in flags
+    assert distributed.fast_bf16(cpu) == expect

@@ -31,11 +31,12 @@ TRAIN_DEFAULTS: dict = {
     "val_split": "",            # "" = a seeded val_fraction of the train split; else a dataset split (e.g. "val")
     "exclude_speakers": [],     # speakers never heard in training (their samples get other speakers' clips)
     "grad_accum": 1,            # micro-batches per optimizer step (batch_size is the step's batch, split over them)
-    "precision": "fp32",        # fp32 | bf16 | fp16 (autocast; fp16 with loss scaling, CUDA only)
+    "precision": "fp32",        # fp32 | bf16 | fp16 (autocast; fp16 with loss scaling, CUDA only) | auto (bf16
+                                #   where the device has native bf16: AMX/AVX512-BF16 CPU or a bf16 GPU; else fp32)
     "fused_adam": "auto",       # auto (torch's fused Adam kernel where it exists) | true | false (for-each Adam)
 }
 #: ``train.precision`` values.
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 #: Top-level keys of a config file.
 CONFIG_KEYS = ("kind", "data", "model", "train", "augment")
 

@@ -322,6 +322,30 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def fast_bf16(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 matrix products natively: a CUDA GPU with bf16 support,
+    or a CPU with AMX-BF16 or AVX512-BF16 (``/proc/cpuinfo`` flags; elsewhere torch's own check).
+    """
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+        return "amx_bf16" in flags or "avx512_bf16" in flags
+    except OSError:
+        check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+        return bool(check()) if check is not None else False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``train.precision``: ``auto`` -> ``bf16`` where :func:`fast_bf16`, else ``fp32``; others as given."""
+    if precision != "auto":
+        return precision
+    return "bf16" if fast_bf16(device) else "fp32"
+
+
 def check_precision(precision: str, device: torch.device) -> None:
     """Raise ValueError when ``precision`` cannot run on ``device``."""
     if precision == "fp16" and device.type != "cuda":

@@ -69,6 +69,7 @@ def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict |
     dev = resolve_device(device if device != "auto" else tcfg["device"])
     try:
         ctx, dev = distributed.setup(dev)
+        tcfg = {**tcfg, "precision": distributed.resolve_precision(tcfg["precision"], dev)}
         distributed.check_precision(tcfg["precision"], dev)
     except (distributed.DistributedSetupError, ValueError) as exc:
         raise TrainingError(str(exc)) from exc
