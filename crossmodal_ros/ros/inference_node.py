@@ -10,16 +10,12 @@ input messages into ``self.core``, a ROS-free :class:`crossmodal_ros.fusion_poli
 (store, scheduling, fusion, accounting); :class:`node_io.OutputPublishers` publishes the result
 by walking the output table, decoding a modality only while one of its outputs has subscribers.
 
-Threads: :func:`main` spins the node on one ``SingleThreadedExecutor``: inputs, fusion (wake-up
-guard condition, fusion timer, diagnostics) and services run one after another; inputs that
-arrive during an inference wait in their subscription queues and are coalesced by the store, so
-the next fusion takes the newest. rclpy's ``MultiThreadedExecutor`` (rclpy 9.1.2) re-submits
-tasks that are queued but not yet running, and its spin thread then busy-loops holding the GIL:
-with every output subscribed it burned a whole core and fused 5 times a second instead of 30
-(``benchmarks/README.md``). The inputs and the fusion keep two mutually exclusive callback
-groups, so the node stays correct on a multi-threaded executor (as in the tests);
-``_fusion_lock`` keeps the lifecycle and parameter services (default group) from changing the
-core or the publishers under a running fusion.
+Threads: :func:`main` spins one ``SingleThreadedExecutor``; inputs arriving during an inference
+wait in their queues and the store coalesces them. rclpy 9.1.2's ``MultiThreadedExecutor``
+busy-loops on queued tasks (with every output subscribed: a whole core, 5 fusions/s instead of
+30; ``benchmarks/README.md``). Inputs and fusion keep two mutually exclusive callback groups, so
+the node stays correct on a multi-threaded executor; ``_fusion_lock`` keeps the lifecycle and
+parameter services from changing the core or the publishers under a running fusion.
 """
 from __future__ import annotations
 
