@@ -56,11 +56,12 @@ def main(argv=None) -> int:
     from pathlib import Path
 
     from crossmodal_ros.training.config import load_config
+    from crossmodal_ros.training.distributed import resolve_precision
     from crossmodal_ros.training.loop import make_adam
 
     shipped = load_config(Path(__file__).resolve().parents[1] / "config" / "train_nexus.yaml")["train"]
-    precision = args.precision or shipped["precision"]
     cpu = torch.device("cpu")
+    precision = resolve_precision(args.precision or shipped["precision"], cpu)  # auto -> bf16 | fp32 here
     ours = build_model("nexus", {}).train()
     trainable = [p for p in ours.parameters() if p.requires_grad]
     opt = make_adam(trainable, 1e-3, shipped, cpu)

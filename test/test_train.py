@@ -144,7 +144,7 @@ def test_shipped_configs_are_valid_and_use_the_reference_setup():
     for section in ("model", "train"):
         differing = {k for k in paper[section] if paper[section][k] != shipped[section][k]}
         assert differing <= {"fpd_rho", "top_weights", "top_input", "sound_pretrain_epochs", "half_best",
-                             "val_split", "exclude_speakers", "fpd_sizes", "infer_combine"}, differing
+                             "val_split", "exclude_speakers", "fpd_sizes", "infer_combine", "precision"}, differing
     assert shipped["augment"]["enabled"] is True and paper["augment"]["enabled"] is False
     assert shipped["train"]["val_split"] == "val" and shipped["train"]["exclude_speakers"] == ["theo"]
 
