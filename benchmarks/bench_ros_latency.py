@@ -179,6 +179,8 @@ def run_bench(args) -> int:
     """Role 3 (default): one measurement per ``--runs`` entry, one table, one JSON."""
     from common import load_average, table, write_result
 
+    frame_format(args.frame)  # a bad --frame fails here, not in the piped-away publisher
+
     load_before = load_average()
     rows, runs = [], []
     for spec in args.runs.split(","):

@@ -103,9 +103,9 @@ class InProcessNode:
     def live(self) -> bool:
         return bool(self.node.live_inputs())
 
-    def inference_ms(self, q: float) -> float:
+    def inference_ms(self, q: float) -> float | None:
         v = self.node.latency.percentile(q)
-        return float("nan") if v is None else 1e3 * v
+        return None if v is None else 1e3 * v
 
     def accounting(self) -> dict:
         return self.node.accounting()
@@ -133,7 +133,7 @@ class NodeProcess:
 
         cmd = [sys.executable, "-m", "crossmodal_ros.ros.inference_node", "--ros-args", "-r", "__node:=nexus"]
         for key, value in _flatten(params).items():
-            cmd += ["-p", f"{key}:={json.dumps(value) if not isinstance(value, str) else value}"]
+            cmd += ["-p", f"{key}:={json.dumps(value)}"]  # JSON is YAML: "true" stays a string
         self.log_path = log_path
         self._log = open(log_path, "w")
         env = dict(os.environ)
@@ -178,11 +178,11 @@ class NodeProcess:
 
     def inference_ms(self, q: float) -> float:
         if q != 50:  # /diagnostics reports the last and the median inference time
-            return float("nan")
+            return None
         try:
-            return float(self.values.get("inference latency median (ms)", "nan"))
-        except ValueError:
-            return float("nan")
+            return float(self.values["inference latency median (ms)"])
+        except (KeyError, ValueError):
+            return None
 
     def dropped(self) -> dict:
         from crossmodal_ros.modalities import MODALITIES
@@ -276,6 +276,10 @@ def untrained_checkpoint(folder: Path) -> Path:
                            codecs_to_dict(default_codecs()), half=True)
 
 
+def _round(v, nd: int = 2):
+    return None if v is None else round(v, nd)
+
+
 def _pct(values, q):
     return float(np.percentile(np.asarray(values), q)) if len(values) else float("nan")
 
@@ -365,6 +369,9 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
         monitor = graph.monitor
         if node_process:
             view = proc
+            t_disc = time.time()  # the node's publishers may reach the graph a moment after it activates
+            while not set(monitor.queues) <= set(proc.discover_outputs(probe)) and time.time() < t_disc + 10:
+                executor.spin_once(timeout_sec=0.1)
             types = proc.discover_outputs(probe)
             extra = {n: t for n, t in types.items() if n not in monitor.queues}
         else:
@@ -430,8 +437,8 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
                 "latency_ms_p50": round(_pct(window_lat, 50), 2),
                 "latency_ms_p99": round(_pct(window_lat, 99), 2),
                 "latency_ms_p99_all_sensors": round(_pct(window_lat_all, 99), 2),
-                "inference_ms_p50": round(view.inference_ms(50), 2),
-                "inference_ms_p99": round(view.inference_ms(99), 2),
+                "inference_ms_p50": _round(view.inference_ms(50)),
+                "inference_ms_p99": _round(view.inference_ms(99)),  # None: not reported
                 "new_input_outputs": len(window_lat),
                 "in_sent": {k: v - prev["sent"][k] for k, v in sent.items()},
                 "in_received": {m: received[m] - prev["received"][m] for m in MODALITIES},

@@ -326,17 +326,20 @@ def fast_bf16(device: torch.device) -> bool:
     """Whether ``device`` runs bfloat16 matrix products natively: a CUDA GPU with bf16 support,
     or a CPU with AMX-BF16 or AVX512-BF16 (``/proc/cpuinfo`` flags; elsewhere torch's own check).
     """
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cuda":  # native only: emulated bf16 (pre-Ampere GPUs) is slow
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
     if device.type != "cpu":
         return False
+    flags = None
     try:
         with open("/proc/cpuinfo") as fh:
-            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
-        return "amx_bf16" in flags or "avx512_bf16" in flags
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), None)
     except OSError:
-        check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-        return bool(check()) if check is not None else False
+        pass
+    if flags is not None:
+        return "amx_bf16" in flags or "avx512_bf16" in flags
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # no x86 flags line (ARM, macOS)
+    return bool(check()) if check is not None else False
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -112,6 +112,8 @@ def run_training(cfg: dict, train: dict, val: dict, out_dir, codecs_dict: dict |
         model.load_state_dict(ck["state_dict"])
         st = ck["train"]
         opt.load_state_dict(st["optimizer"])
+        for group in opt.param_groups:  # the Adam kind of this run's config, not the checkpoint's
+            group["fused"], group["foreach"] = opt.defaults["fused"], opt.defaults["foreach"]
         if scaler is not None and st.get("grad_scaler"):
             scaler.load_state_dict(st["grad_scaler"])
         start_epoch, best_val = int(st["epoch"]), float(st["best_val"])
