@@ -124,14 +124,13 @@ class NodeProcess:
     ``probe``: an rclpy node of this process that subscribes to the diagnostics.
     """
 
-    STATUS = "/nexus: fusion"
-
-    def __init__(self, params: dict, probe, log_path: Path):
+    def __init__(self, params: dict, probe, log_path: Path, name: str = "nexus"):
         import subprocess
 
         from diagnostic_msgs.msg import DiagnosticArray
 
-        cmd = [sys.executable, "-m", "crossmodal_ros.ros.inference_node", "--ros-args", "-r", "__node:=nexus"]
+        self.name, self.status_name = name, f"/{name}: fusion"
+        cmd = [sys.executable, "-m", "crossmodal_ros.ros.inference_node", "--ros-args", "-r", f"__node:={name}"]
         for key, value in _flatten(params).items():
             cmd += ["-p", f"{key}:={json.dumps(value)}"]  # JSON is YAML: "true" stays a string
         self.log_path = log_path
@@ -148,7 +147,7 @@ class NodeProcess:
 
     def _on_diag(self, msg) -> None:
         for status in msg.status:
-            if status.name == self.STATUS:
+            if status.name == self.status_name:
                 self.values = {kv.key: kv.value for kv in status.values}
                 self.updates += 1
                 self.device = self.values.get("device", self.device)
@@ -211,14 +210,15 @@ class NodeProcess:
         return rss_mb(self.pid)
 
     def discover_outputs(self, probe) -> dict[str, type]:
-        """The node's output topics under /nexus and their message classes."""
+        """The node's output topics (under /<name>) and their message classes."""
         import importlib
 
         found = {}
-        for name, types in probe.get_publisher_names_and_types_by_node("nexus", "/"):
-            if name.startswith("/nexus/") and types and not name.endswith("/transition_event"):  # lifecycle
+        prefix = f"/{self.name}/"
+        for name, types in probe.get_publisher_names_and_types_by_node(self.name, "/"):
+            if name.startswith(prefix) and types and not name.endswith("/transition_event"):  # lifecycle
                 pkg, _, cls = types[0].split("/")
-                found[name[len("/nexus/"):]] = getattr(importlib.import_module(f"{pkg}.msg"), cls)
+                found[name[len(prefix):]] = getattr(importlib.import_module(f"{pkg}.msg"), cls)
         self.outputs = sorted(found)
         return found
 
@@ -349,13 +349,16 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
     graph = proc = probe = None
     crashes: list[str] = []
     samples: list[dict] = []
+    # a name of its own: another node called nexus in this domain cannot pass for the soak's
+    node_name = f"soak_nexus_{os.getpid()}" if node_process else "nexus"
+    prefix = f"/{node_name}"
     try:
         if node_process:
             probe = rclpy.create_node("soak_probe", context=ctx)
             executor.add_node(probe)
             node_log = Path(node_log) if node_log else Path(tmp.name) / "node.log"
             proc = NodeProcess({**ncfg, "checkpoint": checkpoint, "sample_rate": sample_rate, "autostart": True},
-                               probe, node_log)
+                               probe, node_log, name=node_name)
             t_up = time.time()
             while proc.state() != "active" and time.time() < t_up + 180:
                 executor.spin_once(timeout_sec=0.1)
@@ -365,20 +368,26 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
                 raise RuntimeError(f"the inference node process did not activate (state {proc.state()}); "
                                    f"its log {node_log}:\n{node_log.read_text()[-3000:]}")
         graph = build_graph(ctx, checkpoint, ncfg, dataset, schedule, period, seed, sample_rate,
-                            external_node=node_process)
+                            prefix=prefix, external_node=node_process)
         monitor = graph.monitor
         if node_process:
             view = proc
-            t_disc = time.time()  # the node's publishers may reach the graph a moment after it activates
-            while not set(monitor.queues) <= set(proc.discover_outputs(probe)) and time.time() < t_disc + 10:
+            # the node's publishers may reach the graph a moment after it activates: wait for all
+            # of its configured outputs (``audio`` exists only with griffin_lim)
+            expected = {n for n in ncfg.get("outputs", []) if n and (n != "audio" or ncfg.get("griffin_lim"))}
+            t_disc = time.time()
+            while not expected <= set(proc.discover_outputs(probe)) and time.time() < t_disc + 15:
                 executor.spin_once(timeout_sec=0.1)
             types = proc.discover_outputs(probe)
+            if not expected <= set(types):
+                raise RuntimeError(f"the node's outputs {sorted(expected - set(types))} were not discovered "
+                                   f"within 15 s (found {sorted(types)})")
             extra = {n: t for n, t in types.items() if n not in monitor.queues}
         else:
             view = InProcessNode(graph.nexus)
             extra = {n: Float32MultiArray for n in ("latent", "label_probs") if n in view.outputs}
         outputs = view.outputs
-        counter = _OutputCounter(graph.monitor_node, "/nexus", extra)
+        counter = _OutputCounter(graph.monitor_node, prefix, extra)
         for n in graph.nodes:
             executor.add_node(n)
         log(f"soak: {duration_s:.0f} s, model {checkpoint} on {view.device} "
