@@ -211,15 +211,25 @@ def model_from_checkpoint_dict(ckpt: dict, path="<checkpoint>", device="cpu"):
     return model.to(device).eval()
 
 
-def load_checkpoint(path, device="cpu"):
+def load_checkpoint(path, device="cpu", options: dict | None = None):
     """Load ``path`` -> ``(model, codecs_dict, meta)``, the model in eval mode on ``device``.
 
     ``codecs_dict`` is the plain dict to pass to ``codecs.codecs_from_dict``; ``meta`` holds
     ``kind``, ``config``, ``modalities``, ``metrics``, ``train`` (may hold optimizer state),
-    ``created``, ``format_version`` and ``path``. Raises :class:`CheckpointError`.
+    ``created``, ``format_version`` and ``path``. ``options``: inference-only model options merged
+    into the stored config in memory (as :func:`set_model_options` does on disk), e.g.
+    ``{"infer_combine": "aggregate"}``. Raises :class:`CheckpointError`.
     """
     ckpt = read_checkpoint(path, device)
-    model = model_from_checkpoint_dict(ckpt, path, device)
+    if options:
+        ckpt["config"] = {**ckpt["config"], **options}
+        try:
+            model = model_from_checkpoint_dict(ckpt, path, device)
+        except CheckpointError as exc:
+            raise CheckpointError(f"model options {options} do not apply to the {ckpt['kind']} checkpoint "
+                                  f"{path}: {exc}") from exc
+    else:
+        model = model_from_checkpoint_dict(ckpt, path, device)
     meta = {k: ckpt.get(k) for k in ("kind", "config", "modalities", "metrics", "train", "created", "format_version")}
     meta["path"] = str(path)
     return model, ckpt.get("codecs") or {}, meta

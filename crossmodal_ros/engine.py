@@ -208,9 +208,11 @@ class FusionEngine:
 
     @classmethod
     def from_checkpoint(cls, path=None, device: str = "auto", sample: bool = False, half: bool = False,
-                        fast: bool = True, cuda_graphs: bool = False, backend: str | None = None):
+                        fast: bool = True, cuda_graphs: bool = False, backend: str | None = None,
+                        model_options: dict | None = None):
         """Load ``path`` (default: the shipped ``paths.default_checkpoint()``); raises
-        ``CheckpointError`` for an unusable file.
+        ``CheckpointError`` for an unusable file. ``model_options``: inference-only options over
+        the stored config (``checkpoint.load_checkpoint``), e.g. ``{"infer_combine": "aggregate"}``.
         """
         from .codecs import codecs_from_dict
         from .paths import default_checkpoint
@@ -219,7 +221,7 @@ class FusionEngine:
         if backend is not None and backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS} (or None: fast={fast!r} decides), got {backend!r}")
         path = default_checkpoint() if path in (None, "") else path
-        model, codecs_dict, meta = load_checkpoint(path, "cpu")
+        model, codecs_dict, meta = load_checkpoint(path, "cpu", options=model_options)
         return cls(model, codecs_from_dict(codecs_dict), device=device, sample=sample, half=half, meta=meta,
                    fast=fast, cuda_graphs=cuda_graphs, backend=backend)
 
@@ -434,12 +436,15 @@ def _fast_infer_select(fast, inputs: dict, sample: bool, decode: tuple) -> dict:
             continue
         mu, logvar = fast._encode_mod(m, inputs[m], sample)
         blocks.append(mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu)
-    zcat = torch.cat(blocks, 1) if len(blocks) > 1 else blocks[0]
-    alpha, bias = fast._subset_terms(given)
-    h = torch.addmm(bias, zcat, fast.agg_w, alpha=alpha)
-    h = fm._mlp(F.leaky_relu(h, fm._LEAK), fast.shared_rest)
-    stats = fm._lin(h, *fast.shared_heads)
-    mu, logvar = stats[:, :fast.latent_dim], stats[:, fast.latent_dim:]
+    if fast.mixture and len(given) > 1:  # infer_combine: mixture, as the full call
+        mu, logvar = fast._mixture_stats(given, blocks, None)
+    else:
+        zcat = torch.cat(blocks, 1) if len(blocks) > 1 else blocks[0]
+        alpha, bias = fast._subset_terms(given)
+        h = torch.addmm(bias, zcat, fast.agg_w, alpha=alpha)
+        h = fm._mlp(F.leaky_relu(h, fm._LEAK), fast.shared_rest)
+        stats = fm._lin(h, *fast.shared_heads)
+        mu, logvar = stats[:, :fast.latent_dim], stats[:, fast.latent_dim:]
     z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
     out = {}
     if decode:

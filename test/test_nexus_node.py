@@ -351,6 +351,51 @@ def test_onnx_backend_node_fuses_like_the_fast_path(ros_context, checkpoint):
     np.testing.assert_allclose(latents["onnx"], latents["fast"], atol=1e-4)
 
 
+def test_infer_combine_parameter_overrides_the_stored_rule(ros_context, checkpoint, tmp_path):
+    """``infer_combine`` switches how several given modalities combine, weights untouched: one
+    given modality fuses alike, two differ; a bad value or a kind without the option fails
+    configure with a reason.
+    """
+    import torch
+
+    from crossmodal_ros.checkpoint import save_checkpoint
+    from crossmodal_ros.codecs import codecs_to_dict, default_codecs
+    from crossmodal_ros.models import build_model
+
+    from crossmodal_ros import units
+    from crossmodal_ros.paths import default_checkpoint
+
+    rc = ros_context
+    sample = {m: units.unit(m).warm_up(16000) for m in ("image", "trajectory")}
+    latents = {}
+    shipped = str(default_checkpoint())  # trained: an untrained model's posteriors combine alike
+    for rule in ("aggregate", "mixture"):
+        node = rc.add(make_node(f"nexus_{rule}", context=rc.context, checkpoint=shipped, device="cpu",
+                                infer_combine=rule))
+        assert node.lifecycle_state == "active" and node.engine.model.config["infer_combine"] == rule
+        for given in (("image",), ("image", "trajectory")):
+            results = []
+            infer = node._infer
+            node._infer = lambda *a, infer=infer, **k: results.append(infer(*a, **k)) or results[-1]
+            for m in given:
+                node.inputs.store(m, sample[m])
+            assert node._fuse() and len(results) == 1
+            assert node.core.fused_inputs["trajectory"] == given.count("trajectory")  # both were fused
+            latents[rule, given] = np.asarray(results[0].latent_mu)
+            node._infer = infer
+    np.testing.assert_allclose(latents["aggregate", ("image",)], latents["mixture", ("image",)], atol=1e-5)
+    both = ("image", "trajectory")
+    assert np.abs(latents["aggregate", both] - latents["mixture", both]).max() > 1e-3
+    bad = rc.add(make_node("nexus_bad_rule", context=rc.context, checkpoint=checkpoint, device="cpu",
+                           infer_combine="median"))
+    assert bad.lifecycle_state == "unconfigured" and "infer_combine" in bad.last_error
+    torch.manual_seed(0)
+    mmvae = save_checkpoint(tmp_path / "mmvae.pt", build_model("mmvae"), codecs_to_dict(default_codecs()))
+    other = rc.add(make_node("nexus_mmvae_rule", context=rc.context, checkpoint=str(mmvae), device="cpu",
+                             infer_combine="aggregate"))
+    assert other.lifecycle_state == "unconfigured" and "do not apply to the mmvae checkpoint" in other.last_error
+
+
 def test_incompatible_qos_publisher_is_reported(ros_context, checkpoint):
     """The classic camera pitfall: a best-effort camera and a reliable subscription."""
     from rclpy.event_handler import PublisherEventCallbacks
@@ -599,9 +644,11 @@ def test_qos_overrides_and_per_input_diagnostics(ros_context, checkpoint):
 
 
 # --------------------------------------------------------------------------- lazy outputs
-def test_engine_decodes_only_the_requested_modalities_with_equal_values(checkpoint):
+@pytest.mark.parametrize("combine", ["aggregate", "mixture"])
+def test_engine_decodes_only_the_requested_modalities_with_equal_values(checkpoint, combine):
     """``FusionEngine.infer(decode=...)``: every subset of inputs, several decode sets, fast and
-    reference paths: decoded fields and the latent equal the full call, the others empty.
+    reference paths, both ways of combining given modalities: decoded fields and the latent equal
+    the full call, the others empty.
     """
     import itertools
 
@@ -616,7 +663,8 @@ def test_engine_decodes_only_the_requested_modalities_with_equal_values(checkpoi
     field = {"image": "image", "audio": "audio_mel", "trajectory": "trajectory",
              "label": "label_probs"}
     for fast in (True, False):
-        engine = FusionEngine.from_checkpoint(checkpoint, device="cpu", fast=fast)
+        engine = FusionEngine.from_checkpoint(checkpoint, device="cpu", fast=fast,
+                                              model_options={"infer_combine": combine})
         subsets = [s for r in range(1, 5) for s in itertools.combinations(MODALITIES, r)]
         for subset in subsets if fast else subsets[:4]:
             given = {m: raw[m] for m in subset}

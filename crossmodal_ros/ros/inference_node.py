@@ -181,8 +181,9 @@ class InferenceNode(LifecycleNode):
             return self._configure_failed(reason)
         path = values["checkpoint"] or str(default_checkpoint())
         try:
-            engine = FusionEngine.from_checkpoint(path, device=values["device"], backend=values["backend"],
-                                                  sample=bool(values["sample_latent"]))
+            engine = FusionEngine.from_checkpoint(
+                path, device=values["device"], backend=values["backend"], sample=bool(values["sample_latent"]),
+                model_options={"infer_combine": values["infer_combine"]} if values["infer_combine"] else None)
         except (CheckpointError, FileNotFoundError, ImportError, RuntimeError, ValueError) as exc:
             return self._configure_failed(f"cannot load checkpoint {path!r}: {exc}")
         reason = missing_modalities_reason(path, tuple(engine.modalities), values["modalities"])

@@ -17,6 +17,7 @@ from crossmodal_ros.ros.node_io import OUTPUT_NAMES
 from crossmodal_ros.ros.qos import RELIABILITY_CHOICES
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+INFER_COMBINE_CHOICES = ("", "mixture", "aggregate")
 
 
 def _float_desc(text: str, lo: float, hi: float) -> ParameterDescriptor:
@@ -51,6 +52,12 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         "Batch-1 inference path: fast (folded PyTorch graph), onnx (ONNX Runtime; about 1.2x "
         "faster on a CPU, builds its graphs at configure), auto (onnx where it runs, else fast) "
         "or reference (the training model). Read at configure.", ParameterType.PARAMETER_STRING)),
+    "infer_combine": ("", _desc(
+        "How a Nexus checkpoint combines several given modalities: empty = as stored (the "
+        "shipped model: mixture), mixture (moment-matched mixture of the single-modality "
+        "posteriors: higher cross-modal accuracy) or aggregate (one posterior of the aggregated "
+        "messages, NEXUS_SPEC: outputs closer to what several sensors saw). Read at configure.",
+        ParameterType.PARAMETER_STRING)),
     "max_rate_hz": (100.0, _float_desc(
         "Upper bound on fusions of fresh input per second (heartbeats do not count); fresh "
         "input is fused at once unless a fusion is running or the last fresh fusion was less "
@@ -135,6 +142,8 @@ def validate_parameters(values: dict[str, Any]) -> str:
         return f"device must be one of {DEVICE_CHOICES}, got {values['device']!r}"
     if values["backend"] not in BACKENDS:
         return f"backend must be one of {BACKENDS}, got {values['backend']!r}"
+    if values["infer_combine"] not in INFER_COMBINE_CHOICES:
+        return f"infer_combine must be one of {INFER_COMBINE_CHOICES}, got {values['infer_combine']!r}"
     if values["qos_reliability"] not in RELIABILITY_CHOICES:
         return (f"qos_reliability must be one of {RELIABILITY_CHOICES}, "
                 f"got {values['qos_reliability']!r}")
