@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     from pathlib import Path
 
     from crossmodal_ros.training.config import load_config
-    from crossmodal_ros.training.distributed import resolve_precision
+    from crossmodal_ros.training.distributed import autocast, resolve_precision
     from crossmodal_ros.training.loop import make_adam
 
     shipped = load_config(Path(__file__).resolve().parents[1] / "config" / "train_nexus.yaml")["train"]
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     fused = bool(opt.param_groups[0]["fused"])
 
     def ours_step(batch, epoch=5, optimizer=opt, dtype=precision):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16"):
+        with autocast(cpu, dtype):  # the trainer's autocast (none for fp32)
             loss, _ = ours.loss(batch, None, epoch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -129,9 +129,11 @@ class NodeProcess:
 
         from diagnostic_msgs.msg import DiagnosticArray
 
+        from crossmodal_ros.ros.inference_params import flatten
+
         self.name, self.status_name = name, f"/{name}: fusion"
         cmd = [sys.executable, "-m", "crossmodal_ros.ros.inference_node", "--ros-args", "-r", f"__node:={name}"]
-        for key, value in _flatten(params).items():
+        for key, value in flatten(params).items():
             cmd += ["-p", f"{key}:={json.dumps(value)}"]  # JSON is YAML: "true" stays a string
         self.log_path = log_path
         self._log = open(log_path, "w")
@@ -235,16 +237,6 @@ class NodeProcess:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
-
-
-def _flatten(params: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in params.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def random_schedule(duration: float, rng: random.Random, min_s: float, max_s: float):
