@@ -28,7 +28,14 @@ whose stamp never came back (dropped fusion ticks), the node's CPU use (utime+st
 fusion), its RSS (VmRSS / VmHWM), and the node's own median inference time per fusion
 (``FusionEngine.infer``, preprocessing included; from its /diagnostics), which splits the
 end-to-end latency into inference and everything else (transport, conversions, executor,
-publishing). Licence: Apache-2.0.
+publishing).
+
+``--dds-profile`` (default: the package's ``config/fastdds_large_frames.xml``, which the launch
+files set for the nodes they start) is exported as ``FASTDDS_DEFAULT_PROFILES_FILE`` to all three
+processes; ``none`` runs Fast DDS's defaults, whose 512 KiB shared-memory segment loses most
+best-effort VGA frames (tools/frame_check.py). The node's camera counters over the window
+(``node_camera_received``, ``node_camera_superseded``) tell frames lost in transport from frames
+coalesced by the node. Licence: Apache-2.0.
 """
 from __future__ import annotations
 
@@ -43,6 +50,7 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # network rule: loopb
 os.environ.setdefault("ROS_DOMAIN_ID", "73")
 
 HERE = Path(__file__).resolve().parent
+DEFAULT_DDS_PROFILE = HERE.parent / "config" / "fastdds_large_frames.xml"
 
 
 def _stamp_now():
@@ -145,6 +153,18 @@ OUTPUT_TYPES = {"image": "Image", "audio_mel": "Image", "trajectory": "Path", "l
                 "modalities": "String", "latent_stamped": "JointState"}
 
 
+#: /diagnostics keys of the inference node that the benchmark records
+DIAG_KEYS = ("inference latency median (ms)", "fused", "published", "live inputs",
+             "image received", "image superseded")
+
+
+def _delta(before: dict, after: dict, key: str):
+    """Growth of a cumulative node counter between two diagnostics snapshots (None if unseen)."""
+    if key not in after:
+        return None
+    return int(after[key]) - int(before.get(key, 0))
+
+
 def node_command(args, variant: str) -> list[str]:
     """The node's command line: the shipped parameter file, plus the tuned overrides."""
     cmd = [sys.executable, "-m", "crossmodal_ros.ros.inference_node", "--ros-args", "-r", "__node:=nexus",
@@ -180,6 +200,13 @@ def run_bench(args) -> int:
     from common import load_average, table, write_result
 
     frame_format(args.frame)  # a bad --frame fails here, not in the piped-away publisher
+    # one profile for all three processes, set before this process starts DDS
+    if args.dds_profile == "none":
+        os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+    else:
+        if not Path(args.dds_profile).is_file():
+            raise SystemExit(f"--dds-profile {args.dds_profile}: no such file")
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(args.dds_profile).resolve())
 
     load_before = load_average()
     rows, runs = [], []
@@ -194,12 +221,14 @@ def run_bench(args) -> int:
     print(table(rows, list(rows[0]), f"End-to-end ROS latency, publisher -> crossmodal_inference -> subscriber "
                                      f"({args.seconds} s per run; camera {args.camera_hz} Hz {fw}x{fh} "
                                      f"{enc}, audio 1 s windows at {args.audio_hz} Hz, strokes "
-                                     f"at {args.stroke_hz} Hz; node --params-file config/nexus.yaml; load avg "
+                                     f"at {args.stroke_hz} Hz; node --params-file config/nexus.yaml; DDS "
+                                     f"profile {Path(args.dds_profile).name}; load avg "
                                      f"before {load_before} after {load_after})"))
     path = write_result("ros_latency", {"seconds": args.seconds, "camera_hz": args.camera_hz, "frame": args.frame,
                                         "frame_format": f"{fw}x{fh} {enc}", "audio_hz": args.audio_hz,
                                         "stroke_hz": args.stroke_hz,
                                         "params_file": "config/nexus.yaml",
+                                        "dds_profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "none"),
                                         "tuned_overrides": node_command(args, "tuned")[8:],
                                         "load_avg_before": load_before, "load_avg_after": load_after,
                                         "runs": runs, "ros_domain_id": os.environ.get("ROS_DOMAIN_ID")}, args.out)
@@ -247,7 +276,7 @@ def run_one(args, variant: str, subscribe: str):
     def on_diag(msg):
         for status in msg.status:
             for kv in status.values:
-                if kv.key in ("inference latency median (ms)", "fused", "published", "live inputs"):
+                if kv.key in DIAG_KEYS:
                     diag[kv.key] = kv.value
 
     from diagnostic_msgs.msg import DiagnosticArray
@@ -282,9 +311,11 @@ def run_one(args, variant: str, subscribe: str):
         recv.clear()
         latents[0] = 0
         w0 = time.time()
+        diag0 = dict(diag)
         while time.monotonic() - wall0 < args.seconds:
             ex.spin_once(timeout_sec=0.05)
         w1 = time.time()
+        diag1 = dict(diag)
         cpu1, wall1 = _proc_cpu_s(node_pid), time.monotonic()
         mem = _proc_mem_mb(node_pid)
     finally:
@@ -314,6 +345,12 @@ def run_one(args, variant: str, subscribe: str):
            "stamped_inputs": expected, "stamps_returned": cam_stamps,
            "dropped": max(0, expected - cam_stamps),
            "node_infer_med_ms": diag.get("inference latency median (ms)"),
+           # the node's own camera counters over the window (from two /diagnostics snapshots,
+           # both about one diagnostics period late): frames that reached it, and frames it
+           # replaced by a newer one before fusing (coalescing, not loss)
+           "camera_published": int(round(window * args.camera_hz)),
+           "node_camera_received": _delta(diag0, diag1, "image received"),
+           "node_camera_superseded": _delta(diag0, diag1, "image superseded"),
            "node_cpu_pct": round(100.0 * cpu_s / (wall1 - wall0), 1),
            "node_cpu_ms_per_output": round(1e3 * cpu_s / len(recv), 2) if recv else None, **mem}
     return row, stats
@@ -336,6 +373,9 @@ def main(argv=None) -> int:
     ap.add_argument("--heartbeat-hz", type=float, default=5.0, help="tuned variant only")
     ap.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the node if unset")
     ap.add_argument("--checkpoint", default="", help="node checkpoint (default: the shipped one)")
+    ap.add_argument("--dds-profile", default=str(DEFAULT_DDS_PROFILE),
+                    help="Fast DDS profile XML for all three processes (default: the shipped one, as the "
+                         "launch files set it); 'none': Fast DDS's defaults")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     return run_publisher(args) if args.role == "publisher" else run_bench(args)

@@ -10,8 +10,9 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import UnlessCondition
+from launch.substitutions import EnvironmentVariable, EqualsSubstitution, LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 
@@ -32,6 +33,15 @@ def generate_launch_description():
         DeclareLaunchArgument("device", default_value="auto", description="Inference device: auto | cpu | cuda."),
         DeclareLaunchArgument("replay_params", default_value=os.path.join(share, "config", "replay.yaml"),
                               description="Parameter file of the inference node for replay (use_sim_time)."),
+        DeclareLaunchArgument(
+            "dds_profile",
+            default_value=EnvironmentVariable(
+                "FASTDDS_DEFAULT_PROFILES_FILE",
+                default_value=os.path.join(share, "config", "fastdds_large_frames.xml")),
+            description="Fast DDS profile for the started nodes (FASTDDS_DEFAULT_PROFILES_FILE): by "
+                        "default the package's 8 MiB shared-memory profile, without which Fast DDS "
+                        "loses about half of best-effort VGA frames; a profile already in the "
+                        "environment is kept; empty: Fast DDS's defaults."),
     ]
     player = Node(
         package="crossmodal_ros", executable="bag_player", name="bag_player",
@@ -47,4 +57,8 @@ def generate_launch_description():
                      "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool)}],
         output="screen",
     )
-    return LaunchDescription(args + [player, nexus])
+    # before any node: the nodes read the profile when their DDS participant starts
+    dds = SetEnvironmentVariable(
+        "FASTDDS_DEFAULT_PROFILES_FILE", LaunchConfiguration("dds_profile"),
+        condition=UnlessCondition(EqualsSubstitution(LaunchConfiguration("dds_profile"), "")))
+    return LaunchDescription(args + [dds, player, nexus])
