@@ -118,6 +118,21 @@ class _Codec:
 
 
 # --------------------------------------------------------------------------- image
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    """float32 ``0.299 R + 0.587 G + 0.114 B`` of an HxWx3 RGB array (any numeric dtype, unscaled).
+
+    OpenCV's colour conversion (the same weights) on float32. A channel-reversed view of a
+    contiguous BGR buffer (what ``image_to_canonical`` makes of bgr8 frames) is converted from
+    the buffer itself, without a copy into RGB order.
+    """
+    import cv2
+
+    bgr = rgb[:, :, ::-1]
+    if bgr.flags.c_contiguous:
+        return cv2.cvtColor(bgr.astype(np.float32), cv2.COLOR_BGR2GRAY)
+    return cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2GRAY)
+
+
 #: Polarity options of :class:`ImageCodec`.
 INVERT_AUTO, INVERT_NEVER, INVERT_ALWAYS = "auto", "never", "always"
 
@@ -189,24 +204,25 @@ class ImageCodec(_Codec):
         if h * w > self.max_pixels:
             raise CodecError(f"image frame: {h}x{w} pixels is more than the {self.max_pixels} allowed")
         if arr.dtype == np.uint8:
-            img = arr.astype(np.float32) / 255.0
+            scale = 1.0 / 255.0
         elif arr.dtype == np.uint16:
-            img = arr.astype(np.float32) / 65535.0
+            scale = 1.0 / 65535.0
         elif np.issubdtype(arr.dtype, np.floating):
             _check_finite(arr, "image frame")
             lo, hi = float(arr.min()), float(arr.max())
             if lo < -1e-3 or hi > 1 + 1e-3:
                 raise CodecError(f"image frame: float values span [{lo:.3g}, {hi:.3g}]; expected [0,1]")
-            img = np.clip(arr, 0.0, 1.0).astype(np.float32)
+            arr, scale = np.clip(arr, 0.0, 1.0), None
         else:
             raise CodecError(f"image frame: dtype {arr.dtype} is not supported; expected uint8, uint16 or float")
-        if img.ndim == 3:
-            c = img.shape[2]
-            if c == 1:
-                img = img[:, :, 0]
-            else:  # RGB or RGBA (BGR order changes the weights only slightly)
-                img = 0.299 * img[:, :, 0] + 0.587 * img[:, :, 1] + 0.114 * img[:, :, 2]
-        return np.ascontiguousarray(img, dtype=np.float32)
+        if arr.ndim == 3:
+            # RGB(A) -> luminance 0.299 R + 0.587 G + 0.114 B (BGR order changes the weights only
+            # slightly); grey first, so the scaling below touches a third of the values
+            arr = arr[:, :, 0] if arr.shape[2] == 1 else _luminance(arr[:, :, :3])
+        img = arr.astype(np.float32)
+        if scale is not None:
+            img *= np.float32(scale)
+        return np.ascontiguousarray(img)
 
     def encode(self, frame: Any) -> np.ndarray:
         """Frame (HxW or HxWxC, C in 1/3/4; uint8, uint16 or float) -> float32 (1,28,28) in [0,1].

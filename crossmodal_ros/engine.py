@@ -102,6 +102,17 @@ def resolve_device(device: str = "auto") -> torch.device:
     return dev
 
 
+def _memory_order(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``x`` with every negatively strided axis flipped back (a view) and the flipped axes.
+
+    A bgr8 frame reaches the engine as a channel-reversed view of the message buffer; copying or
+    comparing it in that order goes element by element (0.9 ms for a VGA frame), in memory order
+    at memcpy speed. Two arrays are equal iff their memory-order views with the same flips are.
+    """
+    flips = tuple(i for i, st in enumerate(x.strides) if st < 0)
+    return (np.flip(x, flips) if flips else x), flips
+
+
 class FusionEngine:
     """Model + codecs + device. Build with :meth:`from_checkpoint`.
 
@@ -263,15 +274,17 @@ class FusionEngine:
         entry = self._preproc_cache.get(m) if self.cache_preprocessing else None
         if entry is None or not isinstance(value, np.ndarray):
             return None
-        prev, rate, encoded = entry
-        if (rate == sample_rate and prev.shape == value.shape and prev.dtype == value.dtype
-                and np.array_equal(prev, value)):
+        prev, flipped, rate, encoded = entry
+        mem, flips = _memory_order(value)
+        if (rate == sample_rate and flips == flipped and prev.shape == mem.shape and prev.dtype == mem.dtype
+                and np.array_equal(prev, mem)):
             return encoded.copy()
         return None
 
     def _remember(self, m: str, value, sample_rate, encoded) -> None:
         if self.cache_preprocessing and isinstance(value, np.ndarray) and value.size >= 64:
-            self._preproc_cache[m] = (value.copy(), sample_rate, np.array(encoded, copy=True))
+            mem, flips = _memory_order(value)
+            self._preproc_cache[m] = (mem.copy(), flips, sample_rate, np.array(encoded, copy=True))
 
     # ------------------------------------------------------------------ inference
     def infer(self, raw: dict, sample_rate: int | None = None, decode=None) -> FusionResult:

@@ -250,6 +250,37 @@ def test_preprocessing_cache_reuses_equal_input_and_sees_changes(monkeypatch):
 
 
 @pytest.mark.slow
+def test_preprocessing_cache_with_channel_reversed_frames(monkeypatch):
+    """bgr8 frames reach the engine as channel-reversed views; the cache compares them in memory
+    order (flips remembered), so equal frames hit, changed or differently flipped ones do not.
+    """
+    import cv2
+
+    eng = FusionEngine(_randomise(build_model("nexus", {})), default_codecs(), device="cpu")
+    calls = []
+    cls = type(eng.codecs["image"])
+    real = cls.encode
+    monkeypatch.setattr(cls, "encode", lambda self, x: calls.append(1) or real(self, x))  # frozen class
+    bgr = np.full((120, 160, 3), 210, np.uint8)
+    cv2.putText(bgr, "4", (60, 90), cv2.FONT_HERSHEY_SIMPLEX, 2, (30, 20, 10), 6)
+    rgb_view = bgr[:, :, ::-1]
+    a = eng.infer({"image": rgb_view})
+    b = eng.infer({"image": bgr.copy()[:, :, ::-1]})  # same content, same flips: reused
+    assert len(calls) == 1
+    np.testing.assert_array_equal(a.latent_mu, b.latent_mu)
+    same_rgb = np.ascontiguousarray(rgb_view)  # same content, no flips: recomputed, same result
+    c = eng.infer({"image": same_rgb})
+    assert len(calls) == 2
+    np.testing.assert_allclose(a.latent_mu, c.latent_mu, atol=1e-6)
+    bgr[60:, :, 0] = 0  # changed in place under the view: recomputed
+    d = eng.infer({"image": rgb_view})
+    assert len(calls) == 3
+    fresh = FusionEngine(eng.model, default_codecs(), device="cpu", cache_preprocessing=False)
+    np.testing.assert_allclose(d.latent_mu, fresh.infer({"image": np.ascontiguousarray(rgb_view)}).latent_mu,
+                               atol=1e-6)
+
+
+@pytest.mark.slow
 def test_shipped_checkpoint_fast_equals_reference():
     from crossmodal_ros.paths import default_checkpoint
 
