@@ -118,6 +118,37 @@ class _Codec:
 
 
 # --------------------------------------------------------------------------- image
+def _median_above(x: np.ndarray, t: float) -> bool:
+    """``np.median(x) > t``, exactly, by counting instead of sorting (0.005 vs 0.45 ms for a
+    256x192 frame).
+    """
+    v = x.ravel()
+    n = v.size
+    above = v > t
+    c = int(np.count_nonzero(above))  # sorted ascending, a_i > t iff i >= n - c
+    k = n // 2
+    if n % 2:
+        return c >= k + 1  # the median a_k
+    if c >= k + 1:  # median (a_{k-1} + a_k) / 2: both above t
+        return True
+    if c <= k - 1:  # both at or below t
+        return False
+    return (float(v[~above].max()) + float(v[above].min())) / 2.0 > t  # a_{k-1} <= t < a_k
+
+
+def _quantile(x: np.ndarray, q: float) -> float:
+    """``np.percentile(x, 100 q)`` (linear interpolation) from a partition of the two order
+    statistics it needs (equal within float32 rounding; half the time of ``np.percentile``).
+    """
+    v = x.ravel()
+    pos = q * (v.size - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, v.size - 1)
+    part = np.partition(v, [lo, hi])
+    a, b = float(part[lo]), float(part[hi])
+    return a + (b - a) * (pos - lo)
+
+
 def _luminance(rgb: np.ndarray) -> np.ndarray:
     """float32 ``0.299 R + 0.587 G + 0.114 B`` of an HxWx3 RGB array (any numeric dtype, unscaled).
 
@@ -284,7 +315,7 @@ class ImageCodec(_Codec):
             f *= g
         h, w = img.shape
         if self.invert == INVERT_ALWAYS or (self.invert == INVERT_AUTO
-                                             and float(np.median(img)) > self.auto_invert_threshold):
+                                             and _median_above(img, self.auto_invert_threshold)):
             img = 1.0 - img
         # background: an opening removes bright structures narrower than the kernel (strokes);
         # a kernel of 1/4 of the shorter side is wider than the strokes of any digit that fits.
@@ -299,7 +330,7 @@ class ImageCodec(_Codec):
         del kernel
         ink = np.clip(img - bg, 0.0, 1.0)
         den = cv2.medianBlur(ink, 3)
-        hi = float(np.percentile(den, 99.9))
+        hi = _quantile(den, 0.999)
         if hi < self.min_contrast:
             raise CodecError(f"image frame: no digit found (ink contrast {hi:.3f} < {self.min_contrast})")
         u8 = np.round(den / hi * 255.0).clip(0, 255).astype(np.uint8)

@@ -428,3 +428,17 @@ def test_older_checkpoint_codecs_keep_their_preprocessing():
     assert restored["image"].localize is False and restored["audio"].centre_on_energy is False
     current = codecs_from_dict(codecs_to_dict(default_codecs()))
     assert current["image"].localize is True and current["audio"].centre_on_energy is True
+
+
+def test_median_above_and_quantile_match_numpy():
+    """The image codec's order statistics (counting / partition instead of np.median /
+    np.percentile) agree with numpy on odd and even sizes, ties and thresholds at data values."""
+    from crossmodal_ros.codecs import _median_above, _quantile
+
+    rng = np.random.default_rng(11)
+    for trial in range(2000):
+        n = int(rng.integers(1, 400))
+        x = (rng.integers(0, 5, n) / 4).astype(np.float32) if trial % 2 else rng.random(n).astype(np.float32)
+        t = float(rng.choice([0.5, 0.25, 0.4999, float(x[rng.integers(0, n)])]))
+        assert _median_above(x.reshape(1, -1), t) == (float(np.median(x)) > t), (n, t)
+        assert _quantile(x, 0.999) == pytest.approx(float(np.percentile(x, 99.9)), abs=1e-6)
