@@ -224,7 +224,8 @@ def run_bench(args) -> int:
                                      f"at {args.stroke_hz} Hz; node --params-file config/nexus.yaml; DDS "
                                      f"profile {Path(args.dds_profile).name}; load avg "
                                      f"before {load_before} after {load_after})"))
-    path = write_result("ros_latency", {"seconds": args.seconds, "camera_hz": args.camera_hz, "frame": args.frame,
+    name = "ros_latency" if str(args.frame) == "28" else f"ros_latency_{str(args.frame).lower()}"
+    path = write_result(name, {"seconds": args.seconds, "camera_hz": args.camera_hz, "frame": args.frame,
                                         "frame_format": f"{fw}x{fh} {enc}", "audio_hz": args.audio_hz,
                                         "stroke_hz": args.stroke_hz,
                                         "params_file": "config/nexus.yaml",
