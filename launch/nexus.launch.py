@@ -3,6 +3,11 @@
 """Nexus inference only (sensors come from elsewhere): ``ros2 launch crossmodal_ros nexus.launch.py``.
 
 Remap the inputs to your robot's topics with ``camera_topic:=...`` etc.
+
+Camera frames larger than 512 KiB (640x480 bgr8 and up) sent best-effort over Fast DDS's default
+transports are mostly lost: start the camera driver with
+``FASTDDS_DEFAULT_PROFILES_FILE=<share>/crossmodal_ros/config/fastdds_large_frames.xml`` (the
+sender's shared-memory segment decides; README, "Camera-sized frames").
 """
 import os
 
