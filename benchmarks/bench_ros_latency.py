@@ -153,16 +153,16 @@ OUTPUT_TYPES = {"image": "Image", "audio_mel": "Image", "trajectory": "Path", "l
                 "modalities": "String", "latent_stamped": "JointState"}
 
 
-#: /diagnostics keys of the inference node that the benchmark records
-DIAG_KEYS = ("inference latency median (ms)", "fused", "published", "live inputs",
-             "image received", "image superseded")
+def _camera_delta(before: dict, after: dict, counter: str):
+    """Growth of the node's cumulative ``image`` input counter between two /diagnostics
+    snapshots (their key/value pairs; None if the node never reported it).
+    """
+    from crossmodal_ros.ros.diagnostics import input_counters
 
-
-def _delta(before: dict, after: dict, key: str):
-    """Growth of a cumulative node counter between two diagnostics snapshots (None if unseen)."""
-    if key not in after:
+    now = input_counters(after).get("image")
+    if now is None:
         return None
-    return int(after[key]) - int(before.get(key, 0))
+    return now[counter] - input_counters(before).get("image", {}).get(counter, 0)
 
 
 def node_command(args, variant: str) -> list[str]:
@@ -276,9 +276,8 @@ def run_one(args, variant: str, subscribe: str):
 
     def on_diag(msg):
         for status in msg.status:
-            for kv in status.values:
-                if kv.key in DIAG_KEYS:
-                    diag[kv.key] = kv.value
+            if status.name.endswith(": fusion"):
+                diag.update((kv.key, kv.value) for kv in status.values)
 
     from diagnostic_msgs.msg import DiagnosticArray
 
@@ -350,8 +349,8 @@ def run_one(args, variant: str, subscribe: str):
            # both about one diagnostics period late): frames that reached it, and frames it
            # replaced by a newer one before fusing (coalescing, not loss)
            "camera_published": int(round(window * args.camera_hz)),
-           "node_camera_received": _delta(diag0, diag1, "image received"),
-           "node_camera_superseded": _delta(diag0, diag1, "image superseded"),
+           "node_camera_received": _camera_delta(diag0, diag1, "received"),
+           "node_camera_superseded": _camera_delta(diag0, diag1, "superseded"),
            "node_cpu_pct": round(100.0 * cpu_s / (wall1 - wall0), 1),
            "node_cpu_ms_per_output": round(1e3 * cpu_s / len(recv), 2) if recv else None, **mem}
     return row, stats

@@ -432,7 +432,8 @@ def test_older_checkpoint_codecs_keep_their_preprocessing():
 
 def test_median_above_and_quantile_match_numpy():
     """The image codec's order statistics (counting / partition instead of np.median /
-    np.percentile) agree with numpy on odd and even sizes, ties and thresholds at data values."""
+    np.percentile) agree with numpy on odd and even sizes, ties and thresholds at data values.
+    """
     from crossmodal_ros.codecs import _median_above, _quantile
 
     rng = np.random.default_rng(11)

@@ -160,10 +160,16 @@ class NodeProcess:
     def _int(self, key: str) -> int:
         return int(self.values.get(key, 0))
 
+    def _counters(self) -> dict:
+        from crossmodal_ros.ros.diagnostics import input_counters
+
+        return input_counters(self.values)
+
     def received(self) -> dict:
         from crossmodal_ros.modalities import MODALITIES
 
-        return {m: self._int(f"{m} received") for m in MODALITIES}
+        counters = self._counters()
+        return {m: counters.get(m, {}).get("received", 0) for m in MODALITIES}
 
     def fused(self) -> int:
         return self._int("fused")
@@ -188,22 +194,15 @@ class NodeProcess:
     def dropped(self) -> dict:
         from crossmodal_ros.modalities import MODALITIES
 
-        out = {m: {} for m in MODALITIES}
-        for key, value in self.values.items():
-            m, _, rest = key.partition(" dropped (")
-            if rest and m in out:
-                out[m][rest.rstrip(")")] = int(value)
-        return out
+        counters = self._counters()
+        return {m: dict(counters.get(m, {}).get("dropped", {})) for m in MODALITIES}
 
     def accounting(self) -> dict:
         """As ``FusionCore.accounting`` from the diagnostics; ``pending`` 0 (see the module doc)."""
-        dropped = self.dropped()
         out = {}
-        for m, n in self.received().items():
-            if not n and not any(k.startswith(f"{m} ") for k in self.values):
-                continue
-            row = {"received": n, "dropped": sum(dropped[m].values()), "superseded": self._int(f"{m} superseded"),
-                   "fused": self._int(f"{m} fused"), "expired": self._int(f"{m} expired unfused"), "pending": 0}
+        for m, c in self._counters().items():
+            row = {"received": c["received"], "dropped": sum(c["dropped"].values()), "superseded": c["superseded"],
+                   "fused": c["fused"], "expired": c["expired"], "pending": 0}
             row["unaccounted"] = row["received"] - sum(v for k, v in row.items() if k != "received")
             out[m] = row
         return out

@@ -45,6 +45,36 @@ class RateMeter:
         return (len(times) - 1) / max(span, times[-1] - times[0])
 
 
+#: per-input counters of the fusion status: name in :func:`input_counters` -> key suffix
+_COUNTER_KEYS = {"received": "received", "superseded": "superseded", "fused": "fused",
+                 "expired": "expired unfused"}
+_DROPPED = " dropped ("
+
+
+def input_counters(values: Mapping[str, str]) -> dict[str, dict]:
+    """The per-input counters of a fusion status (its ``{key: value}`` pairs), read back.
+
+    ``{modality: {"received": n, "superseded": n, "fused": n, "expired": n, "dropped":
+    {reason: n}}}`` for every modality with at least one counter; counters a status does not
+    carry are 0. The reader of :func:`fusion_status`'s key format (soak, benchmarks).
+    """
+    out: dict[str, dict] = {}
+
+    def row(m: str) -> dict:
+        return out.setdefault(m, {**{c: 0 for c in _COUNTER_KEYS}, "dropped": {}})
+
+    for key, value in values.items():
+        m, sep, reason = key.partition(_DROPPED)
+        if sep and reason.endswith(")"):
+            row(m)["dropped"][reason[:-1]] = int(value)
+            continue
+        for counter, suffix in _COUNTER_KEYS.items():
+            if key.endswith(" " + suffix) and " " not in key[: -len(suffix) - 1]:
+                row(key[: -len(suffix) - 1])[counter] = int(value)
+                break
+    return out
+
+
 def _ms(x: Optional[float]) -> str:
     return "n/a" if x is None else f"{x * 1e3:.2f}"
 
@@ -87,14 +117,10 @@ def fusion_status(
     ]
     for m, r in rates.items():
         values.append(KeyValue(key=f"{m} rate (Hz)", value=f"{r:.2f}"))
-    for m, n in received.items():
-        values.append(KeyValue(key=f"{m} received", value=str(n)))
-    for m, n in superseded.items():
-        values.append(KeyValue(key=f"{m} superseded", value=str(n)))
-    for m, n in (fused_inputs or {}).items():
-        values.append(KeyValue(key=f"{m} fused", value=str(n)))
-    for m, n in (expired or {}).items():
-        values.append(KeyValue(key=f"{m} expired unfused", value=str(n)))
+    for counter, counts in (("received", received), ("superseded", superseded), ("fused", fused_inputs or {}),
+                            ("expired", expired or {})):
+        for m, n in counts.items():
+            values.append(KeyValue(key=f"{m} {_COUNTER_KEYS[counter]}", value=str(n)))
     n_incompatible = 0
     for m, n in (qos_incompatible or {}).items():
         if n:
@@ -104,7 +130,7 @@ def fusion_status(
     for m, reasons in dropped.items():
         for reason, n in sorted(reasons.items()):
             n_dropped += n
-            values.append(KeyValue(key=f"{m} dropped ({reason})", value=str(n)))
+            values.append(KeyValue(key=f"{m}{_DROPPED}{reason})", value=str(n)))
     if last_error:
         level, message = DiagnosticStatus.ERROR, f"inference failed: {last_error}"
     elif state != "active":
