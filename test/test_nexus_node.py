@@ -295,6 +295,36 @@ def test_diagnostics_report_device_and_live_inputs(ros_context, checkpoint):
     assert values["label received"] == "1"
 
 
+def test_num_threads_parameter_caps_the_thread_pools(ros_context, checkpoint):
+    """num_threads (default 1) caps torch, BLAS and OpenCV at configure; 0 leaves them alone."""
+    import cv2
+    import numpy  # noqa: F401 - its BLAS pool is one of those capped
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas():
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    before = (torch.get_num_threads(), cv2.getNumThreads())
+    restore = threadpool_limits(None)  # remembers the BLAS pools' sizes
+    try:
+        torch.set_num_threads(2)
+        threadpool_limits(2, user_api="blas")
+        cv2.setNumThreads(2)
+        node = _nexus(ros_context, checkpoint)  # the default
+        assert node.get_parameter("num_threads").value == 1
+        assert torch.get_num_threads() == 1 and blas() == {1} and cv2.getNumThreads() == 1
+        torch.set_num_threads(2)
+        _nexus(ros_context, checkpoint, num_threads=0)
+        assert torch.get_num_threads() == 2 and blas() == {1}
+        _nexus(ros_context, checkpoint, num_threads=3)
+        assert torch.get_num_threads() == 3 and blas() == {3} and cv2.getNumThreads() == 3
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
+        restore.restore_original_limits()
+
+
 # --------------------------------------------------------------------------- parameters
 def test_parameter_validation(ros_context, checkpoint):
     rc = ros_context

@@ -40,7 +40,8 @@ from crossmodal_ros.ros import conversions as conv
 from crossmodal_ros.ros.diagnostics import InputMonitor, node_statuses
 from crossmodal_ros.fusion_store import LatestSamples, newest
 from crossmodal_ros.ros.inference_params import (LIVE_PARAMETERS, PARAMETERS, STALENESS, missing_modalities_reason,
-                                                 parameter_overrides, print_help, validate_parameters)
+                                                 parameter_overrides, print_help, set_cpu_threads,
+                                                 validate_parameters)
 from crossmodal_ros.ros.node_io import INPUT_TOPICS, INPUT_TYPES, OUTPUT_NAMES, OUTPUT_NEEDS, OUTPUTS  # noqa: F401
 from crossmodal_ros.ros.node_io import InputSubscriptions, OutputPublishers, PublishContext
 from crossmodal_ros.ros.qos import input_qos, output_qos
@@ -165,9 +166,9 @@ class InferenceNode(LifecycleNode):
                                                qos_overriding_options=_QOS_OVERRIDES)
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self._fusion_group,
                                              clock=self._steady)
-        self.get_logger().info(
-            f"configured: {self._checkpoint_kind} checkpoint {self._checkpoint_path} on {engine.device}; "
-            f"outputs {sorted(self.outputs.pubs)}; inputs {values['qos_reliability']} depth {values['qos_depth']}")
+        self.get_logger().info(f"configured: {self._checkpoint_kind} checkpoint {self._checkpoint_path} on "
+                               f"{engine.device} ({self._threads} torch threads); outputs {sorted(self.outputs.pubs)}; "
+                               f"inputs {values['qos_reliability']} depth {values['qos_depth']}")
         return super().on_configure(state)
 
     def _load_engine(self, values: dict[str, Any]):
@@ -186,6 +187,7 @@ class InferenceNode(LifecycleNode):
                 model_options={"infer_combine": values["infer_combine"]} if values["infer_combine"] else None)
         except (CheckpointError, FileNotFoundError, ImportError, RuntimeError, ValueError) as exc:
             return self._configure_failed(f"cannot load checkpoint {path!r}: {exc}")
+        self._threads = set_cpu_threads(values["num_threads"])  # after the imports that load BLAS pools
         reason = missing_modalities_reason(path, tuple(engine.modalities), values["modalities"])
         if reason:
             return self._configure_failed(reason)
