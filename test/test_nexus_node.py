@@ -325,6 +325,21 @@ def test_num_threads_parameter_caps_the_thread_pools(ros_context, checkpoint):
         restore.restore_original_limits()
 
 
+def test_freeze_startup_objects_exempts_the_loaded_objects_from_gc_scans():
+    """In a process of its own (a frozen object's cyclic garbage is never collected)."""
+    import subprocess
+    import sys
+
+    code = ("import gc, torch, librosa\n"
+            "from crossmodal_ros.ros.inference_params import freeze_startup_objects\n"
+            "n = freeze_startup_objects()\n"
+            "assert n == gc.get_freeze_count() and n > 50000, n\n"
+            "assert len(gc.get_objects()) < n / 20, (len(gc.get_objects()), n)\n"
+            "print('frozen', n)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "frozen" in proc.stdout, proc.stdout + proc.stderr
+
+
 # --------------------------------------------------------------------------- parameters
 def test_parameter_validation(ros_context, checkpoint):
     rc = ros_context

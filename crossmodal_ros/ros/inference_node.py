@@ -39,9 +39,9 @@ from crossmodal_ros.modalities import MODALITIES
 from crossmodal_ros.ros import conversions as conv
 from crossmodal_ros.ros.diagnostics import InputMonitor, node_statuses
 from crossmodal_ros.fusion_store import LatestSamples, newest
-from crossmodal_ros.ros.inference_params import (LIVE_PARAMETERS, PARAMETERS, STALENESS, missing_modalities_reason,
-                                                 parameter_overrides, print_help, set_cpu_threads,
-                                                 validate_parameters)
+from crossmodal_ros.ros.inference_params import (LIVE_PARAMETERS, PARAMETERS, STALENESS, freeze_startup_objects,
+                                                 missing_modalities_reason, parameter_overrides, print_help,
+                                                 set_cpu_threads, validate_parameters)
 from crossmodal_ros.ros.node_io import INPUT_TOPICS, INPUT_TYPES, OUTPUT_NAMES, OUTPUT_NEEDS, OUTPUTS  # noqa: F401
 from crossmodal_ros.ros.node_io import InputSubscriptions, OutputPublishers, PublishContext
 from crossmodal_ros.ros.qos import input_qos, output_qos
@@ -187,7 +187,7 @@ class InferenceNode(LifecycleNode):
                 model_options={"infer_combine": values["infer_combine"]} if values["infer_combine"] else None)
         except (CheckpointError, FileNotFoundError, ImportError, RuntimeError, ValueError) as exc:
             return self._configure_failed(f"cannot load checkpoint {path!r}: {exc}")
-        self._threads = set_cpu_threads(values["num_threads"])  # after the imports that load BLAS pools
+        self._threads = set_cpu_threads(values["num_threads"])  # after the model's imports loaded BLAS
         reason = missing_modalities_reason(path, tuple(engine.modalities), values["modalities"])
         if reason:
             return self._configure_failed(reason)
@@ -382,11 +382,11 @@ def main(args=None, prog: str = "crossmodal_inference") -> None:
         return 0
     try:
         with rclpy.init(args=args):
-            # the executor first: a Ctrl-C during the node's (autostart) configure must not
-            # interrupt the executor's constructor
+            # executor first: a Ctrl-C in the node's (autostart) configure must not hit its constructor
             executor = SingleThreadedExecutor()
             node = InferenceNode()
             executor.add_node(node)
+            freeze_startup_objects()  # no full-gc pauses over the loaded model (inference_params)
             try:
                 spin_until_shutdown(executor.spin)
             finally:
