@@ -105,6 +105,10 @@ def run_publisher(args) -> int:
         pen.publish(conv.numpy_to_path(strokes[count["stroke"] % 4], stamp=_stamp_now(), frame_id="pen"))
         count["stroke"] += 1
 
+    # start once the node's camera subscription has matched, so that every frame counts
+    deadline = time.monotonic() + 30.0
+    while cam.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
     node.create_timer(1.0 / args.camera_hz, on_cam)
     if args.audio_hz > 0:
         node.create_timer(1.0 / args.audio_hz, on_mic)
@@ -151,6 +155,21 @@ SHIPPED_PARAMS = HERE.parent / "config" / "nexus.yaml"
 OUTPUT_TYPES = {"image": "Image", "audio_mel": "Image", "trajectory": "Path", "label": "Int32",
                 "label_probs": "Float32MultiArray", "latent": "Float32MultiArray",
                 "modalities": "String", "latent_stamped": "JointState"}
+
+
+def _publisher_counts(pub) -> dict:
+    """The publisher role's final ``publisher: {...}`` line (messages sent per stream), once it exited."""
+    import ast
+
+    try:
+        out, _ = pub.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        pub.kill()
+        return {}
+    for line in (out or "").splitlines():
+        if line.startswith("publisher: {"):
+            return ast.literal_eval(line.split(":", 1)[1].strip())
+    return {}
 
 
 def _camera_delta(before: dict, after: dict, counter: str):
@@ -230,6 +249,7 @@ def run_bench(args) -> int:
                                         "stroke_hz": args.stroke_hz,
                                         "params_file": "config/nexus.yaml",
                                         "dds_profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "none"),
+                                        "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
                                         "tuned_overrides": node_command(args, "tuned")[8:],
                                         "load_avg_before": load_before, "load_avg_after": load_after,
                                         "runs": runs, "ros_domain_id": os.environ.get("ROS_DOMAIN_ID")}, args.out)
@@ -246,6 +266,8 @@ def run_one(args, variant: str, subscribe: str):
     from std_msgs.msg import Float32MultiArray, Int32, String
 
     from common import load_average, summarize_ms
+
+    from crossmodal_ros.ros.diagnostics import input_counters
 
     if subscribe not in ("image", "all", "latent"):
         raise ValueError(f"unknown subscribe mode {subscribe!r} (image | all | latent)")
@@ -318,6 +340,14 @@ def run_one(args, variant: str, subscribe: str):
         diag1 = dict(diag)
         cpu1, wall1 = _proc_cpu_s(node_pid), time.monotonic()
         mem = _proc_mem_mb(node_pid)
+        # frame accounting over the whole run: stop the publisher, read how many frames it sent,
+        # let the node drain and report its counters once more (/diagnostics at 1 Hz)
+        pub.send_signal(2)
+        sent = _publisher_counts(pub)
+        t_end = time.monotonic()
+        while time.monotonic() - t_end < 2.5:
+            ex.spin_once(timeout_sec=0.05)
+        totals = input_counters(diag).get("image", {})
     finally:
         for p in (pub, nexus):
             if p is not None and p.poll() is None:
@@ -342,15 +372,22 @@ def run_one(args, variant: str, subscribe: str):
     row = {"variant": variant, "subscribe": subscribe, "load": load_run[0], "outputs": len(recv),
            "rate_hz": round(len(recv) / window, 2),
            "median_ms": stats.get("median_ms"), "p99_ms": stats.get("p99_ms"), "mean_ms": stats.get("mean_ms"),
+           # stamps (camera frames and strokes) published in the window that no output carried: a
+           # stroke fused together with a newer camera frame carries that frame's stamp
            "stamped_inputs": expected, "stamps_returned": cam_stamps,
-           "dropped": max(0, expected - cam_stamps),
+           "stamps_not_returned": max(0, expected - cam_stamps),
            "node_infer_med_ms": diag.get("inference latency median (ms)"),
-           # the node's own camera counters over the window (from two /diagnostics snapshots,
-           # both about one diagnostics period late): frames that reached it, and frames it
-           # replaced by a newer one before fusing (coalescing, not loss)
-           "camera_published": int(round(window * args.camera_hz)),
-           "node_camera_received": _camera_delta(diag0, diag1, "received"),
-           "node_camera_superseded": _camera_delta(diag0, diag1, "superseded"),
+           # frame accounting over the whole run (exact): camera frames the publisher sent, frames
+           # the node received (its /diagnostics after the publisher stopped), and frames the node
+           # replaced by a newer one before fusing them (coalescing, not loss)
+           "camera_sent": sent.get("camera"),
+           "node_camera_received": totals.get("received"),
+           "camera_frames_lost": (sent["camera"] - totals["received"]
+                                  if "camera" in sent and "received" in totals else None),
+           "node_camera_superseded": totals.get("superseded"),
+           # the same node counters over the measurement window (two snapshots, each about one
+           # diagnostics period late)
+           "node_camera_received_window": _camera_delta(diag0, diag1, "received"),
            "node_cpu_pct": round(100.0 * cpu_s / (wall1 - wall0), 1),
            "node_cpu_ms_per_output": round(1e3 * cpu_s / len(recv), 2) if recv else None, **mem}
     return row, stats

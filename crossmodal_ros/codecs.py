@@ -133,7 +133,8 @@ def _median_above(x: np.ndarray, t: float) -> bool:
         return True
     if c <= k - 1:  # both at or below t
         return False
-    return (float(v[~above].max()) + float(v[above].min())) / 2.0 > t  # a_{k-1} <= t < a_k
+    # a_{k-1} <= t < a_k: their mean as np.median computes it (in the array's dtype)
+    return float(np.mean(np.array([v[~above].max(), v[above].min()], dtype=v.dtype))) > t
 
 
 def _quantile(x: np.ndarray, q: float) -> float:

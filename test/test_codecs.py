@@ -443,3 +443,6 @@ def test_median_above_and_quantile_match_numpy():
         t = float(rng.choice([0.5, 0.25, 0.4999, float(x[rng.integers(0, n)])]))
         assert _median_above(x.reshape(1, -1), t) == (float(np.median(x)) > t), (n, t)
         assert _quantile(x, 0.999) == pytest.approx(float(np.percentile(x, 99.9)), abs=1e-6)
+    # the two middle values straddle t and their float32 mean rounds onto t (float64 would not)
+    pair = np.array([0.5 - 2.0 ** -25, 0.5 + 2.0 ** -24], np.float32)
+    assert float(np.median(pair)) == 0.5 and not _median_above(pair, 0.5)

@@ -272,9 +272,12 @@ def test_preprocessing_cache_with_channel_reversed_frames(monkeypatch):
     c = eng.infer({"image": same_rgb})
     assert len(calls) == 2
     np.testing.assert_allclose(a.latent_mu, c.latent_mu, atol=1e-6)
-    bgr[60:, :, 0] = 0  # changed in place under the view: recomputed
-    d = eng.infer({"image": rgb_view})
+    eng.infer({"image": rgb_view})  # flipped again: recomputed (the cache held the unflipped frame)
+    eng.infer({"image": rgb_view})  # the same view again: reused
     assert len(calls) == 3
+    bgr[60:, :, 0] = 0  # changed in place under the cached view: recomputed
+    d = eng.infer({"image": rgb_view})
+    assert len(calls) == 4
     fresh = FusionEngine(eng.model, default_codecs(), device="cpu", cache_preprocessing=False)
     np.testing.assert_allclose(d.latent_mu, fresh.infer({"image": np.ascontiguousarray(rgb_view)}).latent_mu,
                                atol=1e-6)

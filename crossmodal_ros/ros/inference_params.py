@@ -53,10 +53,11 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         "faster on a CPU, builds its graphs at configure), auto (onnx where it runs, else fast) "
         "or reference (the training model). Read at configure.", ParameterType.PARAMETER_STRING)),
     "num_threads": (1, _int_desc(
-        "CPU threads of the node process: torch intra-op, BLAS (numpy/scipy) and OpenCV pools "
-        "(0 = each library's default, about one per core). 1 suits batch-1 fusion on a robot whose "
-        "cores other nodes share: with 2 on a 2-core machine the end-to-end p99 was 111 ms against "
-        "14 ms (busy-waiting pool threads). Read at configure.", 0, 256)),
+        "CPU threads of the node's process: torch intra-op, BLAS (numpy/scipy) and OpenCV pools "
+        "(0 = leave them as they are: in a fresh process each library's default, about one per "
+        "core). Process-wide; the onnx backend always runs one thread. 1 suits batch-1 fusion on a "
+        "robot whose cores other nodes share: with 2 on a 2-core machine the end-to-end p99 was "
+        "112 ms against 17 ms (busy-waiting pool threads). Read at configure.", 0, 256)),
     "infer_combine": ("", _desc(
         "How a Nexus checkpoint combines several given modalities: empty = as stored (the "
         "shipped model: mixture), mixture (moment-matched mixture of the single-modality "
@@ -174,10 +175,11 @@ def validate_parameters(values: dict[str, Any]) -> str:
 def set_cpu_threads(n: int) -> int:
     """Apply the ``num_threads`` parameter to the process's CPU thread pools and return torch's
     thread count now: ``n`` > 0 sets torch's intra-op threads, the BLAS pools numpy and scipy
-    load (threadpoolctl) and OpenCV's to ``n``; 0 leaves every library's default.
+    load (threadpoolctl) and OpenCV's to ``n`` (process-wide); 0 leaves them as they are.
 
     Idle pool threads busy-wait: with ``OMP_NUM_THREADS=2`` on the 2-core machine the node used
-    41 % of a core at 30 fusions/s with torch alone at 1 thread and 19 % with every pool at 1.
+    65 % of a core at 30 fusions/s, 41 % with torch alone at 1 thread and 19 % with every pool at 1
+    (benchmarks/results/ros_latency_omp2_*_num_threads.json).
     """
     import cv2
     import scipy.linalg  # noqa: F401 - loads scipy's own OpenBLAS (librosa uses it) so it is capped too
@@ -195,11 +197,13 @@ def freeze_startup_objects() -> int:
     """Collect once, then exempt every object alive now from the garbage collector's scans
     (``gc.freeze``); returns how many objects were frozen.
 
-    For the node's own process (``crossmodal_inference``), once the node has configured: a full
-    collection, which the interpreter runs now and then while the node fuses, otherwise walks the
-    about 230,000 objects of torch, librosa and the model (53 ms on this machine, a latency spike
-    of that size). Frozen objects are still freed by reference counting; only cyclic garbage
-    among them would stay, so the call belongs to a process's start, not to a library.
+    For the node's own process (``crossmodal_inference``), once the node has configured (with
+    ``autostart``, the default; under a lifecycle manager the model loads later and only the
+    imports are frozen): a full collection, which the interpreter runs now and then while the
+    node fuses, otherwise walks the about 230,000 objects of torch, librosa and the model (53 ms
+    on this machine, a latency spike of that size). Frozen objects are still freed by reference
+    counting; only cyclic garbage among them would stay (a reconfigure drops the old engine, whose
+    tensors and modules hold no cycles), so the call belongs to a process's start, not to a library.
     """
     import gc
 
