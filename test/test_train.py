@@ -178,6 +178,12 @@ def test_comparison_configs_build_their_models():
     assert {k for k in shipped["model"] if shipped["model"][k] != previous["model"][k]} == {"fpd_sizes",
                                                                                            "infer_combine"}
     assert build_model("nexus", shipped["model"]).infer_mixture
+    # the issue-15 candidate: the shipped recipe with the bottom image VAE's weight 1 -> 10, nothing else
+    candidate = T.load_config("config/train_nexus_image10.yaml")
+    for section in ("model", "train", "augment"):
+        differing = {k for k in shipped[section] if shipped[section][k] != candidate[section][k]}
+        assert differing == ({"bottom_weights"} if section == "model" else set()), (section, differing)
+    assert candidate["model"]["bottom_weights"] == {**shipped["model"]["bottom_weights"], "image": 10.0}
     assert not build_model("nexus", previous["model"]).infer_mixture
 
 
