@@ -134,7 +134,7 @@ def test_shipped_configs_are_valid_and_use_the_reference_setup():
     paper = T.load_config("config/train_nexus_paper.yaml")
     assert paper["model"]["fpd_rho"] == 0.2 and paper["train"]["sound_pretrain_epochs"] == 30
     assert paper["model"]["top_weights"]["audio"] == 1.0
-    # ... and the shipped model's recipe, which differs in six documented model values, its data
+    # ... and the shipped model's recipe, which differs in seven documented model values, its data
     # handling (own validation split, a held-out speaker) and augmentation (off in the paper recipe)
     shipped = T.load_config("config/train_nexus.yaml")
     assert shipped["model"]["fpd_sizes"] == "single" and shipped["model"]["infer_combine"] == "mixture"
@@ -144,7 +144,9 @@ def test_shipped_configs_are_valid_and_use_the_reference_setup():
     for section in ("model", "train"):
         differing = {k for k in paper[section] if paper[section][k] != shipped[section][k]}
         assert differing <= {"fpd_rho", "top_weights", "top_input", "sound_pretrain_epochs", "half_best",
-                             "val_split", "exclude_speakers", "fpd_sizes", "infer_combine", "precision"}, differing
+                             "val_split", "exclude_speakers", "fpd_sizes", "infer_combine", "precision",
+                             "bottom_weights"}, differing
+    assert shipped["model"]["bottom_weights"] == {**paper["model"]["bottom_weights"], "image": 10.0}
     assert shipped["augment"]["enabled"] is True and paper["augment"]["enabled"] is False
     assert shipped["train"]["val_split"] == "val" and shipped["train"]["exclude_speakers"] == ["theo"]
 
@@ -174,16 +176,17 @@ def test_comparison_configs_build_their_models():
         assert cfg["augment"] == shipped["augment"], name
         for key in ("val_split", "exclude_speakers", "sound_pretrain_epochs", "batch_size", "lr"):
             assert cfg["train"][key] == shipped["train"][key], (name, key)
-    previous = T.load_config("config/train_nexus_uniform_fpd.yaml")
-    assert {k for k in shipped["model"] if shipped["model"][k] != previous["model"][k]} == {"fpd_sizes",
-                                                                                           "infer_combine"}
-    assert build_model("nexus", shipped["model"]).infer_mixture
-    # the issue-15 candidate: the shipped recipe with the bottom image VAE's weight 1 -> 10, nothing else
-    candidate = T.load_config("config/train_nexus_image10.yaml")
+    # the recipe shipped before issue 15's last change: bottom image VAE weight 1 (now 10), nothing else
+    image1 = T.load_config("config/train_nexus_image1.yaml")
     for section in ("model", "train", "augment"):
-        differing = {k for k in shipped[section] if shipped[section][k] != candidate[section][k]}
+        differing = {k for k in shipped[section] if shipped[section][k] != image1[section][k]}
         assert differing == ({"bottom_weights"} if section == "model" else set()), (section, differing)
-    assert candidate["model"]["bottom_weights"] == {**shipped["model"]["bottom_weights"], "image": 10.0}
+    assert shipped["model"]["bottom_weights"] == {**image1["model"]["bottom_weights"], "image": 10.0}
+    # and the one before it: uniform FPD sizes and one aggregated posterior
+    previous = T.load_config("config/train_nexus_uniform_fpd.yaml")
+    assert {k for k in image1["model"] if image1["model"][k] != previous["model"][k]} == {"fpd_sizes",
+                                                                                         "infer_combine"}
+    assert build_model("nexus", shipped["model"]).infer_mixture
     assert not build_model("nexus", previous["model"]).infer_mixture
 
 
