@@ -187,6 +187,14 @@ def test_comparison_configs_build_their_models():
     assert {k for k in image1["model"] if image1["model"][k] != previous["model"][k]} == {"fpd_sizes",
                                                                                          "infer_combine"}
     assert build_model("nexus", shipped["model"]).infer_mixture
+    # the like-for-like competitors: their v2 config with the shipped bottom weights and precision
+    for name in ("mmvae_v2", "mmvae_plus_v2"):
+        parent, variant = T.load_config(f"config/train_{name}.yaml"), T.load_config(f"config/train_{name}_image10.yaml")
+        for section in ("model", "train", "augment"):
+            differing = {k for k in parent[section] if parent[section][k] != variant[section][k]}
+            assert differing == {"model": {"bottom_weights"}, "train": {"precision"}, "augment": set()}[section], name
+        assert variant["model"]["bottom_weights"] == shipped["model"]["bottom_weights"], name
+        assert variant["train"]["precision"] == shipped["train"]["precision"], name
     assert not build_model("nexus", previous["model"]).infer_mixture
 
 
