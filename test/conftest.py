@@ -4,7 +4,9 @@
 
 These variables are set before anything imports rclpy.
 """
+import importlib.util
 import os
+from pathlib import Path
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 # Own domain per test session, unless the caller (Makefile, .ci/run) chose one.
@@ -75,3 +77,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("ros") is None and _starts_ros(item):
             item.add_marker(pytest.mark.ros)
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """Import a repository script that is not part of the package (``tools/*.py``,
+    ``examples/*.py``) by its path relative to the repository root.
+    """
+    root = Path(__file__).resolve().parents[1]
+
+    def load(relative: str):
+        path = root / relative
+        spec = importlib.util.spec_from_file_location(path.stem + "_script", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -3,18 +3,15 @@
 """tools/compare_results.py: mean ± std over seeds, robustness rows, and a computed 2-std verdict."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 
-TOOL = pathlib.Path(__file__).resolve().parents[1] / "tools" / "compare_results.py"
+import pytest
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("compare_results_tool", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+@pytest.fixture(scope="module")
+def tool(load_script):
+    return load_script("tools/compare_results.py")
 
 
 def _eval_result(folder: pathlib.Path, mean: float, traj3: float) -> str:
@@ -34,8 +31,7 @@ def _rob_result(folder: pathlib.Path, acc: float) -> str:
     return str(folder)
 
 
-def test_seeds_give_mean_and_std_and_the_verdict_follows_the_numbers(tmp_path, capsys):
-    tool = _tool()
+def test_seeds_give_mean_and_std_and_the_verdict_follows_the_numbers(tool, tmp_path, capsys):
     a = ",".join(_eval_result(tmp_path / f"a{i}", m, 0.98) for i, m in enumerate((0.970, 0.972, 0.974)))
     b = ",".join(_eval_result(tmp_path / f"b{i}", m, 0.99) for i, m in enumerate((0.950, 0.951, 0.952)))
     c = ",".join(_eval_result(tmp_path / f"c{i}", m, 0.99) for i, m in enumerate((0.970, 0.975, 0.980)))
@@ -53,8 +49,7 @@ def test_seeds_give_mean_and_std_and_the_verdict_follows_the_numbers(tmp_path, c
     assert any("robustness rows mean" in ln and "vs B" in ln and "not more" not in ln for ln in lines)
 
 
-def test_one_seed_has_no_std(tmp_path):
-    tool = _tool()
+def test_one_seed_has_no_std(tool, tmp_path):
     a = _eval_result(tmp_path / "a", 0.97, 0.98)
     b = _eval_result(tmp_path / "b", 0.96, 0.98)
     tool.main([f"A={a}", f"B={b}", "--out", str(tmp_path / "t.md")])

@@ -5,26 +5,19 @@ is absent; latents come from the model's bottom image VAE and its image-only sha
 """
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-
 import numpy as np
+import pytest
 import torch
 
 from crossmodal_ros.models import build_model
 
-TOOL = pathlib.Path(__file__).resolve().parents[1] / "tools" / "probe_image_latent.py"
+
+@pytest.fixture(scope="module")
+def tool(load_script):
+    return load_script("tools/probe_image_latent.py")
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("probe_image_latent_tool", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_probe_separates_a_linear_class_and_not_noise():
-    tool = _tool()
+def test_probe_separates_a_linear_class_and_not_noise(tool):
     rng = np.random.default_rng(0)
     y = rng.integers(0, 10, 600)
     centres = rng.normal(0, 3, (10, 8))
@@ -34,8 +27,7 @@ def test_probe_separates_a_linear_class_and_not_noise():
     assert tool.probe(noise[:400], y[:400], noise[400:], y[400:]) < 0.3
 
 
-def test_image_latents_match_the_model():
-    tool = _tool()
+def test_image_latents_match_the_model(tool):
     torch.manual_seed(0)
     model = build_model("nexus", {}).eval()
     images = np.random.default_rng(1).random((5, 1, 28, 28), dtype=np.float32)

@@ -10,23 +10,16 @@ The 10-minute run with the latency-drift target is ``python tools/soak.py --minu
 """
 from __future__ import annotations
 
-import importlib.util
 import io
-import pathlib
 
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.ros]
 
-SOAK = pathlib.Path(__file__).resolve().parent.parent / "tools" / "soak.py"
-
 
 @pytest.fixture(scope="module")
-def soak():
-    spec = importlib.util.spec_from_file_location("soak_tool", SOAK)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def soak(load_script):
+    return load_script("tools/soak.py")
 
 
 def test_random_schedule_covers_the_run_and_recurs_to_all(soak):
