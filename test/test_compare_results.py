@@ -55,3 +55,32 @@ def test_one_seed_has_no_std(tool, tmp_path):
     tool.main([f"A={a}", f"B={b}", "--out", str(tmp_path / "t.md")])
     text = (tmp_path / "t.md").read_text()
     assert "**97.0**" in text and "one seed for A, B: no std from it" in text
+
+
+def test_weak_classes_are_listed_per_seed(tool, tmp_path):
+    def rows(bad: bool) -> list:
+        acc = {str(k): 1.0 for k in range(10)}
+        out = []
+        for given in ("image", "label"):
+            cls = dict(acc, **({"7": 0.1 if given == "image" else 0.0} if bad else {}))
+            out.append({"kind": "cross", "given_name": given, "target": "audio", "per_class_accuracy": cls,
+                        "per_class_confused_with": {k: (6 if k == "7" and bad else None) for k in cls}})
+        return out
+
+    folders = []
+    for i, bad in enumerate((False, True)):
+        d = tmp_path / f"s{i}"
+        d.mkdir()
+        summary = {t: {"1": {"accuracy_mean": 0.9}, "3": {"accuracy_mean": 0.99}} for t in ("image", "audio",
+                                                                                           "trajectory", "label")}
+        (d / "results.json").write_text(json.dumps({"summary": summary, "mean_cross_accuracy": 0.97,
+                                                    "rows": rows(bad)}))
+        folders.append(str(d))
+    old = _eval_result(tmp_path / "old", 0.96, 0.98)
+    assert tool.main([f"A={','.join(folders)}", f"B={old}", "--weak-classes", "--out", str(tmp_path / "t.md")]) == 0
+    text = (tmp_path / "t.md").read_text()
+    assert "- A: seed folder 2: audio class 7 (judged as 6) in 2 rows, 0-10 %" in text
+    assert "seed folder 1" not in text.split("- A:")[1].splitlines()[0]
+    assert "- B: seed folder 1: no per-class rows" in text
+    tool.main([f"A={folders[0]}", "--weak-classes", "--out", str(tmp_path / "u.md")])
+    assert "- A: none" in (tmp_path / "u.md").read_text()

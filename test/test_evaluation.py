@@ -18,7 +18,8 @@ import pytest
 import torch
 from torch import nn
 
-from crossmodal_ros.evaluation.evaluate import evaluate_model, limit_tensors, results_markdown, write_outputs
+from crossmodal_ros.evaluation.evaluate import (class_breakdown, evaluate_model, limit_tensors, results_markdown,
+                                                 weak_classes, write_outputs)
 from crossmodal_ros.evaluation.instruments import FORMAT_VERSION, Instruments, default_instruments_path
 from crossmodal_ros.evaluation.metrics import (
     EvaluationError, accuracy, frechet_distance, frechet_distance_from_stats, per_class_frechet)
@@ -192,6 +193,35 @@ def test_a_class_blind_generator_scores_chance(data, judges):
     fds = [r["frechet"] for r in res["rows"] if r["target"] != "label" and r["kind"] == "cross"]
     assert len(fds) == 28 - 7 and all(fd > 1.0 for fd in fds)
     assert all(r["frechet"] is None for r in res["rows"] if r["kind"] == "self")
+
+
+def test_per_class_breakdown_names_the_failing_classes(data, judges, tmp_path):
+    test = data["test"]
+    perfect = evaluate_model(PerfectGenerator(test), test, judges, progress=None)
+    assert all(set(r["per_class_accuracy"].values()) == {1.0} for r in perfect["rows"])
+    assert all(set(r["per_class_confused_with"].values()) == {None} for r in perfect["rows"])
+    assert weak_classes(perfect) == []
+    blind = evaluate_model(PerfectGenerator(test, wrong_class=True), test, judges, progress=None)
+    for r in blind["rows"]:
+        assert r["per_class_accuracy"]["0"] == 1.0 and r["per_class_confused_with"]["0"] is None
+        assert all(r["per_class_accuracy"][str(k)] == 0.0 and r["per_class_confused_with"][str(k)] == 0
+                   for k in range(1, 10))
+    weak = weak_classes(blind)
+    assert len(weak) == 28 * 9 and {w["class"] for w in weak} == set(range(1, 10))
+    assert all(w["confused_with"] == 0 and w["accuracy"] == 0.0 for w in weak)
+    write_outputs(blind, tmp_path / "blind", plots=False)
+    md = (tmp_path / "blind" / "results.md").read_text()
+    assert "## Classes judged right less than half the time" in md and "| image | audio | 7 | 0.0 | 0 |" in md
+    write_outputs(perfect, tmp_path / "perfect", plots=False)
+    assert "None: every class" in (tmp_path / "perfect" / "results.md").read_text()
+
+
+def test_class_breakdown_on_known_predictions():
+    acc, confused = class_breakdown(torch.tensor([0, 0, 1, 2, 2, 2, 6]), torch.tensor([0, 1, 1, 7, 7, 2, 7]))
+    assert acc == {"0": 1.0, "1": 0.5, "2": 1.0, "7": 0.0}
+    assert confused == {"0": None, "1": 0, "2": None, "7": 2}
+    with pytest.raises(EvaluationError, match="differ"):
+        class_breakdown(torch.tensor([0, 1]), torch.tensor([0]))
 
 
 def test_fewer_modalities_and_output_files(tmp_path, data, judges):

@@ -5,7 +5,7 @@
 Usage::
 
     python tools/compare_results.py NAME=DIR[,DIR...] [NAME=DIR[,DIR...] ...]
-        [--robustness NAME=DIR[,DIR...] ...] [--out FILE]
+        [--robustness NAME=DIR[,DIR...] ...] [--weak-classes] [--out FILE]
 
 Each DIR holds a ``results.json`` written by ``crossmodal-eval`` (one training seed each); with
 several DIRs per NAME every cell is the mean ± standard deviation over them (sample std, n - 1).
@@ -15,12 +15,15 @@ modalities and the overall mean (the Nexus paper's Table 3 layout); with ``--rob
 Then, for the first NAME (the shipped default), its lead over every other model on the overall
 mean and on the mean of the robustness rows, and whether the lead exceeds two standard deviations
 (the larger of the two models' seed stds) - computed from the numbers, nothing assumed.
+``--weak-classes`` lists, per seed, the digit classes a cross-modal row judges right less than
+half the time (folders written by a ``crossmodal-eval`` that keeps per-class accuracies).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 
 TARGETS = ("image", "audio", "trajectory", "label")
@@ -100,6 +103,36 @@ def leads(values: dict[str, list[float]], measure: str) -> list[str]:
     return out
 
 
+def weak_class_lines(entries: list[tuple[str, list[dict]]], threshold: float = 0.5) -> list[str]:
+    """Per model and seed, the digit classes that some cross-modal row judges right less often than
+    ``threshold`` (one failing class moves a seed's mean by little and its audio cells by a tenth),
+    with the rows' count and the class they were most often judged as. Folders evaluated before
+    ``crossmodal-eval`` kept per-class accuracies are named as such.
+    """
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from crossmodal_ros.evaluation.evaluate import weak_classes
+
+    lines = []
+    for name, runs in entries:
+        parts = []
+        for i, run in enumerate(runs):
+            if not any("per_class_accuracy" in r for r in run.get("rows", [])):
+                parts.append(f"seed folder {i + 1}: no per-class rows")
+                continue
+            weak = weak_classes(run, threshold)
+            by_class: dict[tuple, list] = {}
+            for w in weak:
+                by_class.setdefault((w["target"], w["class"], w["confused_with"]), []).append(w["accuracy"])
+            if by_class:
+                parts.append(f"seed folder {i + 1}: " + "; ".join(
+                    f"{t} class {k} (judged as {c}) in {len(a)} rows, {100 * min(a):.0f}-{100 * max(a):.0f} %"
+                    for (t, k, c), a in sorted(by_class.items())))
+        lines.append(f"- {name}: " + (", ".join(parts) if parts else "none"))
+    return lines
+
+
 def _load(spec: str, error) -> tuple[str, list[dict]]:
     name, _, dirs = spec.partition("=")
     if not dirs:
@@ -117,6 +150,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("entries", nargs="+", help="NAME=DIR[,DIR...] with DIR/results.json (crossmodal-eval)")
     p.add_argument("--robustness", nargs="*", default=[], help="NAME=DIR[,DIR...] (crossmodal-eval --robustness)")
+    p.add_argument("--weak-classes", action="store_true",
+                   help="also list, per seed, the classes some cross-modal row judges right less than half the time")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
     entries = [_load(e, p.error) for e in a.entries]
@@ -127,6 +162,9 @@ def main(argv=None) -> int:
         text += "\n" + robustness_table(rob)
         summary += leads(robustness_means(rob), "robustness rows mean")
     text += "\n" + "\n".join(summary) + "\n"
+    if a.weak_classes:
+        text += ("\nClasses that some cross-modal row judges right less than half the time (per seed folder, "
+                 "in the order given):\n\n" + "\n".join(weak_class_lines(entries)) + "\n")
     if a.out:
         a.out.write_text(text)
     print(text, end="")

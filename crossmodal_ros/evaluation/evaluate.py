@@ -104,7 +104,8 @@ def evaluate_model(model, tensors: dict, instruments: Instruments, *, batch_size
     Result keys: ``modalities``, ``n_samples``, ``sample``, ``seed``, ``judge_accuracy``
     (judges on these real tensors), ``judge_test_accuracy`` (stored in the instruments),
     ``rows`` (one per subset x target: ``given``, ``given_name``, ``n_given``, ``target``,
-    ``kind`` = ``cross``|``self``, ``accuracy``, ``frechet`` (cross rows only)), ``summary``
+    ``kind`` = ``cross``|``self``, ``accuracy``, ``frechet`` (cross rows only),
+    ``per_class_accuracy`` and ``per_class_confused_with``: see :func:`class_breakdown`), ``summary``
     (``{target: {n_given: {accuracy_mean, accuracy_std, frechet_mean, frechet_std, n_subsets}}}``
     over cross rows), ``self_summary`` (``{target: {"alone": acc, "all": acc}}``),
     ``mean_cross_accuracy``, ``mean_cross_accuracy_by_n``, ``seconds``.
@@ -146,7 +147,9 @@ def evaluate_model(model, tensors: dict, instruments: Instruments, *, batch_size
                     raise EvaluationError(f"model produced non-finite {m_out} from {subset_name(given)}")
             parts = []
             for target in mods:
-                acc = accuracy(instruments.classify(target, gen[target]), y)
+                pred = instruments.classify(target, gen[target]).argmax(1).cpu()
+                acc = accuracy(pred, y)
+                per_class, confused = class_breakdown(pred, y)
                 kind = "self" if target in given else "cross"
                 fd = None
                 if target in real_feats and kind == "cross":  # MFD for cross-modal rows only
@@ -155,7 +158,8 @@ def evaluate_model(model, tensors: dict, instruments: Instruments, *, batch_size
                     except EvaluationError:
                         fd = None  # too few samples per class (tiny --limit)
                 rows.append({"given": list(given), "given_name": subset_name(given), "n_given": len(given),
-                             "target": target, "kind": kind, "accuracy": acc, "frechet": fd})
+                             "target": target, "kind": kind, "accuracy": acc, "frechet": fd,
+                             "per_class_accuracy": per_class, "per_class_confused_with": confused})
                 if kind == "cross":
                     parts.append(f"{target} {100 * acc:.1f}%")
             if keep_samples > 0:
@@ -203,6 +207,43 @@ def evaluate_model(model, tensors: dict, instruments: Instruments, *, batch_size
     if keep_samples > 0:
         result["samples"] = samples
     return result
+
+
+def class_breakdown(pred, y) -> tuple[dict, dict]:
+    """Per true class: the judged accuracy, and the class its wrongly judged samples were most
+    often judged as (None when none was wrong).
+
+    A failure confined to one class (e.g. every generated "seven" heard as "six") moves the mean
+    accuracy by only a tenth, so the evaluator keeps this per row. Keys are class indices as
+    strings (JSON); classes absent from ``y`` are left out.
+    """
+    p = torch.as_tensor(pred).long().cpu()
+    t = torch.as_tensor(y).long().cpu()
+    if p.shape != t.shape:
+        raise EvaluationError(f"class_breakdown: pred {tuple(p.shape)} and y {tuple(t.shape)} differ")
+    acc, confused = {}, {}
+    for k in torch.unique(t).tolist():
+        sel = p[t == k]
+        acc[str(k)] = float((sel == k).float().mean())
+        wrong = sel[sel != k]
+        confused[str(k)] = int(torch.mode(wrong).values) if wrong.numel() else None
+    return acc, confused
+
+
+def weak_classes(result: dict, threshold: float = 0.5) -> list[dict]:
+    """Cross-modal rows in which some class is judged right less often than ``threshold``:
+    ``[{"given_name", "target", "class", "accuracy", "confused_with"}]``, worst first.
+    Results written before per-class accuracies were kept give an empty list.
+    """
+    weak = []
+    for r in result["rows"]:
+        if r["kind"] != "cross":
+            continue
+        for k, a in (r.get("per_class_accuracy") or {}).items():
+            if a < threshold:
+                weak.append({"given_name": r["given_name"], "target": r["target"], "class": int(k), "accuracy": a,
+                             "confused_with": r["per_class_confused_with"].get(k)})
+    return sorted(weak, key=lambda w: (w["accuracy"], w["given_name"], w["target"]))
 
 
 # --------------------------------------------------------------------------- reports
@@ -267,6 +308,16 @@ def results_markdown(result: dict, header: dict | None = None) -> str:
     for t in mods:
         s = result["self_summary"][t]
         lines.append(f"| {t} | {_pct(s['alone'])} | {_pct(s['all'])} |")
+    weak = weak_classes(result)
+    lines += ["", "## Classes judged right less than half the time (cross-modal rows)", ""]
+    if weak:
+        lines += ["| given | target | class | accuracy % | most often judged as |", "|---|---|---|---|---|"]
+        lines += [f"| {w['given_name']} | {w['target']} | {w['class']} | {_pct(w['accuracy'])} | "
+                  f"{'–' if w['confused_with'] is None else w['confused_with']} |" for w in weak]
+    elif any("per_class_accuracy" in r for r in result["rows"]):
+        lines.append("None: every class of every cross-modal row is judged right at least half the time.")
+    else:
+        lines.append("Not recorded in this result (written before per-class accuracies were kept).")
     lines += ["", "## Per subset", "", "| given | target | kind | accuracy % | MFD |", "|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['given_name']} | {r['target']} | {r['kind']} | {_pct(r['accuracy'])} | "
@@ -322,6 +373,44 @@ def load_eval_tensors(spec: str, split: str, codecs=None) -> dict:
     return model_tensors(ds, codecs or None)
 
 
+class FastPathModel:
+    """A Nexus-family model seen through its fast inference path (:class:`FastNexus`, float or
+    ``weights="int8"``), with the interface :func:`evaluate_model` uses, so the evaluation
+    measures what the node runs. Raises :class:`EvaluationError` for kinds the path does not run.
+    """
+
+    def __init__(self, model, weights: str = "float"):
+        from crossmodal_ros.models.fast import FastNexus
+
+        model.eval()
+        if not FastNexus.supports(model):
+            raise EvaluationError(f"the fast path runs Nexus-family models, not {type(model).__name__}")
+        try:
+            self.fast = FastNexus(model, weights=weights)
+        except ValueError as exc:
+            raise EvaluationError(str(exc)) from exc
+        self.kind = model.kind
+        self.modalities = tuple(model.modalities)
+        self.training = False
+
+    def infer(self, inputs: dict, mask=None, sample: bool = False) -> dict:
+        with torch.inference_mode():
+            return self.fast.infer(inputs, mask, sample=sample)
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        if mode:
+            raise EvaluationError("the fast path is inference only")
+        return self
+
+    def to(self, device):
+        if torch.device(device) != self.fast.device:
+            raise EvaluationError(f"the fast path was built on {self.fast.device}, not {device}")
+        return self
+
+
 def limit_tensors(tensors: dict, limit: int | None) -> dict:
     """The first ``limit`` samples of every tensor (all when ``limit`` is None or 0)."""
     if not limit:
@@ -354,6 +443,10 @@ def main(argv=None) -> int:
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG sample grids")
     parser.add_argument("--plot-samples", type=int, default=6, help="examples per PNG grid")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    parser.add_argument("--backend", default="reference", choices=("reference", "fast", "int8"),
+                        help="inference path evaluated: reference (model.infer, default), fast (the folded path "
+                             "the node runs) or int8 (the fast path with weight-only int8 products, CPU only); "
+                             "fast and int8 need a Nexus-family model")
     args = parser.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -367,6 +460,8 @@ def main(argv=None) -> int:
         inst_path = Path(args.instruments) if args.instruments else default_instruments_path(dataset)
         print(f"loading model {ckpt_path} on {device} ...", flush=True)
         model, codecs, meta = load_checkpoint(ckpt_path, device)
+        if args.backend != "reference":
+            model = FastPathModel(model, weights="int8" if args.backend == "int8" else "float")
         instruments = Instruments.load(inst_path, device)
         if instruments.dataset and instruments.dataset != dataset:
             print(f"warning: instruments were trained on {instruments.dataset!r}, evaluating on {dataset!r}",
@@ -389,6 +484,7 @@ def main(argv=None) -> int:
         raise
     out = Path(args.out) if args.out else Path("docs") / "results" / ckpt_path.stem
     header = {"checkpoint": ckpt_path.name, "model kind": getattr(model, "kind", "?"),
+              **({"inference path": args.backend} if args.backend != "reference" else {}),
               "data": f"{args.data} ({args.split} split{', first %d' % args.limit if args.limit else ''})",
               "instruments": inst_path.name}
     real = {m: tensors[m][:args.plot_samples] for m in result["modalities"]}
