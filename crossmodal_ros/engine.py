@@ -25,7 +25,7 @@ from .units.label import softmax as _softmax
 
 
 #: inference backends (``FusionEngine(backend=...)``)
-BACKENDS = ("reference", "fast", "onnx", "auto")
+BACKENDS = ("reference", "fast", "onnx", "auto", "int8")
 
 
 class EngineInputError(ValueError):
@@ -128,7 +128,11 @@ class FusionEngine:
     whose ``encode``/``decode`` export, for unmasked, deterministic, float32 batch-1 calls on the
     CPU; every other call runs on the fast path, or the reference path for kinds it does not run;
     needs the onnxruntime and onnx packages, ImportError without them) or ``"auto"`` (onnx where
-    it can run, else fast; an export or runtime failure switches to fast with a warning). None
+    it can run, else fast; an export or runtime failure switches to fast with a warning) or
+    ``"int8"`` (the fast path with weight-only int8 products, :class:`~crossmodal_ros.models.fast.Int8Weight`:
+    float32 models on the CPU; close to the reference, not equal: label agreement and output
+    tolerances in ``test/test_fast_int8.py``, accuracy in ``benchmarks/README.md``; Nexus-family
+    models, other kinds run on the reference path). None
     (default) keeps ``fast``'s choice. ``onnx_cache`` (default off): keep the exported graphs on
     disk under ``paths.cache_dir()``/onnx, keyed by the weights' digest (about 20 MB per
     subset), so a restart skips the export.
@@ -143,7 +147,7 @@ class FusionEngine:
         self.device = resolve_device(device)
         if backend is not None and backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS} (or None: fast={fast!r} decides), got {backend!r}")
-        if backend in ("fast", "onnx", "auto"):
+        if backend in ("fast", "onnx", "auto", "int8"):
             fast = True
         elif backend == "reference":
             fast = False
@@ -153,6 +157,14 @@ class FusionEngine:
             from .models.onnx_path import require
 
             require()
+        if self.backend == "int8":
+            from .models.fast import int8_available
+
+            if self.device.type != "cpu" or half or not int8_available():
+                raise ValueError("backend 'int8' runs float32 models on the CPU with torch's weight-only int8 kernel "
+                                 f"(this engine: {self.device.type}{', float16' if half else ''}"
+                                 f"{'' if int8_available() else ', kernel missing in this torch build'}); "
+                                 "use backend='fast'")
         self.half = bool(half)
         self.model = model.to(self.device).eval()
         if self.half:
@@ -179,7 +191,8 @@ class FusionEngine:
         """(Re)build the fast path from the model's current weights (call after changing them)."""
         from .models.fast import FastNexus
 
-        self._fast = FastNexus(self.model) if self.fast and FastNexus.supports(self.model) else None
+        weights = "int8" if self.backend == "int8" else "float"
+        self._fast = FastNexus(self.model, weights=weights) if self.fast and FastNexus.supports(self.model) else None
         self._graphs = None
         if self._fast is not None and self.cuda_graphs:
             from .models.fast import CudaGraphRunner
@@ -209,13 +222,15 @@ class FusionEngine:
     @property
     def path(self) -> str:
         """Which inference path runs: ``"cuda-graphs"``, ``"onnx"`` (batch-1 calls; the others run
-        on the fast path), ``"fast"`` or ``"reference"``.
+        on the fast path), ``"fast"``, ``"fast-int8"`` (backend int8) or ``"reference"``.
         """
         if self._graphs is not None:
             return "cuda-graphs"
         if self._onnx is not None:
             return "onnx"
-        return "fast" if self._fast is not None else "reference"
+        if self._fast is not None:
+            return "fast-int8" if self._fast.weights == "int8" else "fast"
+        return "reference"
 
     @classmethod
     def from_checkpoint(cls, path=None, device: str = "auto", sample: bool = False, half: bool = False,
@@ -467,7 +482,7 @@ def _fast_infer_select(fast, inputs: dict, sample: bool, decode: tuple) -> dict:
             if m not in decode:
                 continue
             sl = slice(i * hid, (i + 1) * hid)
-            h = F.leaky_relu(torch.addmm(b[sl], z, wt[:, sl]), fm._LEAK)
+            h = F.leaky_relu(fm._lin_columns(z, wt, b, sl), fm._LEAK)
             for layer in fast.top_hidden[i]:
                 h = F.leaky_relu(fm._lin(h, *layer), fm._LEAK)
             out[m] = fast._decode_mod(i, m, fm._lin(h, *fast.top_out[i]))

@@ -75,14 +75,76 @@ def _fold_mlp(seq: nn.Sequential) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return layers
 
 
-def _lin(x: torch.Tensor, wt: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+#: weight formats of :class:`FastNexus` (``weights=``)
+WEIGHT_FORMATS = ("float", "int8")
+#: with ``weights="int8"``, products whose weight has at least this many entries are quantized
+INT8_MIN_WEIGHTS = 16384
+#: input widths the int8 kernel handles (see :class:`Int8Weight`)
+INT8_ALIGN = 32
+
+
+def int8_available() -> bool:
+    """Whether this torch build has the weight-only int8 CPU kernel (``torch._weight_int8pack_mm``)."""
+    return hasattr(torch, "_weight_int8pack_mm")
+
+
+class Int8Weight:
+    """A ``(in, out)`` product weight stored as int8 with one scale per output (symmetric,
+    per-channel, weight-only: activations stay floating point). ``x @ w`` runs
+    ``torch._weight_int8pack_mm`` (the kernel torchao's int8 weight-only quantization uses on the
+    CPU) on bfloat16 activations: a quarter of the float32 weight bytes to read, which is what a
+    batch-1 product waits for.
+    """
+
+    __slots__ = ("q", "scale")
+
+    def __init__(self, wt: torch.Tensor):
+        w = wt.detach().t().to(torch.float64)                              # (out, in)
+        scale = (w.abs().amax(1) / 127.0).clamp_min(1e-12)
+        self.q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
+        self.scale = scale.to(torch.bfloat16).contiguous()
+        # the kernel misreads inputs whose width is not a multiple of 32 (measured on torch 2.13:
+        # garbage or a crash for 200 or 40 inputs): refuse them here, and check one product
+        if w.shape[1] % INT8_ALIGN:
+            raise ValueError(f"Int8Weight needs an input width divisible by {INT8_ALIGN}, got {w.shape[1]}")
+        probe = torch.randn(2, w.shape[1], generator=torch.Generator().manual_seed(0), dtype=torch.float32)
+        ref = probe @ wt.detach().to("cpu", torch.float32)
+        err = float((self.matmul(probe) - ref).abs().max() / ref.abs().max().clamp_min(1e-12))
+        if not err < 0.05:
+            raise RuntimeError(f"torch._weight_int8pack_mm is off by {err:.3g} (relative) on a probe product; "
+                               "this torch build's int8 kernel is not usable")
+
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        return torch._weight_int8pack_mm(x.to(torch.bfloat16), self.q, self.scale).to(x.dtype)
+
+    def columns(self, sl: slice) -> "Int8Weight":
+        """The product restricted to outputs ``sl`` (the float weight's columns), sharing storage."""
+        part = Int8Weight.__new__(Int8Weight)
+        part.q, part.scale = self.q[sl], self.scale[sl]
+        return part
+
+    @property
+    def nbytes(self) -> int:
+        return self.q.numel() + 2 * self.scale.numel()
+
+
+def _lin(x: torch.Tensor, wt, b: torch.Tensor) -> torch.Tensor:
+    if type(wt) is Int8Weight:
+        return wt.matmul(x) + b
     return torch.addmm(b, x, wt)
+
+
+def _lin_columns(x: torch.Tensor, wt, b: torch.Tensor, sl: slice) -> torch.Tensor:
+    """``_lin`` restricted to output columns ``sl``."""
+    if type(wt) is Int8Weight:
+        return wt.columns(sl).matmul(x) + b[sl]
+    return torch.addmm(b[sl], x, wt[:, sl])
 
 
 def _mlp(x: torch.Tensor, layers) -> torch.Tensor:
     """Folded ``[Linear, BN, LeakyReLU]`` stack."""
     for wt, b in layers:
-        x = F.leaky_relu(torch.addmm(b, x, wt), _LEAK)
+        x = F.leaky_relu(_lin(x, wt, b), _LEAK)
     return x
 
 
@@ -120,12 +182,20 @@ class FastNexus:
     model's) on ``device`` (default: the model's). :meth:`infer` has ``model.infer``'s contract.
     """
 
-    def __init__(self, model, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+    def __init__(self, model, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+                 weights: str = "float"):
         if not self.supports(model):
             raise TypeError(f"FastNexus supports Nexus-family models, not {type(model).__name__}")
+        if weights not in WEIGHT_FORMATS:
+            raise ValueError(f"weights must be one of {WEIGHT_FORMATS}, got {weights!r}")
         ref = next(model.parameters())
         self.device = torch.device(device) if device is not None else ref.device
         self.dtype = dtype or ref.dtype
+        self.weights = weights
+        if weights == "int8" and not (self.device.type == "cpu" and self.dtype == torch.float32 and int8_available()):
+            raise ValueError("weights='int8' runs float32 models on the CPU with torch._weight_int8pack_mm "
+                             f"(this request: {self.device.type}, {self.dtype}, kernel "
+                             f"{'present' if int8_available() else 'missing in this torch build'})")
         self.kind = model.kind
         self.modalities: tuple[str, ...] = tuple(model.modalities)
         self.latent_dim = int(model.latent_dim)
@@ -133,6 +203,8 @@ class FastNexus:
         self._presence = model.presence  # the reference validation for masked calls
         with torch.no_grad():  # fold in float64 on a copy; the model itself is left untouched
             self._compile(copy.deepcopy(model).to("cpu", torch.float64))
+            if weights == "int8":
+                self._quantize()
         self._subset_cache: dict[tuple, tuple[float, torch.Tensor]] = {}
 
     @staticmethod
@@ -188,6 +260,52 @@ class FastNexus:
         self.top_hidden = [[(t(w), t(b)) for w, b in layers[1:]] for layers in tops]
         self.top_out = [(t(o.weight.t()), t(o.bias)) for o in outs]
         self.hidden = int(self.top_first[1].shape[0] // len(self.modalities))
+
+    def _quantize(self) -> None:
+        """Replace the weight of every plain product (``_lin`` / ``_mlp``) with at least
+        :data:`INT8_MIN_WEIGHTS` entries and an input width divisible by :data:`INT8_ALIGN` by an
+        :class:`Int8Weight`. The convolutions, the folded message/aggregation product, the small
+        layers and the trajectory encoder's first layer (200 inputs) stay float32.
+        """
+        def q(pair):
+            wt, b = pair
+            fits = wt.dim() == 2 and wt.numel() >= INT8_MIN_WEIGHTS and wt.shape[0] % INT8_ALIGN == 0
+            return (Int8Weight(wt), b) if fits else pair
+
+        self.shared_rest = [q(layer) for layer in self.shared_rest]
+        self.shared_heads = q(self.shared_heads)
+        self.top_first = q(self.top_first)
+        self.top_hidden = [[q(layer) for layer in layers] for layers in self.top_hidden]
+        self.top_out = [q(layer) for layer in self.top_out]
+        for m in self.modalities:
+            enc, dec = self.enc[m], self.dec[m]
+            enc["mu"], enc["logvar"] = q(enc["mu"]), q(enc["logvar"])
+            for part in (enc, dec):
+                if "mlp" in part:
+                    part["mlp"] = [q(layer) for layer in part["mlp"]]
+            if m == IMAGE:
+                enc["fc"] = [q(layer) for layer in enc["fc"]]
+                dec["fc"] = [q(layer) for layer in dec["fc"]]
+            elif m == AUDIO:
+                dec["fc"] = q(dec["fc"])
+            else:
+                dec["out"] = q(dec["out"])
+
+    def weight_bytes(self) -> int:
+        """Bytes of the weights one fusion of every modality may read (int8 and float parts)."""
+        def size(obj) -> int:
+            if isinstance(obj, Int8Weight):
+                return obj.nbytes
+            if isinstance(obj, torch.Tensor):
+                return obj.numel() * obj.element_size()
+            if isinstance(obj, dict):
+                return sum(size(v) for k, v in obj.items() if k != "native" and not k.endswith("_native"))
+            if isinstance(obj, (list, tuple)):
+                return sum(size(v) for v in obj)
+            return 0
+
+        return size([self.enc, self.dec, self.agg_w, self.agg_msg_bias, self.agg_b, self.shared_rest,
+                     self.shared_heads, self.top_first, self.top_hidden, self.top_out])
 
     def _compile_encoder(self, m: str, enc) -> dict:
         t = self._t
@@ -261,7 +379,7 @@ class FastNexus:
                 h = F.silu(p["c2"] @ F.unfold(h.view(bsz, -1, 14, 14), 4, padding=1, stride=2))  # (B, 64, 49)
             h = h.reshape(bsz, -1)
             for wt, b in p["fc"]:
-                h = F.silu(torch.addmm(b, h, wt))
+                h = F.silu(_lin(h, wt, b))
         elif m == AUDIO:
             w1, b1 = p["c1"]
             frames = x.reshape(bsz, x.shape[2], x.shape[3]).transpose(1, 2).reshape(-1, x.shape[2])  # (B*32, mel)
@@ -279,7 +397,7 @@ class FastNexus:
         if m == IMAGE:
             h = zb
             for wt, b in p["fc"]:
-                h = F.silu(torch.addmm(b, h, wt))
+                h = F.silu(_lin(h, wt, b))
             cin, side = p["shape"]
             if bsz >= NATIVE_CONV_BATCH:
                 (n1, nb1), (n2, nb2) = p["native"]
