@@ -103,3 +103,25 @@ def test_rescoring_with_the_shipped_judge_reproduces_the_evaluation(tool):
     assert zero["audio_rows_rescored"] == pytest.approx(float((held["y"] == 0).float().mean()))
     with pytest.raises(ValueError, match="samples"):
         tool.rescore_audio_rows(model, {**result, "n_samples": 99}, held, [Always()])
+
+
+def test_mean_std_cell(tool):
+    assert tool.mean_std_cell([97.0]) == "97.00"
+    assert tool.mean_std_cell([97.0, 98.0, 99.0]) == "98.00 ± 1.00"
+
+
+def test_cli_writes_the_three_tables(tool, tmp_path):
+    from crossmodal_ros.evaluation.evaluate import main as evaluate
+    from crossmodal_ros.paths import default_checkpoint
+
+    folder = tmp_path / "eval"
+    assert evaluate(["--limit", "30", "--no-plots", "--threads", "1", "--out", str(folder)]) == 0
+    out = tmp_path / "diag.md"
+    ck = str(default_checkpoint())
+    assert tool.main([ck, "--split", "test", "--limit", "30", "--second-judges", "1", "--results", str(folder),
+                      "--labels", "Nexus", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| checkpoint | 0 | 1 |" in text and "| checkpoint | image -> audio |" in text
+    assert "| Nexus | 1 |" in text and "mean, audio re-judged" in text
+    with pytest.raises(SystemExit):
+        tool.main([ck, "--labels", "Nexus"])  # --labels without --results

@@ -72,3 +72,16 @@ def test_the_check_fails_on_a_stale_number(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "README", path)
     with pytest.raises(AssertionError):
         test_shipped_model_row_quotes_the_evaluation()
+
+
+AUDIO_PATH = ROOT / "docs" / "results" / "audio_path"
+
+
+def test_audio_path_summary_quotes_the_generated_tables():
+    """docs/results/audio_path/README.md's per-method table is the tool's table (bold aside)."""
+    generated = (AUDIO_PATH / "tables.md").read_text()
+    rows = [line.replace("**", "") for line in (AUDIO_PATH / "README.md").read_text().splitlines()
+            if line.startswith("| ") and "±" in line]
+    assert len(rows) == 4
+    for row in rows:
+        assert row in generated, f"audio_path/README.md row not in tables.md: {row}"

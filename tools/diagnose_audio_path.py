@@ -6,7 +6,7 @@ label alone is judged, and how the sound decoded from the class's *mean* audio l
 Usage::
 
     python tools/diagnose_audio_path.py runs/a/best.pt [MORE.pt ...] [--split val] [--limit N]
-        [--second-judges K [--results DIR,...]] [--out FILE.md]
+        [--second-judges K [--results DIR,... [--labels NAME,...]]] [--out FILE.md]
 
 For each checkpoint (any kind with a bottom sound VAE: Nexus, MMVAE, MMVAE+, ...):
 
@@ -135,6 +135,15 @@ def rescore_audio_rows(model, result: dict, held: dict, others: list, batch: int
             "audio_rows_rescored": sum(new.values()) / len(new)}
 
 
+def mean_std_cell(values: list[float]) -> str:
+    """``mean ± std`` (sample std) with two decimals; a single value alone."""
+    import statistics
+
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoints", nargs="+", type=Path)
@@ -147,11 +156,17 @@ def main(argv=None) -> int:
     p.add_argument("--results", default=None, metavar="DIR[,DIR...]",
                    help="with --second-judges: the crossmodal-eval folders of the checkpoints (same order, same "
                         "--split); their audio rows are re-judged by the other recognisers and the mean recomputed")
+    p.add_argument("--labels", default=None, metavar="NAME[,NAME...]",
+                   help="with --results: one label per checkpoint (e.g. the method); the means of the checkpoints "
+                        "that share a label are summarised as mean +- std (seeds)")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
     results = a.results.split(",") if a.results else []
     if results and (len(results) != len(a.checkpoints) or a.second_judges <= 0):
         p.error("--results needs --second-judges and one folder per checkpoint")
+    labels = a.labels.split(",") if a.labels else []
+    if labels and (not results or len(labels) != len(a.checkpoints)):
+        p.error("--labels needs --results and one label per checkpoint")
     torch.set_num_threads(1)
     judge = Instruments.load()
     train = limit_tensors(load_eval_tensors("digits", "train"), a.limit)
@@ -206,6 +221,7 @@ def main(argv=None) -> int:
                   f"the {a.second_judges} other recognisers (mean over them); the audio rows' own mean beside it.", "",
                   "| checkpoint | mean, shipped judges | mean, audio re-judged | audio rows, shipped judge | "
                   "audio rows, re-judged |", "|---|---|---|---|---|"]
+        rescored = []
         for (path, model), folder in zip(models.items(), results):
             result = json.loads((Path(folder) / "results.json").read_text())
             try:
@@ -216,6 +232,16 @@ def main(argv=None) -> int:
                          f"{100 * r['mean_cross_rescored']:.2f} | {100 * r['audio_rows']:.2f} | "
                          f"{100 * r['audio_rows_rescored']:.2f} |")
             print(lines[-1], flush=True)
+            rescored.append(r)
+        if labels:
+            lines += ["", "Per label, mean ± std over its checkpoints (seeds; sample std):", "",
+                      "| label | seeds | mean, shipped judges | mean, audio re-judged | audio rows, shipped judge | "
+                      "audio rows, re-judged |", "|---|---|---|---|---|---|"]
+            for name in dict.fromkeys(labels):
+                group = [r for r, lab in zip(rescored, labels) if lab == name]
+                cells = [mean_std_cell([100 * r[k] for r in group])
+                         for k in ("mean_cross", "mean_cross_rescored", "audio_rows", "audio_rows_rescored")]
+                lines.append(f"| {name} | {len(group)} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:
