@@ -14,6 +14,7 @@ Three processes on loopback (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, own ROS_DO
    else; variant ``tuned`` adds ``-p`` overrides (``--max-rate-hz``, ``--heartbeat-hz``,
    staleness image 0.5 s, audio/trajectory 3 s), labelled as such in the table and JSON; variant
    ``onnx`` adds ``-p backend:=onnx`` (ONNX Runtime; graphs exported when the node configures);
+   ``int8`` adds ``-p backend:=int8`` (the fast path with weight-only int8 products);
 3. this script, subscribed to what the run's ``subscribe`` mode says: ``image`` (``/nexus/image``
    + ``/nexus/latent``, the default), ``all`` (every output topic of the node) or ``latent``
    (``/nexus/latent_stamped`` only: with lazy outputs the node then decodes nothing).
@@ -194,8 +195,10 @@ def node_command(args, variant: str) -> list[str]:
                 "-p", "staleness.audio:=3.0", "-p", "staleness.trajectory:=3.0"]
     elif variant == "onnx":
         cmd += ["-p", "backend:=onnx"]
+    elif variant == "int8":
+        cmd += ["-p", "backend:=int8"]
     elif variant != "shipped":
-        raise ValueError(f"unknown variant {variant!r} (shipped | tuned | onnx)")
+        raise ValueError(f"unknown variant {variant!r} (shipped | tuned | onnx | int8)")
     if args.checkpoint:
         cmd += ["-p", f"checkpoint:={args.checkpoint}"]
     return cmd
@@ -362,6 +365,10 @@ def run_one(args, variant: str, subscribe: str):
         rclpy.try_shutdown()
 
     window = w1 - w0
+    # only outputs received inside the window: after it the publisher stops and the node's
+    # heartbeat fusions (which fill silence) keep carrying the last stamp, whose age then grows
+    # by 1/heartbeat_hz per output (a run measured them as 0.4-1.8 s "latencies")
+    recv = [(r, s) for r, s in recv if r <= w1]
     lat = [r - s for r, s in recv if s > 0]
     stats = summarize_ms(lat) if lat else {}
     # camera frames published inside the window whose stamp came back at least once
@@ -404,7 +411,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frame", default="28", help="camera frames: a side length for square mono8 frames (28 = the "
                     "camera node's playback) or 'vga' (640x480 bgr8)")
     ap.add_argument("--runs", default="shipped:image,tuned:image,shipped:all,shipped:latent",
-                    help="comma-separated variant:subscribe runs; variant shipped | tuned | onnx, subscribe "
+                    help="comma-separated variant:subscribe runs; variant shipped | tuned | onnx | int8, subscribe "
                          "image | all | latent")
     ap.add_argument("--max-rate-hz", type=float, default=200.0, help="tuned variant only")
     ap.add_argument("--heartbeat-hz", type=float, default=5.0, help="tuned variant only")
