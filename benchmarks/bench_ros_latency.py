@@ -383,7 +383,8 @@ def run_one(args, variant: str, subscribe: str):
            # stroke fused together with a newer camera frame carries that frame's stamp
            "stamped_inputs": expected, "stamps_returned": cam_stamps,
            "stamps_not_returned": max(0, expected - cam_stamps),
-           "node_infer_med_ms": diag.get("inference latency median (ms)"),
+           # the node's own median as of the window's end (not after the drain's heartbeat fusions)
+           "node_infer_med_ms": diag1.get("inference latency median (ms)"),
            # frame accounting over the whole run (exact): camera frames the publisher sent, frames
            # the node received (its /diagnostics after the publisher stopped), and frames the node
            # replaced by a newer one before fusing them (coalescing, not loss)

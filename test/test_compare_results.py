@@ -79,8 +79,8 @@ def test_weak_classes_are_listed_per_seed(tool, tmp_path):
     old = _eval_result(tmp_path / "old", 0.96, 0.98)
     assert tool.main([f"A={','.join(folders)}", f"B={old}", "--weak-classes", "--out", str(tmp_path / "t.md")]) == 0
     text = (tmp_path / "t.md").read_text()
-    assert "- A: seed folder 2: audio class 7 (judged as 6) in 2 rows, 0-10 %" in text
-    assert "seed folder 1" not in text.split("- A:")[1].splitlines()[0]
-    assert "- B: seed folder 1: no per-class rows" in text
+    assert "- A: s1: audio class 7 (judged as 6) in 2 rows, 0.0-10.0 %" in text
+    assert "s0" not in text.split("- A:")[1].splitlines()[0]
+    assert "- B: old: no per-class rows" in text
     tool.main([f"A={folders[0]}", "--weak-classes", "--out", str(tmp_path / "u.md")])
     assert "- A: none" in (tmp_path / "u.md").read_text()

@@ -103,6 +103,13 @@ def test_rescoring_with_the_shipped_judge_reproduces_the_evaluation(tool):
     assert zero["audio_rows_rescored"] == pytest.approx(float((held["y"] == 0).float().mean()))
     with pytest.raises(ValueError, match="samples"):
         tool.rescore_audio_rows(model, {**result, "n_samples": 99}, held, [Always()])
+    checked = tool.rescore_audio_rows(model, result, held, [Always()], judge=judge)
+    assert checked["audio_rows_rescored"] == pytest.approx(zero["audio_rows_rescored"])
+    other = build_model("nexus", {}).eval()  # another checkpoint's generation: caught by the judge check
+    tampered = {**result, "rows": [dict(r, accuracy=(r["accuracy"] + 0.5) % 1.0) if r["target"] == "audio" else r
+                                   for r in result["rows"]]}
+    with pytest.raises(ValueError, match="not this checkpoint"):
+        tool.rescore_audio_rows(other, tampered, held, [Always()], judge=judge)
 
 
 def test_mean_std_cell(tool):

@@ -211,15 +211,16 @@ def test_per_class_breakdown_names_the_failing_classes(data, judges, tmp_path):
     assert all(w["confused_with"] == 0 and w["accuracy"] == 0.0 for w in weak)
     write_outputs(blind, tmp_path / "blind", plots=False)
     md = (tmp_path / "blind" / "results.md").read_text()
-    assert "## Classes judged right less than half the time" in md and "| image | audio | 7 | 0.0 | 0 |" in md
+    assert "## Classes judged right less than half the time" in md and "| image | audio | 7 | 6 | 0.0 | 0 |" in md
     write_outputs(perfect, tmp_path / "perfect", plots=False)
     assert "None: every class" in (tmp_path / "perfect" / "results.md").read_text()
 
 
 def test_class_breakdown_on_known_predictions():
-    acc, confused = class_breakdown(torch.tensor([0, 0, 1, 2, 2, 2, 6]), torch.tensor([0, 1, 1, 7, 7, 2, 7]))
+    acc, confused, n = class_breakdown(torch.tensor([0, 0, 1, 2, 2, 2, 6]), torch.tensor([0, 1, 1, 7, 7, 2, 7]))
     assert acc == {"0": 1.0, "1": 0.5, "2": 1.0, "7": 0.0}
     assert confused == {"0": None, "1": 0, "2": None, "7": 2}
+    assert n == {"0": 1, "1": 2, "2": 1, "7": 3}
     with pytest.raises(EvaluationError, match="differ"):
         class_breakdown(torch.tensor([0, 1]), torch.tensor([0]))
 

@@ -6,9 +6,9 @@ samples for every input subset, the kernel's input-width limit is enforced, and 
 lazy outputs and errors work as on the float path.
 
 Tolerances (max over 200 validation samples x 15 subsets, against the float fast path): the
-measured maxima on the shipped model were image 0.099 (mean 0.0012), audio 0.022, trajectory
-0.053, label probability 0.21 with the same argmax everywhere, latent mean 0.049, log-variance
-0.136; the bounds below leave about 1.5-2x room. The accuracy cost on the whole test split is in
+measured maxima on the shipped model were image 0.092 (mean 0.0011), audio 0.023, trajectory
+0.094, label probability 0.23 with the same argmax everywhere, latent mean 0.047, log-variance
+0.144; the bounds below leave about 1.5-2x room. The accuracy cost on the whole test split is in
 benchmarks/README.md.
 """
 import numpy as np
@@ -24,7 +24,7 @@ from crossmodal_ros.models.fast import INT8_ALIGN, FastNexus, Int8Weight, int8_a
 
 pytestmark = pytest.mark.skipif(not int8_available(), reason="this torch build has no _weight_int8pack_mm")
 
-BOUNDS = {"image": 0.2, "audio": 0.05, "trajectory": 0.1, "label": 0.35, "latent_mu": 0.1, "latent_logvar": 0.25}
+BOUNDS = {"image": 0.2, "audio": 0.05, "trajectory": 0.15, "label": 0.35, "latent_mu": 0.1, "latent_logvar": 0.25}
 
 
 @pytest.fixture(scope="module")
@@ -107,14 +107,18 @@ def test_crossmodal_eval_measures_the_fast_paths(tmp_path, shipped):
     with pytest.raises(EvaluationError, match="Nexus-family"):
         FastPathModel(build_model("mmvae", {}))
     out = tmp_path / "int8"
+    # --device auto on a CUDA machine: --backend int8 still evaluates on the CPU
     assert main(["--backend", "int8", "--limit", "40", "--no-plots", "--threads", "1", "--out", str(out)]) == 0
     md = (out / "results.md").read_text()
     assert "**inference path**: int8" in md
     ref = tmp_path / "ref"
-    assert main(["--backend", "fast", "--limit", "40", "--no-plots", "--threads", "1", "--out", str(ref)]) == 0
+    assert main(["--backend", "fast", "--limit", "40", "--no-plots", "--threads", "1", "--device", "cpu",
+                 "--out", str(ref)]) == 0
     import json
 
     a = json.loads((out / "results.json").read_text())
     b = json.loads((ref / "results.json").read_text())
     assert a["header"]["inference path"] == "int8" and b["header"]["inference path"] == "fast"
-    assert abs(a["mean_cross_accuracy"] - b["mean_cross_accuracy"]) < 0.05
+    assert abs(a["mean_cross_accuracy"] - b["mean_cross_accuracy"]) < 0.02
+    rows_b = {(r["given_name"], r["target"]): r["accuracy"] for r in b["rows"]}
+    assert all(abs(r["accuracy"] - rows_b[(r["given_name"], r["target"])]) <= 0.051 for r in a["rows"])  # <= 2 of 40

@@ -104,10 +104,10 @@ def leads(values: dict[str, list[float]], measure: str) -> list[str]:
 
 
 def weak_class_lines(entries: list[tuple[str, list[dict]]], threshold: float = 0.5) -> list[str]:
-    """Per model and seed, the digit classes that some cross-modal row judges right less often than
-    ``threshold`` (one failing class moves a seed's mean by little and its audio cells by a tenth),
-    with the rows' count and the class they were most often judged as. Folders evaluated before
-    ``crossmodal-eval`` kept per-class accuracies are named as such.
+    """Per model and result folder (one seed each), the digit classes that some cross-modal row
+    judges right less often than ``threshold`` (one failing class moves a seed's mean by little and
+    its audio cells by a tenth), with the rows' count and the class they were most often judged as.
+    Folders evaluated before ``crossmodal-eval`` kept per-class accuracies are named as such.
     """
     root = str(Path(__file__).resolve().parents[1])
     if root not in sys.path:
@@ -118,17 +118,18 @@ def weak_class_lines(entries: list[tuple[str, list[dict]]], threshold: float = 0
     for name, runs in entries:
         parts = []
         for i, run in enumerate(runs):
+            folder = run.get("_folder", f"folder {i + 1}")
             if not any("per_class_accuracy" in r for r in run.get("rows", [])):
-                parts.append(f"seed folder {i + 1}: no per-class rows")
+                parts.append(f"{folder}: no per-class rows")
                 continue
             weak = weak_classes(run, threshold)
             by_class: dict[tuple, list] = {}
             for w in weak:
                 by_class.setdefault((w["target"], w["class"], w["confused_with"]), []).append(w["accuracy"])
             if by_class:
-                parts.append(f"seed folder {i + 1}: " + "; ".join(
-                    f"{t} class {k} (judged as {c}) in {len(a)} rows, {100 * min(a):.0f}-{100 * max(a):.0f} %"
-                    for (t, k, c), a in sorted(by_class.items())))
+                parts.append(f"{folder}: " + "; ".join(
+                    f"{t} class {k} (judged as {c}) in {len(a)} rows, {100 * min(a):.1f}-{100 * max(a):.1f} %"
+                    for (t, k, c), a in sorted(by_class.items(), key=lambda kv: (kv[0][0], kv[0][1], str(kv[0][2])))))
         lines.append(f"- {name}: " + (", ".join(parts) if parts else "none"))
     return lines
 
@@ -142,7 +143,9 @@ def _load(spec: str, error) -> tuple[str, list[dict]]:
         path = Path(d) / "results.json"
         if not path.is_file():
             error(f"{path} does not exist (run crossmodal-eval --out {d} first)")
-        runs.append(json.loads(path.read_text()))
+        run = json.loads(path.read_text())
+        run["_folder"] = Path(d).name  # named in --weak-classes lines
+        runs.append(run)
     return name, runs
 
 
@@ -163,8 +166,8 @@ def main(argv=None) -> int:
         summary += leads(robustness_means(rob), "robustness rows mean")
     text += "\n" + "\n".join(summary) + "\n"
     if a.weak_classes:
-        text += ("\nClasses that some cross-modal row judges right less than half the time (per seed folder, "
-                 "in the order given):\n\n" + "\n".join(weak_class_lines(entries)) + "\n")
+        text += ("\nClasses that some cross-modal row judges right less than half the time (per result "
+                 "folder):\n\n" + "\n".join(weak_class_lines(entries)) + "\n")
     if a.out:
         a.out.write_text(text)
     print(text, end="")

@@ -19,10 +19,8 @@ For each checkpoint (any kind with a bottom sound VAE: Nexus, MMVAE, MMVAE+, ...
   (the top-level reconstruction does) can at best reproduce this sound; a value near or below
   0.5 means the class's average latent sits between two words ("seven" between "six" and "two").
 
-Issue 15 found that the runs whose audio path failed (test audio from one given modality 86-88 %
-against 95-98 %) failed on one class: "seven" from a label was heard as "six" or "two" in every
-sample, while the class-mean latent of "seven" decoded to a sound the judge gave "seven" only
-p = 0.38-0.40 (0.74 in a run that did not fail). Prints a Markdown table; ``--out`` writes it.
+What issue 15's comparison runs showed with it: ``docs/results/audio_path/README.md``. Prints
+Markdown tables; ``--out`` writes them.
 """
 from __future__ import annotations
 
@@ -65,7 +63,7 @@ def diagnose(model, judge: Instruments, train: dict, held: dict, batch: int = 25
         probs = judge.classify("audio", model.bottom.decode("audio", means)).softmax(1)
         gen = torch.cat([model.infer({"label": held["label"][i:i + batch].float()})["audio"]
                          for i in range(0, len(y), batch)])
-    acc, heard = class_breakdown(judge.predict("audio", gen), y)
+    acc, heard, _ = class_breakdown(judge.predict("audio", gen), y)
     return [{"class": k, "label_to_audio": acc.get(str(k)), "heard_as": heard.get(str(k)),
              "mean_latent_p": float(probs[k, k])} for k in range(N_CLASSES)]
 
@@ -107,11 +105,15 @@ def generated_audio_accuracy(model, judge: Instruments, others: list, held: dict
     return out
 
 
-def rescore_audio_rows(model, result: dict, held: dict, others: list, batch: int = 256) -> dict:
+def rescore_audio_rows(model, result: dict, held: dict, others: list, batch: int = 256, judge=None) -> dict:
     """Re-judge the audio rows of a ``crossmodal-eval`` result (``results.json`` of the same model
     on the same split) with the recognisers ``others`` (mean of their accuracies per row); the
     other rows keep the shipped judges' accuracy. Returns ``{"mean_cross": shipped mean,
     "mean_cross_rescored", "audio_rows": shipped mean of the audio rows, "audio_rows_rescored"}``.
+
+    With ``judge`` (the shipped instruments) the regenerated audio is also judged by it and must
+    reproduce each row's recorded accuracy: a result folder of another checkpoint or split fails
+    with ValueError instead of mixing two models' numbers.
     """
     y = held["y"].long()
     if int(result.get("n_samples", len(y))) != len(y):
@@ -127,6 +129,12 @@ def rescore_audio_rows(model, result: dict, held: dict, others: list, batch: int
             gen = torch.cat([model.infer({m: v[i:i + batch].float() for m, v in inputs.items()})["audio"]
                              for i in range(0, len(y), batch)])
             accs = [float((net(gen).argmax(1) == y).float().mean()) for net in others]
+            if judge is not None:
+                own = float((judge.predict("audio", gen) == y).float().mean())
+                if abs(own - r["accuracy"]) > 1.5 / len(y):
+                    raise ValueError(f"row {r['given_name']} -> audio: the judge gives {100 * own:.2f} % on this "
+                                     f"model's audio, the result folder {100 * r['accuracy']:.2f} %: not this "
+                                     "checkpoint's evaluation on this split")
         new[r["given_name"]] = sum(accs) / len(accs)
     rescored = [new[r["given_name"]] if r["target"] == "audio" else r["accuracy"] for r in cross]
     return {"mean_cross": sum(r["accuracy"] for r in cross) / len(cross),
@@ -224,8 +232,11 @@ def main(argv=None) -> int:
         rescored = []
         for (path, model), folder in zip(models.items(), results):
             result = json.loads((Path(folder) / "results.json").read_text())
+            data = str(result.get("header", {}).get("data", ""))
+            if data and f"({a.split} split" not in data:
+                p.error(f"{folder}: evaluated on {data!r}, not the {a.split} split")
             try:
-                r = rescore_audio_rows(model, result, held, others)
+                r = rescore_audio_rows(model, result, held, others, judge=judge)
             except ValueError as exc:
                 p.error(f"{folder}: {exc}")
             lines.append(f"| `{path.parent.name}/{path.name}` | {100 * r['mean_cross']:.2f} | "

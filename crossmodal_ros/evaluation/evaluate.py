@@ -105,7 +105,7 @@ def evaluate_model(model, tensors: dict, instruments: Instruments, *, batch_size
     (judges on these real tensors), ``judge_test_accuracy`` (stored in the instruments),
     ``rows`` (one per subset x target: ``given``, ``given_name``, ``n_given``, ``target``,
     ``kind`` = ``cross``|``self``, ``accuracy``, ``frechet`` (cross rows only),
-    ``per_class_accuracy`` and ``per_class_confused_with``: see :func:`class_breakdown`), ``summary``
+    ``per_class_accuracy``, ``per_class_confused_with``, ``per_class_n``: see :func:`class_breakdown`), ``summary``
     (``{target: {n_given: {accuracy_mean, accuracy_std, frechet_mean, frechet_std, n_subsets}}}``
     over cross rows), ``self_summary`` (``{target: {"alone": acc, "all": acc}}``),
     ``mean_cross_accuracy``, ``mean_cross_accuracy_by_n``, ``seconds``.
@@ -149,7 +149,7 @@ def evaluate_model(model, tensors: dict, instruments: Instruments, *, batch_size
             for target in mods:
                 pred = instruments.classify(target, gen[target]).argmax(1).cpu()
                 acc = accuracy(pred, y)
-                per_class, confused = class_breakdown(pred, y)
+                per_class, confused, per_class_n = class_breakdown(pred, y)
                 kind = "self" if target in given else "cross"
                 fd = None
                 if target in real_feats and kind == "cross":  # MFD for cross-modal rows only
@@ -159,7 +159,8 @@ def evaluate_model(model, tensors: dict, instruments: Instruments, *, batch_size
                         fd = None  # too few samples per class (tiny --limit)
                 rows.append({"given": list(given), "given_name": subset_name(given), "n_given": len(given),
                              "target": target, "kind": kind, "accuracy": acc, "frechet": fd,
-                             "per_class_accuracy": per_class, "per_class_confused_with": confused})
+                             "per_class_accuracy": per_class, "per_class_confused_with": confused,
+                             "per_class_n": per_class_n})
                 if kind == "cross":
                     parts.append(f"{target} {100 * acc:.1f}%")
             if keep_samples > 0:
@@ -209,9 +210,9 @@ def evaluate_model(model, tensors: dict, instruments: Instruments, *, batch_size
     return result
 
 
-def class_breakdown(pred, y) -> tuple[dict, dict]:
-    """Per true class: the judged accuracy, and the class its wrongly judged samples were most
-    often judged as (None when none was wrong).
+def class_breakdown(pred, y) -> tuple[dict, dict, dict]:
+    """Per true class: the judged accuracy, the class its wrongly judged samples were most often
+    judged as (None when none was wrong), and the number of samples.
 
     A failure confined to one class (e.g. every generated "seven" heard as "six") moves the mean
     accuracy by only a tenth, so the evaluator keeps this per row. Keys are class indices as
@@ -221,19 +222,21 @@ def class_breakdown(pred, y) -> tuple[dict, dict]:
     t = torch.as_tensor(y).long().cpu()
     if p.shape != t.shape:
         raise EvaluationError(f"class_breakdown: pred {tuple(p.shape)} and y {tuple(t.shape)} differ")
-    acc, confused = {}, {}
+    acc, confused, count = {}, {}, {}
     for k in torch.unique(t).tolist():
         sel = p[t == k]
         acc[str(k)] = float((sel == k).float().mean())
         wrong = sel[sel != k]
         confused[str(k)] = int(torch.mode(wrong).values) if wrong.numel() else None
-    return acc, confused
+        count[str(k)] = int(sel.numel())
+    return acc, confused, count
 
 
 def weak_classes(result: dict, threshold: float = 0.5) -> list[dict]:
     """Cross-modal rows in which some class is judged right less often than ``threshold``:
-    ``[{"given_name", "target", "class", "accuracy", "confused_with"}]``, worst first.
-    Results written before per-class accuracies were kept give an empty list.
+    ``[{"given_name", "target", "class", "accuracy", "confused_with", "n"}]``, worst first
+    (``n``: the class's samples, None in results written without it). Results written before
+    per-class accuracies were kept give an empty list.
     """
     weak = []
     for r in result["rows"]:
@@ -242,7 +245,8 @@ def weak_classes(result: dict, threshold: float = 0.5) -> list[dict]:
         for k, a in (r.get("per_class_accuracy") or {}).items():
             if a < threshold:
                 weak.append({"given_name": r["given_name"], "target": r["target"], "class": int(k), "accuracy": a,
-                             "confused_with": r["per_class_confused_with"].get(k)})
+                             "confused_with": r["per_class_confused_with"].get(k),
+                             "n": (r.get("per_class_n") or {}).get(k)})
     return sorted(weak, key=lambda w: (w["accuracy"], w["given_name"], w["target"]))
 
 
@@ -311,9 +315,11 @@ def results_markdown(result: dict, header: dict | None = None) -> str:
     weak = weak_classes(result)
     lines += ["", "## Classes judged right less than half the time (cross-modal rows)", ""]
     if weak:
-        lines += ["| given | target | class | accuracy % | most often judged as |", "|---|---|---|---|---|"]
-        lines += [f"| {w['given_name']} | {w['target']} | {w['class']} | {_pct(w['accuracy'])} | "
-                  f"{'–' if w['confused_with'] is None else w['confused_with']} |" for w in weak]
+        lines += ["| given | target | class | samples | accuracy % | most often judged as |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {w['given_name']} | {w['target']} | {w['class']} | {'–' if w['n'] is None else w['n']} | "
+                  f"{_pct(w['accuracy'])} | {'–' if w['confused_with'] is None else w['confused_with']} |"
+                  for w in weak]
     elif any("per_class_accuracy" in r for r in result["rows"]):
         lines.append("None: every class of every cross-modal row is judged right at least half the time.")
     else:
@@ -375,8 +381,10 @@ def load_eval_tensors(spec: str, split: str, codecs=None) -> dict:
 
 class FastPathModel:
     """A Nexus-family model seen through its fast inference path (:class:`FastNexus`, float or
-    ``weights="int8"``), with the interface :func:`evaluate_model` uses, so the evaluation
-    measures what the node runs. Raises :class:`EvaluationError` for kinds the path does not run.
+    ``weights="int8"``), with the interface :func:`evaluate_model` uses: the evaluation then
+    measures the node's weights and path family (the evaluator makes masked batched calls, which
+    take the path's batched branches; the node makes unmasked batch-1 calls). Raises
+    :class:`EvaluationError` for kinds the path does not run.
     """
 
     def __init__(self, model, weights: str = "float"):
@@ -445,8 +453,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     parser.add_argument("--backend", default="reference", choices=("reference", "fast", "int8"),
                         help="inference path evaluated: reference (model.infer, default), fast (the folded path "
-                             "the node runs) or int8 (the fast path with weight-only int8 products, CPU only); "
-                             "fast and int8 need a Nexus-family model")
+                             "the node runs) or int8 (the fast path with weight-only int8 products; CPU only, "
+                             "--device auto means cpu then); fast and int8 need a Nexus-family model")
     args = parser.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -455,7 +463,8 @@ def main(argv=None) -> int:
         from crossmodal_ros.paths import default_checkpoint
 
         ckpt_path = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
-        device = resolve_device(args.device)
+        # the int8 path runs on the CPU only: with --device auto it is evaluated there
+        device = resolve_device("cpu" if args.backend == "int8" and args.device == "auto" else args.device)
         dataset = args.data.split(":")[0]
         inst_path = Path(args.instruments) if args.instruments else default_instruments_path(dataset)
         print(f"loading model {ckpt_path} on {device} ...", flush=True)

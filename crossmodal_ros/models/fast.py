@@ -79,7 +79,7 @@ def _fold_mlp(seq: nn.Sequential) -> list[tuple[torch.Tensor, torch.Tensor]]:
 WEIGHT_FORMATS = ("float", "int8")
 #: with ``weights="int8"``, products whose weight has at least this many entries are quantized
 INT8_MIN_WEIGHTS = 16384
-#: input widths the int8 kernel handles (see :class:`Int8Weight`)
+#: input widths quantized (a margin over what the kernel was seen to handle; see :class:`Int8Weight`)
 INT8_ALIGN = 32
 
 
@@ -100,11 +100,13 @@ class Int8Weight:
 
     def __init__(self, wt: torch.Tensor):
         w = wt.detach().t().to(torch.float64)                              # (out, in)
-        scale = (w.abs().amax(1) / 127.0).clamp_min(1e-12)
+        # the kernel multiplies by the bfloat16 scale: round it first, then quantize against it
+        self.scale = (w.abs().amax(1) / 127.0).clamp_min(1e-12).to(torch.bfloat16).contiguous()
+        scale = self.scale.to(torch.float64)
         self.q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
-        self.scale = scale.to(torch.bfloat16).contiguous()
-        # the kernel misreads inputs whose width is not a multiple of 32 (measured on torch 2.13:
-        # garbage or a crash for 200 or 40 inputs): refuse them here, and check one product
+        # the kernel misreads some input widths that are not multiples of 16 (torch 2.13 on this
+        # project's x86 CPU: 40 inputs gave garbage, 24 and 200 crashed; 48, 80, 208 were right):
+        # only widths divisible by 32 are quantized (a margin), and one product is checked
         if w.shape[1] % INT8_ALIGN:
             raise ValueError(f"Int8Weight needs an input width divisible by {INT8_ALIGN}, got {w.shape[1]}")
         probe = torch.randn(2, w.shape[1], generator=torch.Generator().manual_seed(0), dtype=torch.float32)

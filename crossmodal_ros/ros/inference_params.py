@@ -51,8 +51,9 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "backend": ("fast", _desc(
         "Batch-1 inference path: fast (folded PyTorch graph), onnx (ONNX Runtime; about 1.2x "
         "faster on a CPU, builds its graphs at configure), auto (onnx where it runs, else fast), "
-        "int8 (the fast path with weight-only int8 products on a CPU: about 1.2x faster, close "
-        "to but not equal to fast) or reference (the training model). Read at configure.",
+        "int8 (the fast path with weight-only int8 products; needs device cpu; about 1.2x faster "
+        "on x86 with AVX512-BF16, close to but not equal to fast) or reference (the training "
+        "model). Read at configure.",
         ParameterType.PARAMETER_STRING)),
     "num_threads": (1, _int_desc(
         "CPU threads of the node's process: torch intra-op, BLAS (numpy/scipy) and OpenCV pools "
