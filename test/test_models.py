@@ -353,3 +353,33 @@ def test_mixture_inference_combines_single_modality_posteriors(kind):
             assert torch.allclose(mu_m[r:r + 1], mix.encode(row)[0], atol=1e-5)
     with pytest.raises(ModelConfigError, match="infer_combine"):
         build_model(kind, {"infer_combine": "vote"})
+
+
+def test_top_audio_data_term_trains_the_top_audio_path_through_the_sound_decoder():
+    batch = make_batch(6, seed=3)
+    torch.manual_seed(0)
+    plain = build_model("nexus", {"fpd_rho": 0.0}).train()
+    torch.manual_seed(0)
+    model = build_model("nexus", {"fpd_rho": 0.0, "top_audio_data_weight": 0.5}).train()
+    torch.manual_seed(1)
+    loss, logs = model.loss(batch)
+    torch.manual_seed(1)
+    loss0, logs0 = plain.loss(batch)
+    assert "top/audio_data" in logs and "top/audio_data" not in logs0
+    data = float(logs["top/audio_data"])  # the batch mean
+    # the same draws, so the two losses differ by exactly the new term
+    assert float(loss) == pytest.approx(float(loss0) + data, rel=1e-4, abs=1e-3)
+    loss.backward()
+    grads = [p.grad for p in model.top_decoders["audio"].parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert all(p.grad is None for p in model.bottom.vaes["audio"].parameters())  # frozen before its stage
+    # a clean target, when given, is what the term reconstructs
+    noisy = dict(batch, **{"clean:audio": batch["audio"], "audio": batch["audio"].flip(0)})
+    torch.manual_seed(1)
+    _, logs_noisy = model.loss(noisy)
+    torch.manual_seed(1)
+    _, logs_flipped = model.loss(dict(batch, audio=batch["audio"].flip(0)))  # no clean key: the input is the target
+    assert logs_noisy["top/audio_data"] != pytest.approx(logs_flipped["top/audio_data"])
+    for bad in (-1.0, "x", True, float("inf")):
+        with pytest.raises(ModelConfigError, match="top_audio_data_weight"):
+            build_model("nexus", {"top_audio_data_weight": bad})

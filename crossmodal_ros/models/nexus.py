@@ -271,8 +271,13 @@ class Nexus(HierarchicalModel):
     #: one message), as MMVAE infers; training is unchanged (it only ever uses the aggregate).
     #: ``fpd_sizes``: ``uniform`` (NEXUS_SPEC: a selected sample drops 1 .. n-1 modalities) or
     #: ``single`` (a selected sample keeps exactly one modality).
+    #: ``top_audio_data_weight`` (default 0: NEXUS_SPEC, the top level is trained on bottom latents
+    #: only): also decode the top level's audio latent with the (frozen) sound decoder and add this
+    #: weight x the sound unit's reconstruction loss of the clean mel. From a label or an image the
+    #: top level predicts the class's mean audio latent, whose decoded sound can sit between two
+    #: words, while the mean mel of a class is a clear word (docs/results/audio_path/README.md).
     DEFAULTS = {**HIERARCHICAL_DEFAULTS, "aggregator": "mean", "fpd_rho": 0.2, "infer_combine": "aggregate",
-                "fpd_sizes": "uniform"}
+                "fpd_sizes": "uniform", "top_audio_data_weight": 0.0}
 
     @classmethod
     def check_config(cls, cfg: dict) -> None:
@@ -288,6 +293,9 @@ class Nexus(HierarchicalModel):
         if cfg["infer_combine"] not in ("aggregate", "mixture"):
             raise ModelConfigError(f"config key 'model.infer_combine' must be 'aggregate' or 'mixture', got "
                                    f"{cfg['infer_combine']!r}")
+        weight = cfg["top_audio_data_weight"]
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight < float("inf"):
+            raise ModelConfigError(f"config key 'model.top_audio_data_weight' must be a number >= 0, got {weight!r}")
 
     def __init__(self, config: dict | None = None):
         super().__init__(config)
@@ -377,11 +385,21 @@ class Nexus(HierarchicalModel):
         kl_top = kl_standard_normal(mu, logvar)
         per_sample = per_sample + w * self.config["top_beta"] * kl_top
         logs["kl/top"] = kl_top.detach()
+        data_weight = float(self.config["top_audio_data_weight"])
         for i, m in enumerate(self.modalities):
             if m in z:
-                rec = self.top_reconstruction(m, self.top_decoders[m](zs), targets[m], present[:, i])
+                z_hat = self.top_decoders[m](zs)
+                rec = self.top_reconstruction(m, z_hat, targets[m], present[:, i])
                 per_sample = per_sample + rec
                 logs[f"top/{m}"] = rec.detach()
+                if m == AUDIO and data_weight > 0.0:
+                    # through the sound decoder (frozen or not, its gradient reaches the top level)
+                    mel = self.bottom.decode(AUDIO, z_hat)
+                    clean = batch.get(f"clean:{AUDIO}", batch[AUDIO])
+                    data = data_weight * masked(self.bottom.reconstruction(AUDIO, mel, clean, present[:, i]),
+                                                present[:, i])
+                    per_sample = per_sample + data
+                    logs["top/audio_data"] = data.detach()
         return loss_report(per_sample.mean(), logs, kl_weight=w)
 
 
