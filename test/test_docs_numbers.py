@@ -80,8 +80,18 @@ AUDIO_PATH = ROOT / "docs" / "results" / "audio_path"
 def test_audio_path_summary_quotes_the_generated_tables():
     """docs/results/audio_path/README.md's per-method table is the tool's table (bold aside)."""
     generated = (AUDIO_PATH / "tables.md").read_text()
-    rows = [line.replace("**", "") for line in (AUDIO_PATH / "README.md").read_text().splitlines()
-            if line.startswith("| ") and "±" in line]
+    text = (AUDIO_PATH / "README.md").read_text()
+    section4 = text.split("## 4.")[1].split("## 5.")[0]
+    rows = [line.replace("**", "") for line in section4.splitlines() if line.startswith("| ") and "±" in line]
     assert len(rows) == 4
     for row in rows:
         assert row in generated, f"audio_path/README.md row not in tables.md: {row}"
+    # section 5's per-split means over seeds are the comparison tool's
+    section5 = text.split("## 5.")[1].split("## What this changes")[0]
+    for split in ("test", "validation"):
+        cells = [line.replace("**", "").split("|")[-2].strip() for line in section5.splitlines()
+                 if line.startswith(f"| {split}, ")]
+        assert len(cells) == 2, split
+        made = (AUDIO_PATH / f"audio_data_trial_{'val' if split == 'validation' else 'test'}.md").read_text()
+        for cell in cells:
+            assert f"**{cell}**" in made, (split, cell)

@@ -196,6 +196,13 @@ def test_comparison_configs_build_their_models():
         assert variant["model"]["bottom_weights"] == shipped["model"]["bottom_weights"], name
         assert variant["train"]["precision"] == shipped["train"]["precision"], name
     assert not build_model("nexus", previous["model"]).infer_mixture
+    # issue 15's trial: the shipped recipe plus the top level's audio trained through the sound decoder
+    trial = T.load_config("config/train_nexus_audio_data.yaml")
+    for section in ("model", "train", "augment"):
+        differing = {k for k in trial[section] if trial[section].get(k) != shipped[section].get(k)}
+        assert differing == ({"top_audio_data_weight"} if section == "model" else set()), (section, differing)
+    assert build_model("nexus", trial["model"]).config["top_audio_data_weight"] == 0.3
+    assert build_model("nexus", shipped["model"]).config["top_audio_data_weight"] == 0.0
 
 
 def test_fused_adam_follows_the_config_and_matches_for_each():
