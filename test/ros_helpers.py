@@ -111,6 +111,7 @@ class Collector:
 
     def __init__(self, node: Node, topics: dict, qos: QoSProfile | None = None):
         self.messages: dict[str, list] = {t: [] for t in topics}
+        self.total: dict[str, int] = {t: 0 for t in topics}  # every message received, never cleared
         qos = qos or QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self._subs = [
             node.create_subscription(msg_type, topic, self._make_cb(topic), qos)
@@ -120,6 +121,7 @@ class Collector:
     def _make_cb(self, topic):
         def cb(msg):
             self.messages[topic].append(msg)
+            self.total[topic] += 1
 
         return cb
 

@@ -420,6 +420,10 @@ def _valid_input_gives_the_engine_result(rig, modality: str) -> None:
     """
     node = rig.node
     assert rig.spin_until(lambda: node.live_inputs() == (), 3.0)
+    # every fusion so far published one latent: receive them all before clearing (else the
+    # fuzzing's last latent can arrive after the clear and be taken for this input's)
+    assert rig.spin_until(lambda: rig.out.total["/nexus/latent"] == node.fused_count, 3.0), \
+        (rig.out.total["/nexus/latent"], node.fused_count)
     rig.out.clear()
     if modality == "image":
         frame = np.zeros((56, 56), np.uint8)

@@ -393,7 +393,7 @@ def test_onnx_backend_node_fuses_like_the_fast_path(ros_context, checkpoint):
         results = []
         infer = node._infer
         node._infer = lambda *a, **k: results.append(infer(*a, **k)) or results[-1]
-        node.inputs.store("image", image)
+        node.inputs.store("image", image, wake=False)
         assert node._fuse() and len(results) == 1
         latents[backend] = np.asarray(results[0].latent_mu)
     np.testing.assert_allclose(latents["onnx"], latents["fast"], atol=1e-4)
@@ -426,7 +426,7 @@ def test_infer_combine_parameter_overrides_the_stored_rule(ros_context, checkpoi
             infer = node._infer
             node._infer = lambda *a, infer=infer, **k: results.append(infer(*a, **k)) or results[-1]
             for m in given:
-                node.inputs.store(m, sample[m])
+                node.inputs.store(m, sample[m], wake=False)
             assert node._fuse() and len(results) == 1
             assert node.core.fused_inputs["trajectory"] == given.count("trajectory")  # both were fused
             latents[rule, given] = np.asarray(results[0].latent_mu)
@@ -556,8 +556,12 @@ def test_parameter_file_lists_every_parameter_with_its_default():
 
 
 @pytest.mark.ros
-def test_main_runs_with_the_parameter_file_and_stops_on_sigint(checkpoint, tmp_path):
-    """The console entry: params file + override, autostart to active, clean exit on Ctrl-C."""
+@pytest.mark.parametrize("executor", ["events", "single"])
+def test_main_runs_with_the_parameter_file_and_stops_on_sigint(checkpoint, tmp_path, executor):
+    """The console entry on each executor: params file + override, autostart to active; a stamped
+    frame comes back as a latent with its stamp, the lifecycle and parameter services answer;
+    clean exit on Ctrl-C.
+    """
     import os
     import signal
     import subprocess
@@ -567,7 +571,9 @@ def test_main_runs_with_the_parameter_file_and_stops_on_sigint(checkpoint, tmp_p
 
     cmd = [sys.executable, "-c", "from crossmodal_ros.ros.nexus_node import main; main()",
            "--ros-args", "--params-file", str(config_dir() / "nexus.yaml"),
-           "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu", "-r", "__node:=nexus_main"]
+           "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu", "-r", "__node:=nexus_main",
+           "-p", f"executor:={executor}", "-r", "/camera/image_raw:=/main_test/camera",
+           "-r", "~/latent_stamped:=/main_test/latent_stamped"]
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env)
@@ -588,6 +594,7 @@ def test_main_runs_with_the_parameter_file_and_stops_on_sigint(checkpoint, tmp_p
             if "[nexus_main]: active" in lines[-1]:
                 break
         assert any("[nexus_main]: active" in x for x in lines), "".join(lines)
+        _exercise_running_node("/main_test", "/nexus_main")
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
     finally:
@@ -600,6 +607,55 @@ def test_main_runs_with_the_parameter_file_and_stops_on_sigint(checkpoint, tmp_p
     out = "".join(lines)
     assert proc.returncode == 0, out
     assert "Traceback" not in out
+
+
+def _exercise_running_node(prefix: str, node: str) -> None:
+    """From a client in its own context: a stamped frame on ``prefix``/camera comes back on
+    ``prefix``/latent_stamped with its stamp; ``node``'s get_state and set_parameters answer.
+    """
+    import rclpy
+    from lifecycle_msgs.srv import GetState
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import JointState
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    try:
+        client = rclpy.create_node("main_test_client", context=ctx)
+        ex.add_node(client)
+        got = []
+        client.create_subscription(JointState, f"{prefix}/latent_stamped", got.append, 10)
+        pub = client.create_publisher(Image, f"{prefix}/camera", 10)
+        stamps = []
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline and not any(
+                conv.stamp_to_seconds(m.header.stamp) in stamps for m in got):
+            if pub.get_subscription_count() > 0:
+                stamps.append(1000.0 + len(stamps))
+                pub.publish(_image_msg(stamps[-1]))
+            ex.spin_once(timeout_sec=0.2)
+        assert any(conv.stamp_to_seconds(m.header.stamp) in stamps for m in got), (len(stamps), len(got))
+
+        def call(srv_type, name, request):
+            cli = client.create_client(srv_type, name)
+            assert cli.wait_for_service(timeout_sec=10.0), name
+            future = cli.call_async(request)
+            ex.spin_until_future_complete(future, timeout_sec=10.0)
+            assert future.done(), name
+            return future.result()
+
+        assert call(GetState, f"{node}/get_state", GetState.Request()).current_state.label == "active"
+        res = call(SetParameters, f"{node}/set_parameters",
+                   SetParameters.Request(parameters=[Parameter("heartbeat_hz", value=2.0).to_parameter_msg()]))
+        assert [r.successful for r in res.results] == [True]
+        res = call(SetParameters, f"{node}/set_parameters",
+                   SetParameters.Request(parameters=[Parameter("executor", value="single").to_parameter_msg()]))
+        assert [r.successful for r in res.results] == [False]  # read-only
+    finally:
+        ex.shutdown()
+        rclpy.shutdown(context=ctx)
 
 
 def test_liveness_follows_sim_time(ros_context, checkpoint):
@@ -744,7 +800,7 @@ def test_no_subscriber_no_decode_and_subscribed_outputs_decode_only_theirs(ros_c
     image = np.eye(28, dtype=np.float32)
 
     def fuse():
-        node.inputs.store("image", image)
+        node.inputs.store("image", image, wake=False)
         assert node._fuse()
 
     fuse()  # nobody listens: encoders and latent only; latent, modalities, latent_stamped
@@ -768,7 +824,7 @@ def test_no_subscriber_no_decode_and_subscribed_outputs_decode_only_theirs(ros_c
 def test_always_decode_forces_decoding_without_subscribers(ros_context, checkpoint):
     rc = ros_context
     node = _nexus(rc, checkpoint, always_decode=["label", "trajectory"])
-    node.inputs.store("image", np.eye(28, dtype=np.float32))
+    node.inputs.store("image", np.eye(28, dtype=np.float32), wake=False)
     assert node._fuse()
     assert node.decoded == {"image": 0, "audio": 0, "trajectory": 1, "label": 1}
     assert node.last_result.label >= 0 and node.last_result.image.size == 0

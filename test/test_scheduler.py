@@ -21,7 +21,7 @@ from ros_helpers import ros_context, ros_module_context  # noqa: F401 (fixtures)
 
 def _simulate(events, until, max_rate_hz, heartbeat_hz, fusion_s=0.0, staleness=10.0):
     """Event-driven fake-clock run of the scheduler as the node uses it (wake-up on every input,
-    a polling timer, a guard condition that fires again after a fusion), with fusions taking
+    a polling timer, a fusion that ends fusing what arrived meanwhile), with fusions taking
     ``fusion_s``. Returns [(start, kind, inputs taken)] and, per input number, the wait from its
     arrival to the start of the fusion that took it (None: superseded before any fusion).
     """
@@ -55,7 +55,7 @@ def _simulate(events, until, max_rate_hz, heartbeat_hz, fusion_s=0.0, staleness=
             break
         if sched.busy and t >= state["busy_until"]:
             sched.finished(t)
-            if store.pending and sched.decide(t, True, False) == FRESH:  # guard condition
+            if store.pending and sched.decide(t, True, False) == FRESH:  # the ending fusion's re-check
                 start(t, FRESH)
         while i < len(queue) and queue[i][0] <= t:
             at, m = queue[i]
@@ -161,7 +161,7 @@ def test_node_and_bag_eval_decide_alike(ros_context, untrained_checkpoint, rates
         lambda now, kind, live: True)
 
     # the node, in process, its scheduler on a fake clock; inputs stored as its callbacks do and
-    # its wake-up and timer handlers called at the same moments (nothing spins the executor)
+    # its subscription-callback path and timer handler called at the same moments (nothing spins the executor)
     node = make_node(context=ros_context.context, checkpoint=untrained_checkpoint,
                      max_rate_hz=max_rate, heartbeat_hz=heartbeat, staleness=staleness,
                      autostart=True)
@@ -184,9 +184,7 @@ def test_node_and_bag_eval_decide_alike(ros_context, untrained_checkpoint, rates
         while next_tick < t:
             call(node._on_fusion_timer, next_tick)
             next_tick += period
-        clock[0] = t
-        node.inputs.store(m, value[m])
-        call(node._on_wake, t)
+        call(lambda: node.inputs.store(m, value[m]), t)  # the subscription callback: store, then fuse
     while next_tick < UNTIL:
         call(node._on_fusion_timer, next_tick)
         next_tick += period

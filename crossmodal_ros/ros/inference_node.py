@@ -10,12 +10,15 @@ input messages into ``self.core``, a ROS-free :class:`crossmodal_ros.fusion_poli
 (store, scheduling, fusion, accounting); :class:`node_io.OutputPublishers` publishes the result
 by walking the output table, decoding a modality only while one of its outputs has subscribers.
 
-Threads: :func:`main` spins one ``SingleThreadedExecutor``; inputs arriving during an inference
-wait in their queues and the store coalesces them. rclpy 9.1.2's ``MultiThreadedExecutor``
-busy-loops on queued tasks (with every output subscribed: a whole core, 5 fusions/s instead of
-30; ``benchmarks/README.md``). Inputs and fusion keep two mutually exclusive callback groups, so
-the node stays correct on a multi-threaded executor; ``_fusion_lock`` keeps the lifecycle and
-parameter services from changing the core or the publishers under a running fusion.
+Threads: :func:`main` spins one single-threaded executor, rclpy's ``EventsExecutor`` (parameter
+``executor``, default ``events``; ``single``: the ``SingleThreadedExecutor``); inputs arriving
+during an inference wait in their queues and the store coalesces them. A fresh input is fused in
+the subscription callback that stored it. rclpy 9.1.2's ``MultiThreadedExecutor`` busy-loops on
+queued tasks (with every output subscribed: a whole core, 5 fusions/s instead of 30;
+``benchmarks/README.md``). The node stays correct on a multi-threaded executor: a fusion holds
+``_fusion_lock`` (which also keeps the lifecycle and parameter services from changing the core or
+the publishers under it), an input stored while another thread fuses is fused by that thread when
+it ends, and the timers keep their own mutually exclusive callback group.
 """
 from __future__ import annotations
 
@@ -79,9 +82,8 @@ class InferenceNode(LifecycleNode):
         self.core = FusionCore(LatestSamples(MODALITIES), self.get_logger(), _is_input_error)
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._fusion_group = MutuallyExclusiveCallbackGroup()
-        self._wake = self.create_guard_condition(self._on_wake, callback_group=self._fusion_group)
         self.monitor = InputMonitor(MODALITIES)
-        self.inputs = InputSubscriptions(self.core, self.monitor, lambda: self.get_clock().now(), self._wake.trigger)
+        self.inputs = InputSubscriptions(self.core, self.monitor, lambda: self.get_clock().now(), self._on_wake)
         self.outputs = OutputPublishers(self._waveform, lambda s: self.get_logger().error(s, throttle_duration_sec=5.0))
         self._engine, self._checkpoint_path, self._checkpoint_kind, self._checkpoint_sha256 = None, "", "", ""
         self._always_decode: frozenset = frozenset()
@@ -286,9 +288,19 @@ class InferenceNode(LifecycleNode):
 
     # ------------------------------------------------------------------ fusion
     def _on_wake(self) -> None:
-        """New input arrived: fuse it now unless a fusion runs or max_rate_hz defers it."""
-        if self.core.on_input() == FRESH:
-            self._fuse(FRESH)
+        """New input was stored (in its subscription callback): fuse it there and then, unless
+        ``max_rate_hz`` defers it (to a timer tick) or a fusion runs on another executor thread
+        (which fuses it when it ends, :meth:`_fuse`). Fusing in the callback that stored the
+        input saves the executor a wake-up per input (a guard condition did that before; the
+        ``events`` executor has none).
+        """
+        if not self._fusion_lock.acquire(blocking=False):
+            return  # the running fusion takes it when it ends
+        try:
+            if self.core.on_input() == FRESH:
+                self._fuse(FRESH)
+        finally:
+            self._fusion_lock.release()
 
     def _on_fusion_timer(self) -> None:
         """Timer tick (period 1/max_rate_hz): deferred fresh input, or a heartbeat in silence."""
@@ -307,7 +319,16 @@ class InferenceNode(LifecycleNode):
         return self.core.live(self._now_s())
 
     def _fuse(self, kind: str = FRESH) -> bool:
-        """Fuse the live inputs now and publish the result; False when nothing was fused."""
+        """Fuse the live inputs now and publish the result, then any fresh input stored meanwhile
+        by another executor thread (:meth:`_on_wake`); False when nothing was fused.
+        """
+        with self._fusion_lock:
+            fused = self._fuse_once(kind)
+            while self.core.on_input() == FRESH and self._fuse_once(FRESH):
+                pass
+            return fused
+
+    def _fuse_once(self, kind: str) -> bool:
         with self._fusion_lock:
             if self._engine is None:
                 return False
@@ -372,8 +393,8 @@ def make_node(name: str = "nexus", namespace: Optional[str] = None, context=None
 
 
 def main(args=None, prog: str = "crossmodal_inference") -> None:
-    """Console entry ``crossmodal_inference``: spin one node on a SingleThreadedExecutor (module
-    docstring: why not the multi-threaded one) until Ctrl-C or shutdown.
+    """Console entry ``crossmodal_inference``: spin one node on the executor its ``executor``
+    parameter names (module docstring: why not the multi-threaded one) until Ctrl-C or shutdown.
     """
     from crossmodal_ros.ros.sensor_base import wants_help
 
@@ -382,17 +403,38 @@ def main(args=None, prog: str = "crossmodal_inference") -> None:
         return 0
     try:
         with rclpy.init(args=args):
-            # executor first: a Ctrl-C in the node's (autostart) configure must not hit its constructor
+            # an executor first: a Ctrl-C in the node's (autostart) configure must not hit its constructor
             executor = SingleThreadedExecutor()
             node = InferenceNode()
-            executor.add_node(node)
-            freeze_startup_objects()  # no full-gc pauses over the loaded model (inference_params)
             try:
-                spin_until_shutdown(executor.spin)
+                if node.get_parameter("executor").value == "events":
+                    executor.shutdown()
+                    executor = _events_executor()
+                executor.add_node(node)
+                freeze_startup_objects()  # no full-gc pauses over the loaded model (inference_params)
+                spin_until_shutdown(lambda: spin_executor(executor))
             finally:
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+
+
+def _events_executor():
+    """The C++ ``EventsExecutor`` of rclpy (``rclpy.experimental``): one callback per event, no wait
+    set rebuilt per callback. It has no guard conditions (the node uses none).
+    """
+    from rclpy.experimental import EventsExecutor
+
+    return EventsExecutor()
+
+
+def spin_executor(executor, timeout_s: float = 0.5) -> None:
+    """Spin ``executor`` until the context shuts down, by ``spin_once`` calls: rclpy 9.1.2's
+    ``EventsExecutor.spin()`` keeps a core busy without any work, and ignores SIGINT and SIGTERM
+    (measured here); its ``spin_once`` sleeps until an event.
+    """
+    while executor.context.ok():
+        executor.spin_once(timeout_sec=timeout_s)
 
 
 if __name__ == "__main__":

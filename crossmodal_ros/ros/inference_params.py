@@ -18,6 +18,7 @@ from crossmodal_ros.ros.qos import RELIABILITY_CHOICES
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 INFER_COMBINE_CHOICES = ("", "mixture", "aggregate")
+EXECUTOR_CHOICES = ("events", "single")
 
 
 def _float_desc(text: str, lo: float, hi: float) -> ParameterDescriptor:
@@ -61,6 +62,11 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         "core). Process-wide; the onnx backend always runs one thread. 1 suits batch-1 fusion on a "
         "robot whose cores other nodes share: with 2 on a 2-core machine the end-to-end p99 was "
         "112 ms against 17 ms (busy-waiting pool threads). Read at configure.", 0, 256)),
+    "executor": ("events", _desc(
+        "The executor crossmodal_inference spins (ignored for a node made in-process): events "
+        "(rclpy's EventsExecutor, C++, one callback per event: about a third less CPU per fusion "
+        "than single, benchmarks/README.md) or single (rclpy's SingleThreadedExecutor). Read at "
+        "startup.", ParameterType.PARAMETER_STRING, read_only=True)),
     "infer_combine": ("", _desc(
         "How a Nexus checkpoint combines several given modalities: empty = as stored (the "
         "shipped model: mixture), mixture (moment-matched mixture of the single-modality "
@@ -151,6 +157,8 @@ def validate_parameters(values: dict[str, Any]) -> str:
         return f"device must be one of {DEVICE_CHOICES}, got {values['device']!r}"
     if values["backend"] not in BACKENDS:
         return f"backend must be one of {BACKENDS}, got {values['backend']!r}"
+    if values["executor"] not in EXECUTOR_CHOICES:
+        return f"executor must be one of {EXECUTOR_CHOICES}, got {values['executor']!r}"
     if values["infer_combine"] not in INFER_COMBINE_CHOICES:
         return f"infer_combine must be one of {INFER_COMBINE_CHOICES}, got {values['infer_combine']!r}"
     if values["qos_reliability"] not in RELIABILITY_CHOICES:

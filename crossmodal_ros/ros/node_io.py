@@ -109,7 +109,7 @@ class InputSubscriptions:
     ``core.accept``: dropped while inactive), converted and validated by its unit
     (:func:`crossmodal_ros.units.msg_to_input`; a failure is a counted, logged drop), stamped
     by its header (else by its arrival on ``clock()``, the node clock) and stored in ``core``; ``wake()`` then
-    tells the fusion. ``subs`` are the subscriptions, ``subscribed`` their modalities.
+    tells the fusion (the node fuses in that call). ``subs`` are the subscriptions, ``subscribed`` their modalities.
     """
 
     def __init__(self, core, monitor, clock: Callable[[], Any], wake: Callable[[], None]):
@@ -143,8 +143,10 @@ class InputSubscriptions:
             return
         self.store(modality, value, getattr(msg, "header", None))
 
-    def store(self, modality: str, value: Any, header=None) -> None:
-        """Store a validated ``value`` stamped by ``header`` (else by its arrival) and wake the fusion."""
+    def store(self, modality: str, value: Any, header=None, wake: bool = True) -> None:
+        """Store a validated ``value`` stamped by ``header`` (else by its arrival) and call ``wake()``
+        (the node fuses it there and then); ``wake=False`` only stores (tests stage inputs so).
+        """
         now = self.clock()
         if header is not None and (header.stamp.sec or header.stamp.nanosec):
             stamp, frame = header.stamp, header.frame_id
@@ -153,7 +155,7 @@ class InputSubscriptions:
         self.core.put(modality, Sample(value=value, stamp=stamp, stamp_s=conv.stamp_to_seconds(stamp),
                                        arrival_s=now.nanoseconds * 1e-9, frame_id=frame,
                                        seq=self.core.received[modality]))
-        if self.core.active:
+        if wake and self.core.active:
             self.wake()
 
 
