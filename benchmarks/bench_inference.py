@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     ref = FusionEngine(engine.model, codecs, device="cpu", fast=False)
     # preprocessing measured for real: the same raw input is passed every call, so the
     # engine's equal-input cache would otherwise skip the codecs
-    engine_raw = FusionEngine(engine.model, codecs, device="cpu", cache_preprocessing=False)
+    engine_raw = FusionEngine(engine.model, codecs, device="cpu", cache_preprocessing=False, cache_encodings=False)
     # the int8 backend (weight-only int8 products; close to, not equal to, the float path)
     engine_int8 = FusionEngine(engine.model, codecs, device="cpu", backend="int8") if int8_available() else None
     why_not = available()

@@ -14,7 +14,8 @@ Three processes on loopback (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, own ROS_DO
    else; variant ``tuned`` adds ``-p`` overrides (``--max-rate-hz``, ``--heartbeat-hz``,
    staleness image 0.5 s, audio/trajectory 3 s), labelled as such in the table and JSON; variant
    ``onnx`` adds ``-p backend:=onnx`` (ONNX Runtime; graphs exported when the node configures);
-   ``int8`` adds ``-p backend:=int8`` (the fast path with weight-only int8 products);
+   ``int8`` adds ``-p backend:=int8`` (the fast path with weight-only int8 products); ``single``
+   adds ``-p executor:=single`` (rclpy's SingleThreadedExecutor instead of the EventsExecutor);
 3. this script, subscribed to what the run's ``subscribe`` mode says: ``image`` (``/nexus/image``
    + ``/nexus/latent``, the default), ``all`` (every output topic of the node) or ``latent``
    (``/nexus/latent_stamped`` only: with lazy outputs the node then decodes nothing).
@@ -197,8 +198,10 @@ def node_command(args, variant: str) -> list[str]:
         cmd += ["-p", "backend:=onnx"]
     elif variant == "int8":
         cmd += ["-p", "backend:=int8"]
+    elif variant == "single":
+        cmd += ["-p", "executor:=single"]
     elif variant != "shipped":
-        raise ValueError(f"unknown variant {variant!r} (shipped | tuned | onnx | int8)")
+        raise ValueError(f"unknown variant {variant!r} (shipped | tuned | onnx | int8 | single)")
     if args.checkpoint:
         cmd += ["-p", f"checkpoint:={args.checkpoint}"]
     return cmd
@@ -412,7 +415,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frame", default="28", help="camera frames: a side length for square mono8 frames (28 = the "
                     "camera node's playback) or 'vga' (640x480 bgr8)")
     ap.add_argument("--runs", default="shipped:image,tuned:image,shipped:all,shipped:latent",
-                    help="comma-separated variant:subscribe runs; variant shipped | tuned | onnx | int8, subscribe "
+                    help="comma-separated variant:subscribe runs; variant shipped | tuned | onnx | int8 | single, subscribe "
                          "image | all | latent")
     ap.add_argument("--max-rate-hz", type=float, default=200.0, help="tuned variant only")
     ap.add_argument("--heartbeat-hz", type=float, default=5.0, help="tuned variant only")

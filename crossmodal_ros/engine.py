@@ -139,11 +139,17 @@ class FusionEngine:
     ``cache_preprocessing`` (default on): when a raw array input equals (by content) the previous
     one of its modality, its codec result is reused; a node fusing a 30 Hz camera with a 1 s
     audio window otherwise recomputes the same mel spectrogram for every frame.
+    ``cache_encodings`` (default on): in :meth:`infer` on the fast path (``fast``, ``int8``; not
+    sampling), a modality whose model input equals the previous call's is not encoded again: its
+    bottom latent and, for the mixture, its z_sigma posterior are reused
+    (:meth:`~crossmodal_ros.models.fast.FastNexus.shared_latent`); equal to a call without the
+    cache up to float rounding. :meth:`infer_tensors` never uses it.
     """
 
     def __init__(self, model, codecs: dict, device: str = "auto", sample: bool = False, half: bool = False,
                  meta: dict | None = None, fast: bool = True, cuda_graphs: bool = False,
-                 cache_preprocessing: bool = True, backend: str | None = None, onnx_cache: bool = False):
+                 cache_preprocessing: bool = True, backend: str | None = None, onnx_cache: bool = False,
+                 cache_encodings: bool = True):
         self.device = resolve_device(device)
         if backend is not None and backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS} (or None: fast={fast!r} decides), got {backend!r}")
@@ -171,6 +177,7 @@ class FusionEngine:
             self.model.half()
         self.dtype = torch.float16 if self.half else torch.float32
         self.cache_preprocessing = bool(cache_preprocessing)
+        self.cache_encodings = bool(cache_encodings)
         self._preproc_cache: dict = {}
         self.fast = bool(fast)
         self.cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
@@ -235,10 +242,12 @@ class FusionEngine:
     @classmethod
     def from_checkpoint(cls, path=None, device: str = "auto", sample: bool = False, half: bool = False,
                         fast: bool = True, cuda_graphs: bool = False, backend: str | None = None,
-                        model_options: dict | None = None):
+                        model_options: dict | None = None, **options):
         """Load ``path`` (default: the shipped ``paths.default_checkpoint()``); raises
         ``CheckpointError`` for an unusable file. ``model_options``: inference-only options over
         the stored config (``checkpoint.load_checkpoint``), e.g. ``{"infer_combine": "aggregate"}``.
+        ``options``: the constructor's other keywords (``cache_preprocessing``, ``cache_encodings``,
+        ``onnx_cache``).
         """
         from .codecs import codecs_from_dict
         from .paths import default_checkpoint
@@ -249,7 +258,7 @@ class FusionEngine:
         path = default_checkpoint() if path in (None, "") else path
         model, codecs_dict, meta = load_checkpoint(path, "cpu", options=model_options)
         return cls(model, codecs_from_dict(codecs_dict), device=device, sample=sample, half=half, meta=meta,
-                   fast=fast, cuda_graphs=cuda_graphs, backend=backend)
+                   fast=fast, cuda_graphs=cuda_graphs, backend=backend, **options)
 
     # ------------------------------------------------------------------ raw -> tensors
     def encode_raw(self, raw: dict, sample_rate: int | None = None) -> dict[str, np.ndarray]:
@@ -312,7 +321,7 @@ class FusionEngine:
         """
         arrays = self.encode_raw(raw, sample_rate)
         tensors = {m: torch.from_numpy(np.ascontiguousarray(a)).unsqueeze(0) for m, a in arrays.items()}
-        out = self._run(tensors, None, self._decode_set(decode))
+        out = self._run(tensors, None, self._decode_set(decode), memo=self.cache_encodings)
         return self._result(out, 0, tuple(arrays))
 
     def _decode_set(self, decode):
@@ -346,7 +355,7 @@ class FusionEngine:
             res["label_probs"] = _softmax(res[LABEL])
         return res
 
-    def _run(self, tensors: dict, mask, decode: tuple | None = None) -> dict:
+    def _run(self, tensors: dict, mask, decode: tuple | None = None, memo: bool = False) -> dict:
         from .models.base import ModelInputError
 
         dev, dt = self.device, self.dtype
@@ -361,7 +370,7 @@ class FusionEngine:
             with torch.inference_mode():
                 if decode is not None:
                     if self._fast is not None and mask is None:
-                        return _fast_infer_select(self._fast, inputs, self.sample, decode)
+                        return _fast_infer_select(self._fast, inputs, self.sample, decode, memo)
                     mu, logvar = self.model.encode(inputs, mask, sample=self.sample)
                     z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.sample else mu
                     out = _decode_subset(self.model, z, decode, self.sample)
@@ -370,7 +379,7 @@ class FusionEngine:
                 if self._graphs is not None and mask is None and not self.sample:
                     return self._graphs.infer(inputs)
                 if self._fast is not None:
-                    return self._fast.infer(inputs, mask, sample=self.sample)
+                    return self._fast.infer(inputs, mask, sample=self.sample, memo=memo and mask is None)
                 return self.model.infer(inputs, mask, sample=self.sample)
         except ModelInputError as exc:
             raise EngineInputError(str(exc)) from exc
@@ -446,33 +455,17 @@ def _decode_subset(model, z: torch.Tensor, decode: tuple, sample: bool) -> dict:
     return {m: out[m] for m in decode}
 
 
-def _fast_infer_select(fast, inputs: dict, sample: bool, decode: tuple) -> dict:
+def _fast_infer_select(fast, inputs: dict, sample: bool, decode: tuple, memo: bool = False) -> dict:
     """:meth:`FastNexus.infer` (unmasked call) decoding only ``decode``: the same operations as
     the full call for the encoders, the shared latent and each decoded modality (so the same
-    values), none for the others.
+    values), none for the others. ``memo``: :meth:`FastNexus.shared_latent`.
     """
     import torch.nn.functional as F
 
     from .models import fast as fm
 
     given = fast._check(inputs)
-    bsz = inputs[given[0]].shape[0]
-    blocks = []
-    for i, m in enumerate(fast.modalities):
-        if m not in given:
-            blocks.append(torch.zeros((bsz, fast.lat_dims[i]), dtype=fast.dtype, device=fast.device))
-            continue
-        mu, logvar = fast._encode_mod(m, inputs[m], sample)
-        blocks.append(mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu)
-    if fast.mixture and len(given) > 1:  # infer_combine: mixture, as the full call
-        mu, logvar = fast._mixture_stats(given, blocks, None)
-    else:
-        zcat = torch.cat(blocks, 1) if len(blocks) > 1 else blocks[0]
-        alpha, bias = fast._subset_terms(given)
-        h = torch.addmm(bias, zcat, fast.agg_w, alpha=alpha)
-        h = fm._mlp(F.leaky_relu(h, fm._LEAK), fast.shared_rest)
-        stats = fm._lin(h, *fast.shared_heads)
-        mu, logvar = stats[:, :fast.latent_dim], stats[:, fast.latent_dim:]
+    mu, logvar = fast.shared_latent(inputs, given, sample, memo)
     z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
     out = {}
     if decode:

@@ -299,3 +299,48 @@ def test_shipped_checkpoint_fast_equals_reference():
         b = fast.infer_tensors({m: x[m] for m in subset})
         for k in a:
             np.testing.assert_allclose(a[k], b[k], atol=1e-4, err_msg=f"{subset} {k}")
+
+
+@pytest.mark.parametrize("combine", ["mixture", "aggregate"])
+def test_encoding_cache_reuses_unchanged_modalities_and_sees_changes(combine):
+    """A camera stream under a slower microphone and pen: the unchanged modalities' encodings are
+    reused (counted), every result equals an engine without the cache, and an input changed in
+    place, sampling, masked and batched calls do not use stale encodings.
+    """
+    torch.manual_seed(0)
+    model = _randomise(build_model("nexus", {"infer_combine": combine}))
+    on = FusionEngine(model, default_codecs(), device="cpu")
+    off = FusionEngine(model, default_codecs(), device="cpu", cache_encodings=False)
+    assert on.cache_encodings and not off.cache_encodings
+    raw = _raw(("image", "audio", "trajectory"))
+    rng = np.random.default_rng(0)
+    hits = []
+    for k in range(6):
+        raw["image"] = rng.random((28, 28)).astype(np.float32)  # a new frame every call
+        if k == 3:
+            raw["audio"][:200] = 0.25  # the microphone window changes in place
+        decode = None if k % 2 else ("image",)
+        a, b = on.infer(raw, sample_rate=8000, decode=decode), off.infer(raw, sample_rate=8000, decode=decode)
+        for field in ("latent_mu", "latent_logvar", "image", "label_probs"):
+            np.testing.assert_allclose(getattr(a, field), getattr(b, field), atol=1e-6, err_msg=f"{field}, call {k}")
+        hits.append(on._fast.memo_hits)
+    # audio and trajectory reused from the second call on, except audio at the change (k=3)
+    assert np.diff([0] + hits).tolist() == [0, 2, 2, 1, 2, 2]
+    assert off._fast.memo_hits == 0
+    before = on._fast.memo_hits
+    on.infer_tensors({m: torch.from_numpy(v)[None] for m, v in on.encode_raw(raw, 8000).items()})
+    on.sample = True
+    on.infer(raw, sample_rate=8000)
+    assert on._fast.memo_hits == before  # batched tensors and sampling never use the cache
+    on.refresh_fast_path()  # new weights: a new fast path, no old encodings
+    assert on._fast.memo_hits == 0 and not on._fast._memo
+
+
+def test_fast_infer_memo_equals_plain_call_on_every_subset(pair):
+    model, fast = pair
+    x = _inputs(1, seed=3)
+    fast.clear_memo()
+    for subset in all_subsets():
+        given = {m: x[m] for m in subset}
+        _assert_same(fast.infer(given, memo=True), model.infer(given))
+    assert fast.memo_hits > 0
