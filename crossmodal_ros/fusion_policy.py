@@ -10,9 +10,13 @@ tests a fake clock), so the node and the bag evaluator make the same decisions.
 Rules (issue 11):
 
 * **fresh input is fused at once** unless a fusion is running (then as soon as it ends) or the
-  previous *fresh* fusion started less than ``1 / max_rate_hz`` ago (then at that moment, on the
-  next timer tick); inputs arriving meanwhile coalesce into that one fusion (the store keeps the
-  newest per modality);
+  rate limit is spent (then on the timer tick that refills it); inputs arriving meanwhile
+  coalesce into that one fusion (the store keeps the newest per modality). The rate limit is a
+  token bucket: ``max_burst`` fresh fusions may run back to back, and tokens come back at
+  ``max_rate_hz``, so no window of T seconds has more than ``max_burst + T * max_rate_hz`` fresh
+  fusions. ``max_burst`` 1 is a plain minimum gap of ``1 / max_rate_hz``; more lets inputs of
+  several sensors that arrive together (a microphone window and a pen stroke) each be fused at
+  once instead of the second waiting up to two timer periods;
 * **heartbeats only fill silence**: one runs when something is live, nothing is pending, and
   neither a fusion nor a fresh input happened for ``1 / heartbeat_hz``;
 * heartbeats never delay fresh input: they do not count against ``max_rate_hz`` (only fresh
@@ -44,28 +48,42 @@ class FusionScheduler:
     thread (or mutually exclusive callback group) that fuses.
     """
 
-    def __init__(self, max_rate_hz: float = 100.0, heartbeat_hz: float = 5.0):
-        self.configure(max_rate_hz, heartbeat_hz)
+    def __init__(self, max_rate_hz: float = 100.0, heartbeat_hz: float = 5.0, max_burst: int = 1):
+        self.configure(max_rate_hz, heartbeat_hz, max_burst)
         self.reset()
 
-    def configure(self, max_rate_hz: float, heartbeat_hz: float) -> None:
-        """Set the rates (live parameter changes keep the history)."""
+    def configure(self, max_rate_hz: float, heartbeat_hz: float, max_burst: int | None = None) -> None:
+        """Set the rates and the burst size (None keeps it; live changes keep the history)."""
         max_rate_hz, heartbeat_hz = float(max_rate_hz), float(heartbeat_hz)
         if not max_rate_hz > 0.0 or not math.isfinite(max_rate_hz):
             raise ValueError(f"max_rate_hz must be positive and finite, got {max_rate_hz}")
         if not 0.0 <= heartbeat_hz <= max_rate_hz:
             raise ValueError(f"heartbeat_hz must be in [0, max_rate_hz], got {heartbeat_hz}")
+        if max_burst is not None:
+            if isinstance(max_burst, bool) or int(max_burst) != max_burst or max_burst < 1:
+                raise ValueError(f"max_burst must be an integer >= 1, got {max_burst!r}")
+            self.max_burst = int(max_burst)
+            if hasattr(self, "_tokens_now"):
+                self._tokens_now = min(self._tokens_now, float(self.max_burst))
         self.max_rate_hz = max_rate_hz
         self.heartbeat_hz = heartbeat_hz
-        self.min_fresh_gap = _SLACK / max_rate_hz
         self.heartbeat_gap = _SLACK / heartbeat_hz if heartbeat_hz > 0.0 else math.inf
 
     def reset(self) -> None:
-        """Forget the history (node activation)."""
+        """Forget the history (node activation): a full token bucket."""
         self.last_fresh = -math.inf  # start of the last fresh fusion
         self.last_fusion = -math.inf  # start of the last fusion of either kind
         self.last_input = -math.inf  # arrival of the newest fresh input
         self.busy = False
+        self._tokens_now, self._tokens_at = float(self.max_burst), -math.inf
+
+    def tokens(self, now: float) -> float:
+        """Fresh fusions the rate limit allows at ``now`` (fractional; refills at ``max_rate_hz``
+        up to ``max_burst``).
+        """
+        if self._tokens_at == -math.inf:
+            return float(self.max_burst)
+        return min(float(self.max_burst), self._tokens_now + max(0.0, now - self._tokens_at) * self.max_rate_hz)
 
     @property
     def tick_period(self) -> float:
@@ -85,7 +103,7 @@ class FusionScheduler:
         if self.busy:
             return None
         if pending:
-            return FRESH if now - self.last_fresh >= self.min_fresh_gap else None
+            return FRESH if self.tokens(now) >= _SLACK else None
         if (any_live and now - self.last_fusion >= self.heartbeat_gap
                 and now - self.last_input >= self.heartbeat_gap):
             return HEARTBEAT
@@ -96,6 +114,7 @@ class FusionScheduler:
         self.busy = True
         self.last_fusion = now
         if kind == FRESH:
+            self._tokens_now, self._tokens_at = self.tokens(now) - 1.0, now
             self.last_fresh = now
 
     def finished(self, now: float = 0.0) -> None:
@@ -104,7 +123,7 @@ class FusionScheduler:
 
     def wait_of_fresh(self, now: float) -> float:
         """Seconds until pending fresh input may be fused (0: now; ignores ``busy``)."""
-        return max(0.0, self.last_fresh + self.min_fresh_gap - now)
+        return max(0.0, (_SLACK - self.tokens(now)) / self.max_rate_hz)
 
 
 class ClockWatch:
@@ -233,11 +252,12 @@ class FusionCore:
         self._log_times: dict[tuple, float] = {}
 
     def configure(self, max_rate_hz: float, heartbeat_hz: float, staleness: Mapping[str, float],
-                  clock_timeout_s: float = 0.0) -> None:
-        """Set the rates, the staleness windows (seconds; 0 ignores a modality) and the stalled
-        clock timeout; a live change keeps the scheduler's history.
+                  clock_timeout_s: float = 0.0, max_burst: int | None = None) -> None:
+        """Set the rates, the staleness windows (seconds; 0 ignores a modality), the stalled
+        clock timeout and the burst size (None keeps it); a live change keeps the scheduler's
+        history.
         """
-        self.scheduler.configure(max_rate_hz, heartbeat_hz)
+        self.scheduler.configure(max_rate_hz, heartbeat_hz, max_burst)
         self.staleness = {m: float(staleness.get(m, 0.0)) for m in self.modalities}
         self.clock_timeout_s = float(clock_timeout_s or 0.0)
 

@@ -168,17 +168,21 @@ def test_two_thread_executor_with_lifecycle_changes_mid_stream(ros_context_mt, c
     for _ in range(3):
         sensors.publish("image", _image_msg(time.time()))
         sensors.publish("audio", _audio_msg(4000))
-        assert rc.spin_until(lambda: node.last_fused == ("image", "audio"), timeout=5.0)
+        assert rc.spin_until(lambda: node.last_fused == ("image", "audio"), timeout=5.0), \
+            (node.last_fused, node.accounting())
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         fused = node.fused_count  # deactivate waits for a running fusion (the fusion lock)
-        rc.spin_for(0.2)  # outputs published before the transition may still be in transport
-        n = len(sensors.msgs("modalities"))
-        rc.spin_for(0.3)
-        assert node.fused_count == fused
-        assert len(sensors.msgs("modalities")) == n
+        published = node.published_count
+        sensors.publish("image", _image_msg(time.time()))  # arrives while inactive: dropped
+        rc.spin_for(0.5)
+        assert node.fused_count == fused and node.published_count == published
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         node.core.last_fused = ()
-    assert node.fused_count >= 3
+    assert node.fused_count >= 3 and node.dropped["image"]["inactive"] >= 1
+    # every 'modalities' message received came from a fusion while active (transport on rclpy's
+    # multi-threaded executor can take longer than any fixed wait, so they are counted at the end)
+    rc.spin_for(0.5)
+    assert 0 < len(sensors.msgs("modalities")) <= node.fused_count
 
 
 def test_griffin_lim_waveform_output(ros_context, checkpoint):
@@ -219,7 +223,7 @@ def test_staleness_drops_a_silent_sensor_and_nothing_is_published_when_all_stale
 
 def test_bursts_are_coalesced_and_rate_limited(ros_context, checkpoint):
     rc = ros_context
-    node = _nexus(rc, checkpoint, max_rate_hz=5.0)
+    node = _nexus(rc, checkpoint, max_rate_hz=5.0, max_burst=1)
     sensors = Sensors(rc)
     _wait_connected(rc, sensors, node)
     t0 = time.monotonic()

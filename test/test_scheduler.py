@@ -12,20 +12,20 @@ import numpy as np
 import pytest
 
 from crossmodal_ros.fusion_policy import FRESH, HEARTBEAT, FusionScheduler
-from crossmodal_ros.modalities import IMAGE, MODALITIES, TRAJECTORY
+from crossmodal_ros.modalities import AUDIO, IMAGE, MODALITIES, TRAJECTORY
 from crossmodal_ros.bags.evaluate import drive_timeline
 from crossmodal_ros.fusion_store import LatestSamples, Sample
 
 from ros_helpers import ros_context, ros_module_context  # noqa: F401 (fixtures)
 
 
-def _simulate(events, until, max_rate_hz, heartbeat_hz, fusion_s=0.0, staleness=10.0):
+def _simulate(events, until, max_rate_hz, heartbeat_hz, fusion_s=0.0, staleness=10.0, max_burst=1):
     """Event-driven fake-clock run of the scheduler as the node uses it (wake-up on every input,
     a polling timer, a fusion that ends fusing what arrived meanwhile), with fusions taking
     ``fusion_s``. Returns [(start, kind, inputs taken)] and, per input number, the wait from its
     arrival to the start of the fusion that took it (None: superseded before any fusion).
     """
-    sched = FusionScheduler(max_rate_hz, heartbeat_hz)
+    sched = FusionScheduler(max_rate_hz, heartbeat_hz, max_burst)
     store = LatestSamples(MODALITIES)
     st = {m: staleness for m in MODALITIES}
     log, waits = [], {}
@@ -134,6 +134,37 @@ def test_configure_rejects_bad_rates():
         FusionScheduler(0.0, 0.0)
     with pytest.raises(ValueError):
         FusionScheduler(10.0, 20.0)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="max_burst"):
+            FusionScheduler(10.0, 5.0, bad)
+
+
+def test_a_burst_of_sensors_is_fused_at_once_and_the_rate_still_holds():
+    # a microphone window, a pen stroke and a frame within 2 ms at max 100 Hz: with max_burst 1
+    # the second waits for the next tick; with 4 tokens each is fused as it arrives
+    together = [(0.0, AUDIO), (0.001, TRAJECTORY), (0.002, IMAGE)]
+    log1, waits1 = _simulate(together, 0.1, 100.0, 0.0)
+    log4, waits4 = _simulate(together, 0.1, 100.0, 0.0, max_burst=4)
+    assert max(waits1.values()) >= 0.008 and len(log1) == 2  # coalesced on the 10 ms tick
+    assert all(w == 0.0 for w in waits4.values()) and len(log4) == 3
+    # a flood: never more than max_burst + T * max_rate_hz fresh fusions in any window of T s
+    flood = [(0.0005 * k, IMAGE) for k in range(2000)]  # 2 kHz for 1 s
+    log, _ = _simulate(flood, 1.0, 100.0, 0.0, max_burst=4)
+    starts = np.array([t for t, k, _ in log if k == FRESH])
+    for span in (0.01, 0.1, 0.5, 1.0):
+        most = max(int(np.searchsorted(starts, t + span - 1e-9) - i) for i, t in enumerate(starts))
+        assert most <= 4 + span * 100.0 + 1e-9, (span, most)
+    assert len(starts) >= 100  # and the limit is not stricter than it says
+    # tokens come back at max_rate_hz up to max_burst, also across a live change of the size
+    sched = FusionScheduler(10.0, 0.0, 3)
+    for t in (0.0, 0.0, 0.0):
+        assert sched.decide(t, True, False) == FRESH
+        sched.started(t, FRESH)
+        sched.finished(t)
+    assert sched.decide(0.05, True, False) is None and sched.wait_of_fresh(0.05) == pytest.approx(0.0499, abs=1e-3)
+    assert sched.tokens(10.0) == 3.0
+    sched.configure(10.0, 0.0, 1)
+    assert sched.tokens(10.0) == 1.0
 
 
 # --------------------------------------------------------------------------- node == bag_eval
@@ -143,12 +174,12 @@ UNTIL = 2.2
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-@pytest.mark.parametrize("rates", [(20.0, 5.0), (100.0, 5.0), (5.0, 5.0)],
-                         ids=["20-5", "100-5", "5-5"])
+@pytest.mark.parametrize("rates", [(20.0, 5.0, 1), (100.0, 5.0, 1), (5.0, 5.0, 1), (20.0, 5.0, 4), (100.0, 5.0, 2)],
+                         ids=["20-5", "100-5", "5-5", "20-5-burst4", "100-5-burst2"])
 def test_node_and_bag_eval_decide_alike(ros_context, untrained_checkpoint, rates):
     from crossmodal_ros.ros.nexus_node import make_node
 
-    max_rate, heartbeat = rates
+    max_rate, heartbeat, burst = rates
     value = {IMAGE: np.eye(28, dtype=np.float32),
              TRAJECTORY: np.stack([np.linspace(0, 1, 20), np.linspace(0, 1, 20) ** 2], 1)}
     staleness = {m: 3000.0 for m in MODALITIES}
@@ -157,13 +188,13 @@ def test_node_and_bag_eval_decide_alike(ros_context, untrained_checkpoint, rates
     store = LatestSamples(MODALITIES)
     offline = drive_timeline(
         [(t, m, Sample(value=value[m], stamp=t, stamp_s=t, arrival_s=t)) for t, m in EVENTS],
-        0.0, UNTIL, FusionScheduler(max_rate, heartbeat), store, staleness,
+        0.0, UNTIL, FusionScheduler(max_rate, heartbeat, burst), store, staleness,
         lambda now, kind, live: True)
 
     # the node, in process, its scheduler on a fake clock; inputs stored as its callbacks do and
     # its subscription-callback path and timer handler called at the same moments (nothing spins the executor)
     node = make_node(context=ros_context.context, checkpoint=untrained_checkpoint,
-                     max_rate_hz=max_rate, heartbeat_hz=heartbeat, staleness=staleness,
+                     max_rate_hz=max_rate, heartbeat_hz=heartbeat, max_burst=burst, staleness=staleness,
                      autostart=True)
     ros_context.add(node)
     clock = [0.0]

@@ -9,8 +9,10 @@ time) and fused by the node's own scheduler
 (:class:`crossmodal_ros.fusion_policy.FusionScheduler`, driven by :func:`drive_timeline` with
 the node's timer period), so the evaluator decides exactly as the node:
 
-* new input fuses at once, unless the last *fresh* fusion was less than ``1 / max_rate_hz``
-  ago; then the next timer tick (period ``1 / max_rate_hz``) picks it up (bursts coalesce);
+* new input fuses at once, unless the rate limit is spent (a token bucket of ``max_burst``
+  tokens refilled at ``max_rate_hz``; with ``max_burst`` 1, as config/replay.yaml: the last
+  *fresh* fusion was less than ``1 / max_rate_hz`` ago); then the next timer tick (period
+  ``1 / max_rate_hz``) picks it up (bursts coalesce);
 * heartbeats only fill silence: with nothing new for ``1 / heartbeat_hz`` while anything is
   live; they never count against ``max_rate_hz``.
 
@@ -52,10 +54,13 @@ class FusionSettings:
     max_rate_hz: float = 20.0
     heartbeat_hz: float = 5.0
     staleness: dict = field(default_factory=lambda: {IMAGE: 0.9, AUDIO: 0.9, TRAJECTORY: 0.9, LABEL: 0.0})
+    max_burst: int = 1
 
     def __post_init__(self):
         if not self.max_rate_hz > 0:
             raise BagError(f"max_rate_hz must be positive, got {self.max_rate_hz}")
+        if isinstance(self.max_burst, bool) or int(self.max_burst) != self.max_burst or self.max_burst < 1:
+            raise BagError(f"max_burst must be an integer >= 1, got {self.max_burst!r}")
         if not 0 <= self.heartbeat_hz <= self.max_rate_hz:
             raise BagError("heartbeat_hz must be in [0, max_rate_hz]")
 
@@ -195,7 +200,7 @@ def evaluate_bag(path: str | Path, engine, settings: FusionSettings = FusionSett
             scored.append((i, len(result.fused), name, int(int(result.label) == truth[i])))
         return True
 
-    scheduler = FusionScheduler(settings.max_rate_hz, settings.heartbeat_hz)
+    scheduler = FusionScheduler(settings.max_rate_hz, settings.heartbeat_hz, settings.max_burst)
     drive_timeline(
         [(ev.t, ev.modality, Sample(value=ev.value, stamp=ev.stamp_s, stamp_s=ev.stamp_s,
                                     arrival_s=ev.t)) for ev in events],
@@ -229,6 +234,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--max-rate-hz", type=float, default=20.0)
     p.add_argument("--heartbeat-hz", type=float, default=5.0)
+    p.add_argument("--max-burst", type=int, default=1, help="fresh fusions back to back (default 1, as replay)")
     p.add_argument("--staleness", type=float, nargs=3, metavar=("IMAGE", "AUDIO", "TRAJECTORY"),
                    default=(0.9, 0.9, 0.9), help="staleness windows in seconds (default 0.9 each)")
     p.add_argument("--sample-rate", type=int, default=None, help="audio rate (default: from the bag)")
@@ -239,7 +245,7 @@ def main(argv=None) -> int:
 
     try:
         settings = FusionSettings(a.max_rate_hz, a.heartbeat_hz,
-                                  dict(zip((IMAGE, AUDIO, TRAJECTORY), a.staleness), label=0.0))
+                                  dict(zip((IMAGE, AUDIO, TRAJECTORY), a.staleness), label=0.0), a.max_burst)
         engine = FusionEngine.from_checkpoint(a.checkpoint or None, device=a.device)
         report = evaluate_bag(a.bag, engine, settings, a.sample_rate)
     except (BagError, CheckpointError) as exc:

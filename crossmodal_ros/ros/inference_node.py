@@ -137,7 +137,7 @@ class InferenceNode(LifecycleNode):
     def _configure_core(self) -> None:
         cfg = self._cfg
         self.core.configure(cfg["max_rate_hz"], cfg["heartbeat_hz"],
-                            {m: cfg[p] for m, p in STALENESS.items()}, cfg["clock_timeout_s"])
+                            {m: cfg[p] for m, p in STALENESS.items()}, cfg["clock_timeout_s"], cfg["max_burst"])
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:

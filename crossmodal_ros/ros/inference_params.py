@@ -75,8 +75,14 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         ParameterType.PARAMETER_STRING)),
     "max_rate_hz": (100.0, _float_desc(
         "Upper bound on fusions of fresh input per second (heartbeats do not count); fresh "
-        "input is fused at once unless a fusion is running or the last fresh fusion was less "
-        "than 1/max_rate_hz ago; bursts are coalesced to the newest.", 0.1, 1000.0)),
+        "input is fused at once unless a fusion is running or the rate limit (a token bucket "
+        "of max_burst tokens refilled at max_rate_hz) is spent; inputs arriving meanwhile are "
+        "coalesced to the newest.", 0.1, 1000.0)),
+    "max_burst": (4, _int_desc(
+        "Fresh fusions allowed back to back before max_rate_hz spaces them (the token bucket's "
+        "size): inputs of several sensors arriving together are each fused at once. 1 = a "
+        "minimum gap of 1/max_rate_hz between fresh fusions (config/replay.yaml: one output "
+        "per replayed sample).", 1, 1000)),
     "heartbeat_hz": (5.0, _float_desc(
         "Fusions per second while any input is live and nothing new arrived for 1/heartbeat_hz "
         "(fills silence only, never delays fresh input; 0 = no heartbeat). Must not exceed "
@@ -146,7 +152,7 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
 #: The staleness parameter of each modality.
 STALENESS = {m: f"staleness.{m}" for m in MODALITIES}
 #: Parameters that take effect while the node runs; all others at the next configure.
-LIVE_PARAMETERS = frozenset({"max_rate_hz", "heartbeat_hz", "sample_latent", "clock_timeout_s",
+LIVE_PARAMETERS = frozenset({"max_rate_hz", "max_burst", "heartbeat_hz", "sample_latent", "clock_timeout_s",
                              "diagnostics.tolerance", *STALENESS.values(),
                              *(f"diagnostics.expected_hz.{m}" for m in MODALITIES)})
 
