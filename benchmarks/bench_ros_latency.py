@@ -23,8 +23,11 @@ Three processes on loopback (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, own ROS_DO
 ``--runs`` lists ``variant:subscribe`` pairs (default ``shipped:image,tuned:image,shipped:all,
 shipped:latent``). Latency = receive time of the measured topic (``/nexus/image``;
 ``/nexus/latent_stamped`` in ``latent`` mode) - its header stamp (the newest fused input's
-stamp, i.e. the publish time of the newest camera frame or stroke; audio windows carry no
-header and are stamped on arrival by the node). Also: sustained output rate, camera frames
+stamp), for each camera frame and stroke the publisher stamped in the window: the first output
+that carries its stamp (the publisher reports every stamp it sent). Outputs carrying another
+stamp are counted (``outputs``) but not timed: heartbeats repeat an older stamp, and audio
+windows carry no header, so the node stamps them on arrival and a fusion they start carries the
+node's arrival time, which would leave the transport out. Also: sustained output rate, camera frames
 whose stamp never came back (dropped fusion ticks), the node's CPU use (utime+stime from
 /proc/<pid>/stat over the window) in % of a core and per output of the measured topic (one per
 fusion), its RSS (VmRSS / VmHWM), and the node's own median inference time per fusion
@@ -94,9 +97,15 @@ def run_publisher(args) -> int:
     s = np.linspace(0, 1, 60)
     strokes = [np.stack([0.5 + 0.3 * np.cos(5 * s + k), 0.5 + 0.3 * np.sin(5 * s)], 1) for k in range(4)]
     count = {"camera": 0, "audio": 0, "stroke": 0}
+    sent_stamps: list[tuple[int, int]] = []
+
+    def stamp():
+        t = _stamp_now()
+        sent_stamps.append((t.sec, t.nanosec))
+        return t
 
     def on_cam():
-        cam.publish(conv.numpy_to_image(frames[count["camera"] % 10], encoding, stamp=_stamp_now(), frame_id="cam"))
+        cam.publish(conv.numpy_to_image(frames[count["camera"] % 10], encoding, stamp=stamp(), frame_id="cam"))
         count["camera"] += 1
 
     def on_mic():
@@ -104,7 +113,7 @@ def run_publisher(args) -> int:
         count["audio"] += 1
 
     def on_pen():
-        pen.publish(conv.numpy_to_path(strokes[count["stroke"] % 4], stamp=_stamp_now(), frame_id="pen"))
+        pen.publish(conv.numpy_to_path(strokes[count["stroke"] % 4], stamp=stamp(), frame_id="pen"))
         count["stroke"] += 1
 
     # start once the node's camera subscription has matched, so that every frame counts
@@ -125,6 +134,7 @@ def run_publisher(args) -> int:
     except KeyboardInterrupt:
         pass
     print(f"publisher: {count}", flush=True)
+    print(f"stamps: {sent_stamps}", flush=True)
     node.destroy_node()
     rclpy.try_shutdown()
     return 0
@@ -159,19 +169,24 @@ OUTPUT_TYPES = {"image": "Image", "audio_mel": "Image", "trajectory": "Path", "l
                 "modalities": "String", "latent_stamped": "JointState"}
 
 
-def _publisher_counts(pub) -> dict:
-    """The publisher role's final ``publisher: {...}`` line (messages sent per stream), once it exited."""
+def _publisher_counts(pub) -> tuple[dict, list]:
+    """The publisher role's final lines, once it exited: messages sent per stream, and the header
+    stamps it sent (seconds).
+    """
     import ast
 
     try:
         out, _ = pub.communicate(timeout=15)
     except subprocess.TimeoutExpired:
         pub.kill()
-        return {}
+        return {}, []
+    counts, stamps = {}, []
     for line in (out or "").splitlines():
         if line.startswith("publisher: {"):
-            return ast.literal_eval(line.split(":", 1)[1].strip())
-    return {}
+            counts = ast.literal_eval(line.split(":", 1)[1].strip())
+        elif line.startswith("stamps: ["):
+            stamps = [sec + nsec * 1e-9 for sec, nsec in ast.literal_eval(line.split(":", 1)[1].strip())]
+    return counts, stamps
 
 
 def _camera_delta(before: dict, after: dict, counter: str):
@@ -349,7 +364,7 @@ def run_one(args, variant: str, subscribe: str):
         # frame accounting over the whole run: stop the publisher, read how many frames it sent,
         # let the node drain and report its counters once more (/diagnostics at 1 Hz)
         pub.send_signal(2)
-        sent = _publisher_counts(pub)
+        sent, sent_stamps = _publisher_counts(pub)
         t_end = time.monotonic()
         while time.monotonic() - t_end < 2.5:
             ex.spin_once(timeout_sec=0.05)
@@ -372,18 +387,24 @@ def run_one(args, variant: str, subscribe: str):
     # heartbeat fusions (which fill silence) keep carrying the last stamp, whose age then grows
     # by 1/heartbeat_hz per output (a run measured them as 0.4-1.8 s "latencies")
     recv = [(r, s) for r, s in recv if r <= w1]
-    lat = [r - s for r, s in recv if s > 0]
+    # each stamped input published in the window (until 0.1 s before its end): its first output
+    published = {round(s, 6) for s in sent_stamps if w0 <= s <= w1 - 0.1}
+    first: dict = {}
+    for r, s in recv:
+        key = round(s, 6)
+        if key in published and key not in first:
+            first[key] = r - s
+    lat = list(first.values())
     stats = summarize_ms(lat) if lat else {}
-    # camera frames published inside the window whose stamp came back at least once
-    stamps = sorted({s for _, s in recv})
-    expected = int(round(window * (args.camera_hz + args.stroke_hz)))  # stamped inputs published
-    cam_stamps = len(stamps)
+    expected = len(published)
+    cam_stamps = len(first)
     cpu_s = cpu1 - cpu0
     row = {"variant": variant, "subscribe": subscribe, "load": load_run[0], "outputs": len(recv),
            "rate_hz": round(len(recv) / window, 2),
            "median_ms": stats.get("median_ms"), "p99_ms": stats.get("p99_ms"), "mean_ms": stats.get("mean_ms"),
            # stamps (camera frames and strokes) published in the window that no output carried: a
-           # stroke fused together with a newer camera frame carries that frame's stamp
+           # stroke fused together with a newer camera frame carries that frame's stamp; the
+           # latency statistics are over the returned ones
            "stamped_inputs": expected, "stamps_returned": cam_stamps,
            "stamps_not_returned": max(0, expected - cam_stamps),
            # the node's own median as of the window's end (not after the drain's heartbeat fusions)
