@@ -213,9 +213,10 @@ class FusionCore:
     ``fusions_by_kind``, ``last_fusion_kind``, ``latency``, ``last_latency_s``, ``last_result``,
     ``last_fused``, ``last_error``, ``clock_stalled``; :meth:`accounting` reconciles them.
 
-    Threads: :meth:`accept`, :meth:`drop` and :meth:`put` run on the input thread, the rest on
-    the one fusion thread (the store is thread-safe; :meth:`put` touches the scheduler only
-    through ``note_input``).
+    Threads: :meth:`accept`, :meth:`drop` and :meth:`put` may run on any input thread; the
+    decisions (:meth:`on_input`, :meth:`on_tick`) and :meth:`fuse` on one thread at a time (the
+    node holds its fusion lock around them; the store is thread-safe; :meth:`put` touches the
+    scheduler only through ``note_input``).
     """
 
     #: The counters and state the class docstring lists (the node exposes them by these names).

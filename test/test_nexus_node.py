@@ -185,6 +185,43 @@ def test_two_thread_executor_with_lifecycle_changes_mid_stream(ros_context_mt, c
     assert 0 < len(sensors.msgs("modalities")) <= node.fused_count
 
 
+def test_a_fusion_on_one_thread_serves_inputs_and_ticks_from_others(ros_context, checkpoint):
+    """Multi-threaded executor races, made deterministic: while an input callback's fusion runs,
+    a second input's wake-up returns at once and the input is fused right after (not on a later
+    tick), and a timer tick waits for the running fusion instead of deciding beside it.
+    """
+    import threading
+
+    rc = ros_context
+    node = _nexus(rc, checkpoint)
+    gate, entered, calls = threading.Event(), threading.Event(), []
+    infer = node._infer
+
+    def slow(values, decode):
+        calls.append(tuple(values))
+        if len(calls) == 1:
+            entered.set()
+            gate.wait(5.0)
+        return infer(values, decode)
+
+    node._infer = slow
+    first = threading.Thread(target=node.inputs.store, args=("image", np.eye(28, dtype=np.float32)))
+    first.start()
+    assert entered.wait(5.0)
+    s = np.linspace(0, 1, 20)
+    node.inputs.store("trajectory", np.stack([s, s ** 2], 1))  # returns: the lock is held
+    tick = threading.Thread(target=node._on_fusion_timer)
+    tick.start()
+    time.sleep(0.2)
+    assert tick.is_alive() and first.is_alive()  # the tick waits for the fusion
+    gate.set()
+    first.join(5.0)
+    tick.join(5.0)
+    assert calls == [("image",), ("image", "trajectory")]
+    assert node.fused_count == 2 and dict(node.fusions_by_kind) == {"fresh": 2}
+    assert node.accounting()["trajectory"]["pending"] == 0
+
+
 def test_griffin_lim_waveform_output(ros_context, checkpoint):
     rc = ros_context
     node = _nexus(rc, checkpoint, griffin_lim=True)
@@ -598,6 +635,14 @@ def test_main_runs_with_the_parameter_file_and_stops_on_sigint(checkpoint, tmp_p
             if "[nexus_main]: active" in lines[-1]:
                 break
         assert any("[nexus_main]: active" in x for x in lines), "".join(lines)
+        expected = {"events": "EventsExecutor", "single": "SingleThreadedExecutor"}[executor]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(f"spinning {expected}" in x for x in lines):
+            try:
+                lines.append(q.get(timeout=0.2))
+            except queue.Empty:
+                continue
+        assert any(f"spinning {expected}" in x for x in lines), "".join(lines)
         _exercise_running_node("/main_test", "/nexus_main")
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
@@ -657,6 +702,17 @@ def _exercise_running_node(prefix: str, node: str) -> None:
         res = call(SetParameters, f"{node}/set_parameters",
                    SetParameters.Request(parameters=[Parameter("executor", value="single").to_parameter_msg()]))
         assert [r.successful for r in res.results] == [False]  # read-only
+        # a live max_rate_hz change re-creates the fusion timer; frames still come back
+        res = call(SetParameters, f"{node}/set_parameters",
+                   SetParameters.Request(parameters=[Parameter("max_rate_hz", value=50.0).to_parameter_msg()]))
+        assert [r.successful for r in res.results] == [True]
+        got.clear()
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and not any(conv.stamp_to_seconds(m.header.stamp) >= 2000.0 for m in got):
+            stamps.append(2000.0 + len(stamps))
+            pub.publish(_image_msg(stamps[-1]))
+            ex.spin_once(timeout_sec=0.2)
+        assert any(conv.stamp_to_seconds(m.header.stamp) >= 2000.0 for m in got)
     finally:
         ex.shutdown()
         rclpy.shutdown(context=ctx)

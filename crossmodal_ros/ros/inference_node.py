@@ -15,10 +15,11 @@ Threads: :func:`main` spins one single-threaded executor, rclpy's ``EventsExecut
 during an inference wait in their queues and the store coalesces them. A fresh input is fused in
 the subscription callback that stored it. rclpy 9.1.2's ``MultiThreadedExecutor`` busy-loops on
 queued tasks (with every output subscribed: a whole core, 5 fusions/s instead of 30;
-``benchmarks/README.md``). The node stays correct on a multi-threaded executor: a fusion holds
-``_fusion_lock`` (which also keeps the lifecycle and parameter services from changing the core or
-the publishers under it), an input stored while another thread fuses is fused by that thread when
-it ends, and the timers keep their own mutually exclusive callback group.
+``benchmarks/README.md``). The node stays correct on a multi-threaded executor: every scheduler
+decision and fusion holds ``_fusion_lock`` (which also keeps the lifecycle and parameter services
+from changing the core or the publishers under it), an input whose wake-up finds the lock held is
+fused by the holder when it lets go (:meth:`InferenceNode._serve_wakes`), and the timers keep their
+own mutually exclusive callback group.
 """
 from __future__ import annotations
 
@@ -91,6 +92,7 @@ class InferenceNode(LifecycleNode):
         self._diag_pub = self._diag_timer = self._fusion_timer = None
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._fusion_lock = threading.RLock()  # see the module docstring
+        self._wake_requested = False  # an input's wake-up found the lock held (_serve_wakes)
         if self.get_parameter("autostart").value:
             if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 self.trigger_activate()
@@ -133,6 +135,7 @@ class InferenceNode(LifecycleNode):
             if "max_rate_hz" in changed and self._fusion_timer is not None:
                 self.destroy_timer(self._fusion_timer)
                 self._start_fusion_timer()
+        self._serve_wakes()
 
     def _configure_core(self) -> None:
         cfg = self._cfg
@@ -289,25 +292,39 @@ class InferenceNode(LifecycleNode):
     # ------------------------------------------------------------------ fusion
     def _on_wake(self) -> None:
         """New input was stored (in its subscription callback): fuse it there and then, unless
-        ``max_rate_hz`` defers it (to a timer tick) or a fusion runs on another executor thread
-        (which fuses it when it ends, :meth:`_fuse`). Fusing in the callback that stored the
-        input saves the executor a wake-up per input (a guard condition did that before; the
-        ``events`` executor has none).
+        ``max_rate_hz`` defers it (to a timer tick) or another executor thread holds the fusion
+        lock (that thread serves the wake-up when it lets go, :meth:`_serve_wakes`). Fusing in
+        the callback that stored the input saves the executor a wake-up per input (a guard
+        condition did that before; the ``events`` executor has none).
         """
-        if not self._fusion_lock.acquire(blocking=False):
-            return  # the running fusion takes it when it ends
-        try:
-            if self.core.on_input() == FRESH:
-                self._fuse(FRESH)
-        finally:
-            self._fusion_lock.release()
+        self._wake_requested = True
+        self._serve_wakes()
+
+    def _serve_wakes(self) -> None:
+        """Fuse pending fresh input whose wake-up found the lock held. Called after every
+        wake-up and after every release of the lock by the timers and the parameter callbacks:
+        the flag is set before the lock is tried and read after it is released, so one of the
+        two threads always serves it.
+        """
+        while self._wake_requested and self._fusion_lock.acquire(blocking=False):
+            try:
+                self._wake_requested = False
+                if self.core.on_input() == FRESH:
+                    self._fuse(FRESH)
+            finally:
+                self._fusion_lock.release()
 
     def _on_fusion_timer(self) -> None:
-        """Timer tick (period 1/max_rate_hz): deferred fresh input, or a heartbeat in silence."""
-        self._check_clock()
-        kind = self.core.on_tick(self._now_s())
-        if kind is not None:
-            self._fuse(kind)
+        """Timer tick (period 1/max_rate_hz): deferred fresh input, or a heartbeat in silence.
+        Decides and fuses under the fusion lock (the scheduler is not thread-safe; on a
+        multi-threaded executor an input callback may be fusing).
+        """
+        with self._fusion_lock:
+            self._check_clock()
+            kind = self.core.on_tick(self._now_s())
+            if kind is not None:
+                self._fuse(kind)
+        self._serve_wakes()
 
     def _check_clock(self) -> bool:
         """Whether the sim clock is stalled (see ``clock_timeout_s``): then nothing is live."""
@@ -315,8 +332,9 @@ class InferenceNode(LifecycleNode):
 
     def live_inputs(self) -> tuple[str, ...]:
         """The modalities live right now (none while the sim clock is stalled)."""
-        self._check_clock()
-        return self.core.live(self._now_s())
+        with self._fusion_lock:
+            self._check_clock()
+            return self.core.live(self._now_s())
 
     def _fuse(self, kind: str = FRESH) -> bool:
         """Fuse the live inputs now and publish the result, then any fresh input stored meanwhile
@@ -367,7 +385,10 @@ class InferenceNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         if self._diag_pub is not None:
-            msg = DiagnosticArray(status=self.diagnostics())
+            with self._fusion_lock:  # the counters, not halfway through a fusion on another thread
+                statuses = self.diagnostics()
+            self._serve_wakes()
+            msg = DiagnosticArray(status=statuses)
             msg.header.stamp = self.get_clock().now().to_msg()
             self._diag_pub.publish(msg)
 
@@ -409,7 +430,8 @@ def main(args=None, prog: str = "crossmodal_inference") -> None:
             try:
                 if node.get_parameter("executor").value == "events":
                     executor.shutdown()
-                    executor = _events_executor()
+                    executor = _events_executor(node.get_logger())
+                node.get_logger().info(f"spinning {type(executor).__name__}")
                 executor.add_node(node)
                 freeze_startup_objects()  # no full-gc pauses over the loaded model (inference_params)
                 spin_until_shutdown(lambda: spin_executor(executor))
@@ -419,12 +441,17 @@ def main(args=None, prog: str = "crossmodal_inference") -> None:
         pass
 
 
-def _events_executor():
+def _events_executor(log=None):
     """The C++ ``EventsExecutor`` of rclpy (``rclpy.experimental``): one callback per event, no wait
-    set rebuilt per callback. It has no guard conditions (the node uses none).
+    set rebuilt per callback. It has no guard conditions (the node uses none). Where this rclpy
+    has none (older distributions), a ``SingleThreadedExecutor`` with a warning.
     """
-    from rclpy.experimental import EventsExecutor
-
+    try:
+        from rclpy.experimental import EventsExecutor
+    except ImportError as exc:
+        if log is not None:
+            log.warning(f"executor 'events' is not available in this rclpy ({exc}); using 'single'")
+        return SingleThreadedExecutor()
     return EventsExecutor()
 
 

@@ -64,9 +64,10 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         "112 ms against 17 ms (busy-waiting pool threads). Read at configure.", 0, 256)),
     "executor": ("events", _desc(
         "The executor crossmodal_inference spins (ignored for a node made in-process): events "
-        "(rclpy's EventsExecutor, C++, one callback per event: about a third less CPU per fusion "
-        "than single, benchmarks/README.md) or single (rclpy's SingleThreadedExecutor). Read at "
-        "startup.", ParameterType.PARAMETER_STRING, read_only=True)),
+        "(rclpy's EventsExecutor, C++, one callback per event: 30-50 % less CPU per fusion than "
+        "single in benchmarks/README.md; falls back to single, with a warning, where rclpy has "
+        "none) or single (rclpy's SingleThreadedExecutor). Read at startup.",
+        ParameterType.PARAMETER_STRING, read_only=True)),
     "infer_combine": ("", _desc(
         "How a Nexus checkpoint combines several given modalities: empty = as stored (the "
         "shipped model: mixture), mixture (moment-matched mixture of the single-modality "
