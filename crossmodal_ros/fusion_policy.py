@@ -126,6 +126,30 @@ class FusionScheduler:
         return max(0.0, (_SLACK - self.tokens(now)) / self.max_rate_hz)
 
 
+class WakeGate:
+    """Serves wake-ups on whichever thread can take ``lock`` without blocking, and loses none.
+
+    :meth:`wake` sets a flag, then tries the lock; every holder calls :meth:`flush` after letting
+    go of it, so the flag set while it held the lock is served by it. (An input callback fuses its
+    input at once unless another thread fuses; then that thread fuses it next.)
+    """
+
+    def __init__(self, lock):
+        self.lock, self.requested = lock, False
+
+    def wake(self, serve: Callable[[], object]) -> None:
+        self.requested = True
+        self.flush(serve)
+
+    def flush(self, serve: Callable[[], object]) -> None:
+        while self.requested and self.lock.acquire(blocking=False):
+            try:
+                self.requested = False
+                serve()
+            finally:
+                self.lock.release()
+
+
 class ClockWatch:
     """Notices a clock that stopped (a bag that ended or is paused under ``use_sim_time``):
     :meth:`stalled` is true once ``clock_ns`` has not changed for ``timeout`` seconds of a

@@ -309,3 +309,30 @@ def test_fusion_core_survives_a_failing_inference_and_a_stalled_clock():
     assert core.check_clock(5, sim_time=True) and core.live(0.4) == ()
     assert core.fuse(HEARTBEAT, 0.4, _infer, set()) is None
     assert core.on_tick(0.4) is None
+
+
+def test_wake_gate_serves_a_wake_up_that_found_the_lock_held_exactly_once():
+    import threading
+
+    from crossmodal_ros.fusion_policy import WakeGate
+
+    lock = threading.RLock()
+    gate, served = WakeGate(lock), []
+    gate.wake(lambda: served.append("now"))  # lock free: served at once, on this thread
+    assert served == ["now"] and not gate.requested
+    with lock:  # this thread fuses; a wake-up arrives from another thread meanwhile
+        t = threading.Thread(target=gate.wake, args=(lambda: served.append("late"),))
+        t.start()
+        t.join()
+        assert served == ["now"] and gate.requested  # remembered, not served, not blocked
+    gate.flush(lambda: served.append("late"))  # the holder serves it after letting go
+    gate.flush(lambda: served.append("late"))  # and only once
+    assert served == ["now", "late"] and not gate.requested
+
+
+def test_executor_choice():
+    from crossmodal_ros.ros.executors import EXECUTOR_CHOICES, make_executor
+
+    assert EXECUTOR_CHOICES == ("events", "single")  # the entry-point test spins both
+    with pytest.raises(ValueError, match="executor"):
+        make_executor("multi")

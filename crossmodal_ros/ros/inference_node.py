@@ -10,16 +10,14 @@ input messages into ``self.core``, a ROS-free :class:`crossmodal_ros.fusion_poli
 (store, scheduling, fusion, accounting); :class:`node_io.OutputPublishers` publishes the result
 by walking the output table, decoding a modality only while one of its outputs has subscribers.
 
-Threads: :func:`main` spins one single-threaded executor, rclpy's ``EventsExecutor`` (parameter
-``executor``, default ``events``; ``single``: the ``SingleThreadedExecutor``); inputs arriving
-during an inference wait in their queues and the store coalesces them. A fresh input is fused in
-the subscription callback that stored it. rclpy 9.1.2's ``MultiThreadedExecutor`` busy-loops on
-queued tasks (with every output subscribed: a whole core, 5 fusions/s instead of 30;
-``benchmarks/README.md``). The node stays correct on a multi-threaded executor: every scheduler
+Threads: :func:`main` spins one single-threaded executor (:mod:`crossmodal_ros.ros.executors`,
+parameter ``executor``); inputs arriving during an inference wait in their queues and the store
+coalesces them. A fresh input is fused in the subscription callback that stored it. The node
+stays correct on a multi-threaded executor (rclpy 9.1.2's busy-loops; not used): every scheduler
 decision and fusion holds ``_fusion_lock`` (which also keeps the lifecycle and parameter services
 from changing the core or the publishers under it), an input whose wake-up finds the lock held is
-fused by the holder when it lets go (:meth:`InferenceNode._serve_wakes`), and the timers keep their
-own mutually exclusive callback group.
+fused by the holder when it lets go (:class:`~crossmodal_ros.fusion_policy.WakeGate`), and the
+timers keep their own mutually exclusive callback group.
 """
 from __future__ import annotations
 
@@ -27,29 +25,26 @@ import threading
 from typing import Any, Optional
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rcl_interfaces.msg import SetParametersResult
 
-from crossmodal_ros.fusion_policy import FRESH, FusionCore
+from crossmodal_ros.fusion_policy import FRESH, FusionCore, WakeGate
 from crossmodal_ros.modalities import MODALITIES
 from crossmodal_ros.ros import conversions as conv
 from crossmodal_ros.ros.diagnostics import InputMonitor, node_statuses
 from crossmodal_ros.fusion_store import LatestSamples, newest
 from crossmodal_ros.ros.inference_params import (LIVE_PARAMETERS, PARAMETERS, STALENESS, freeze_startup_objects,
-                                                 missing_modalities_reason, parameter_overrides, print_help,
-                                                 set_cpu_threads, validate_parameters)
+                                                 load_engine, parameter_overrides, print_help, validate_parameters)
 from crossmodal_ros.ros.node_io import INPUT_TOPICS, INPUT_TYPES, OUTPUT_NAMES, OUTPUT_NEEDS, OUTPUTS  # noqa: F401
 from crossmodal_ros.ros.node_io import InputSubscriptions, OutputPublishers, PublishContext
 from crossmodal_ros.ros.qos import input_qos, output_qos
-from crossmodal_ros.ros.sensor_base import spin_until_shutdown
+from crossmodal_ros.ros.executors import run_node_process
 
 #: Every publisher and subscription declares read-only ``qos_overrides.<topic>.<kind>.<policy>``
 #: parameters (rclpy's QoSOverridingOptions), read at creation (first configure).
@@ -92,7 +87,7 @@ class InferenceNode(LifecycleNode):
         self._diag_pub = self._diag_timer = self._fusion_timer = None
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._fusion_lock = threading.RLock()  # see the module docstring
-        self._wake_requested = False  # an input's wake-up found the lock held (_serve_wakes)
+        self._gate = WakeGate(self._fusion_lock)  # wake-ups that found the lock held
         if self.get_parameter("autostart").value:
             if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 self.trigger_activate()
@@ -135,7 +130,7 @@ class InferenceNode(LifecycleNode):
             if "max_rate_hz" in changed and self._fusion_timer is not None:
                 self.destroy_timer(self._fusion_timer)
                 self._start_fusion_timer()
-        self._serve_wakes()
+        self._gate.flush(self._fuse_fresh)
 
     def _configure_core(self) -> None:
         cfg = self._cfg
@@ -177,26 +172,11 @@ class InferenceNode(LifecycleNode):
         return super().on_configure(state)
 
     def _load_engine(self, values: dict[str, Any]):
-        """The FusionEngine of ``values`` (validated), or None after logging why not."""
-        from crossmodal_ros.checkpoint import CheckpointError
-        from crossmodal_ros.engine import FusionEngine
-        from crossmodal_ros.paths import default_checkpoint
-
-        reason = validate_parameters(values)
-        if reason:
-            return self._configure_failed(reason)
-        path = values["checkpoint"] or str(default_checkpoint())
+        """The FusionEngine of ``values`` (``inference_params.load_engine``), or None (logged)."""
         try:
-            engine = FusionEngine.from_checkpoint(
-                path, device=values["device"], backend=values["backend"], sample=bool(values["sample_latent"]),
-                model_options={"infer_combine": values["infer_combine"]} if values["infer_combine"] else None)
-        except (CheckpointError, FileNotFoundError, ImportError, RuntimeError, ValueError) as exc:
-            return self._configure_failed(f"cannot load checkpoint {path!r}: {exc}")
-        self._threads = set_cpu_threads(values["num_threads"])  # after the model's imports loaded BLAS
-        reason = missing_modalities_reason(path, tuple(engine.modalities), values["modalities"])
-        if reason:
-            return self._configure_failed(reason)
-        self._checkpoint_path = path
+            engine, self._checkpoint_path, self._threads = load_engine(values)
+        except ValueError as exc:
+            return self._configure_failed(str(exc))
         return engine
 
     def _configure_failed(self, reason: str) -> None:
@@ -292,27 +272,15 @@ class InferenceNode(LifecycleNode):
     # ------------------------------------------------------------------ fusion
     def _on_wake(self) -> None:
         """New input was stored (in its subscription callback): fuse it there and then, unless
-        ``max_rate_hz`` defers it (to a timer tick) or another executor thread holds the fusion
-        lock (that thread serves the wake-up when it lets go, :meth:`_serve_wakes`). Fusing in
-        the callback that stored the input saves the executor a wake-up per input (a guard
-        condition did that before; the ``events`` executor has none).
+        ``max_rate_hz`` defers it (to a tick) or another thread fuses (then that one fuses it
+        next: :class:`~crossmodal_ros.fusion_policy.WakeGate`). This saves the executor a wake-up
+        per input (a guard condition did that before; the ``events`` executor has none).
         """
-        self._wake_requested = True
-        self._serve_wakes()
+        self._gate.wake(self._fuse_fresh)
 
-    def _serve_wakes(self) -> None:
-        """Fuse pending fresh input whose wake-up found the lock held. Called after every
-        wake-up and after every release of the lock by the timers and the parameter callbacks:
-        the flag is set before the lock is tried and read after it is released, so one of the
-        two threads always serves it.
-        """
-        while self._wake_requested and self._fusion_lock.acquire(blocking=False):
-            try:
-                self._wake_requested = False
-                if self.core.on_input() == FRESH:
-                    self._fuse(FRESH)
-            finally:
-                self._fusion_lock.release()
+    def _fuse_fresh(self) -> None:
+        if self.core.on_input() == FRESH:
+            self._fuse(FRESH)
 
     def _on_fusion_timer(self) -> None:
         """Timer tick (period 1/max_rate_hz): deferred fresh input, or a heartbeat in silence.
@@ -324,7 +292,7 @@ class InferenceNode(LifecycleNode):
             kind = self.core.on_tick(self._now_s())
             if kind is not None:
                 self._fuse(kind)
-        self._serve_wakes()
+        self._gate.flush(self._fuse_fresh)
 
     def _check_clock(self) -> bool:
         """Whether the sim clock is stalled (see ``clock_timeout_s``): then nothing is live."""
@@ -387,7 +355,7 @@ class InferenceNode(LifecycleNode):
         if self._diag_pub is not None:
             with self._fusion_lock:  # the counters, not halfway through a fusion on another thread
                 statuses = self.diagnostics()
-            self._serve_wakes()
+            self._gate.flush(self._fuse_fresh)
             msg = DiagnosticArray(status=statuses)
             msg.header.stamp = self.get_clock().now().to_msg()
             self._diag_pub.publish(msg)
@@ -415,53 +383,15 @@ def make_node(name: str = "nexus", namespace: Optional[str] = None, context=None
 
 def main(args=None, prog: str = "crossmodal_inference") -> None:
     """Console entry ``crossmodal_inference``: spin one node on the executor its ``executor``
-    parameter names (module docstring: why not the multi-threaded one) until Ctrl-C or shutdown.
+    parameter names (module docstring) until Ctrl-C or shutdown.
     """
     from crossmodal_ros.ros.sensor_base import wants_help
 
     if wants_help(args):
         print_help(prog=prog, summary=__doc__.split("\n\n")[0])
         return 0
-    try:
-        with rclpy.init(args=args):
-            # an executor first: a Ctrl-C in the node's (autostart) configure must not hit its constructor
-            executor = SingleThreadedExecutor()
-            node = InferenceNode()
-            try:
-                if node.get_parameter("executor").value == "events":
-                    executor.shutdown()
-                    executor = _events_executor(node.get_logger())
-                node.get_logger().info(f"spinning {type(executor).__name__}")
-                executor.add_node(node)
-                freeze_startup_objects()  # no full-gc pauses over the loaded model (inference_params)
-                spin_until_shutdown(lambda: spin_executor(executor))
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-
-
-def _events_executor(log=None):
-    """The C++ ``EventsExecutor`` of rclpy (``rclpy.experimental``): one callback per event, no wait
-    set rebuilt per callback. It has no guard conditions (the node uses none). Where this rclpy
-    has none (older distributions), a ``SingleThreadedExecutor`` with a warning.
-    """
-    try:
-        from rclpy.experimental import EventsExecutor
-    except ImportError as exc:
-        if log is not None:
-            log.warning(f"executor 'events' is not available in this rclpy ({exc}); using 'single'")
-        return SingleThreadedExecutor()
-    return EventsExecutor()
-
-
-def spin_executor(executor, timeout_s: float = 0.5) -> None:
-    """Spin ``executor`` until the context shuts down, by ``spin_once`` calls: rclpy 9.1.2's
-    ``EventsExecutor.spin()`` keeps a core busy without any work, and ignores SIGINT and SIGTERM
-    (measured here); its ``spin_once`` sleeps until an event.
-    """
-    while executor.context.ok():
-        executor.spin_once(timeout_sec=timeout_s)
+    # no full-gc pauses over the loaded model (inference_params)
+    run_node_process(InferenceNode, args, before_spin=freeze_startup_objects)
 
 
 if __name__ == "__main__":

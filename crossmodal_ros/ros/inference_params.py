@@ -12,13 +12,13 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.parameter import Parameter
 
 from crossmodal_ros.engine import BACKENDS
+from crossmodal_ros.ros.executors import EXECUTOR_CHOICES
 from crossmodal_ros.modalities import MODALITIES
 from crossmodal_ros.ros.node_io import OUTPUT_NAMES
 from crossmodal_ros.ros.qos import RELIABILITY_CHOICES
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 INFER_COMBINE_CHOICES = ("", "mixture", "aggregate")
-EXECUTOR_CHOICES = ("events", "single")
 
 
 def _float_desc(text: str, lo: float, hi: float) -> ParameterDescriptor:
@@ -286,3 +286,29 @@ def parameter_overrides(params: dict[str, Any]) -> list[Parameter]:
                 value = list(value)
         overrides.append(Parameter(key, value=value))
     return overrides
+
+
+def load_engine(values: dict[str, Any]):
+    """The inference node's FusionEngine for parameter ``values``: ``(engine, checkpoint path,
+    CPU threads)``; ValueError with the reason (invalid parameters, an unusable checkpoint, a
+    modality the deployment needs and the checkpoint lacks). Sets the process's thread pools.
+    """
+    from crossmodal_ros.checkpoint import CheckpointError
+    from crossmodal_ros.engine import FusionEngine
+    from crossmodal_ros.paths import default_checkpoint
+
+    reason = validate_parameters(values)
+    if reason:
+        raise ValueError(reason)
+    path = values["checkpoint"] or str(default_checkpoint())
+    try:
+        engine = FusionEngine.from_checkpoint(
+            path, device=values["device"], backend=values["backend"], sample=bool(values["sample_latent"]),
+            model_options={"infer_combine": values["infer_combine"]} if values["infer_combine"] else None)
+    except (CheckpointError, FileNotFoundError, ImportError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"cannot load checkpoint {path!r}: {exc}") from exc
+    threads = set_cpu_threads(values["num_threads"])  # after the model's imports loaded BLAS
+    reason = missing_modalities_reason(path, tuple(engine.modalities), values["modalities"])
+    if reason:
+        raise ValueError(reason)
+    return engine, path, threads
