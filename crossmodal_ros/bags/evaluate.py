@@ -59,10 +59,12 @@ class FusionSettings:
     def __post_init__(self):
         if not self.max_rate_hz > 0:
             raise BagError(f"max_rate_hz must be positive, got {self.max_rate_hz}")
-        if isinstance(self.max_burst, bool) or int(self.max_burst) != self.max_burst or self.max_burst < 1:
-            raise BagError(f"max_burst must be an integer >= 1, got {self.max_burst!r}")
         if not 0 <= self.heartbeat_hz <= self.max_rate_hz:
             raise BagError("heartbeat_hz must be in [0, max_rate_hz]")
+        try:  # the rest as the node's scheduler checks it
+            FusionScheduler(self.max_rate_hz, self.heartbeat_hz, self.max_burst)
+        except ValueError as exc:
+            raise BagError(str(exc)) from exc
 
 
 @dataclass

@@ -556,20 +556,16 @@ class FastNexus:
         """
         bsz = blocks[0].shape[0]
         rows, idx, todo = [], [], []
-        offsets = {}
         offset = 0
         for i, m in enumerate(self.modalities):
-            offsets[i] = offset
-            offset += self.lat_dims[i]
-        for i, m in enumerate(self.modalities):
-            if m not in given:
-                continue
-            idx.append(i)
-            if entries is not None and entries[m].stats is not None:
-                continue
-            todo.append(i)
-            d, o = self.lat_dims[i], offsets[i]
-            rows.append(torch.addmm(self.agg_b + self.agg_msg_bias[i], blocks[i], self.agg_w[o:o + d]))
+            d = self.lat_dims[i]
+            if m in given:
+                idx.append(i)
+                if entries is None or entries[m].stats is None:
+                    todo.append(i)
+                    rows.append(torch.addmm(self.agg_b + self.agg_msg_bias[i], blocks[i],
+                                            self.agg_w[offset:offset + d]))
+            offset += d
         per = {}
         if todo:
             h = _mlp(F.leaky_relu(torch.cat(rows, 0), _LEAK), self.shared_rest)

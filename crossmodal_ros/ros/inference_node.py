@@ -305,16 +305,10 @@ class InferenceNode(LifecycleNode):
             return self.core.live(self._now_s())
 
     def _fuse(self, kind: str = FRESH) -> bool:
-        """Fuse the live inputs now and publish the result, then any fresh input stored meanwhile
-        by another executor thread (:meth:`_on_wake`); False when nothing was fused.
-        """
-        with self._fusion_lock:
-            fused = self._fuse_once(kind)
-            while self.core.on_input() == FRESH and self._fuse_once(FRESH):
-                pass
-            return fused
+        """Fuse the live inputs now and publish the result; False when nothing was fused.
 
-    def _fuse_once(self, kind: str) -> bool:
+        Input stored meanwhile by another thread: its wake-up is served by ``self._gate``.
+        """
         with self._fusion_lock:
             if self._engine is None:
                 return False
