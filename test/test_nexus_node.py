@@ -173,8 +173,10 @@ def test_two_thread_executor_with_lifecycle_changes_mid_stream(ros_context_mt, c
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         fused = node.fused_count  # deactivate waits for a running fusion (the fusion lock)
         published = node.published_count
+        inactive_drops = node.dropped["image"]["inactive"]
         sensors.publish("image", _image_msg(time.time()))  # arrives while inactive: dropped
-        rc.spin_for(0.5)
+        # wait for its arrival, not a fixed time (on CI a fixed 0.5 s missed all three)
+        rc.spin_until(lambda: node.dropped["image"]["inactive"] > inactive_drops, timeout=5.0)
         assert node.fused_count == fused and node.published_count == published
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         node.core.last_fused = ()
