@@ -6,8 +6,9 @@ For each of the 15 subsets of (image, audio, trajectory, label), one fused infer
 yields all four reconstructions + the latent, batch 1, CPU:
 
 * ``ours``: ``FusionEngine.infer_tensors`` on model tensors (the fast path; numpy out);
-  ``ours_int8`` the same with ``backend="int8"`` (weight-only int8 products; where the torch
-  build has the kernel);
+  ``ours_onnx`` the same with ``backend="onnx"`` (ONNX Runtime; equal to the reference within
+  1e-4; where onnxruntime imports) and ``ours_int8`` with ``backend="int8"`` (weight-only int8
+  products; where the torch build has the kernel);
 * ``ours_ref``: the same engine with ``fast=False`` (the module-graph reference path);
 * ``multivae``: multivae's Nexus built with the same networks (multivae_nexus.py),
   ``predict(cond_mod=subset, gen_mod="all", return_mean=True)`` on the same tensors;
@@ -33,6 +34,7 @@ from multivae_nexus import available, build_multivae_nexus, multivae_dataset
 
 from crossmodal_ros.codecs import default_codecs
 from crossmodal_ros.engine import FusionEngine
+from crossmodal_ros.models import onnx_path
 from crossmodal_ros.models.fast import int8_available
 from crossmodal_ros.modalities import AUDIO, MODALITIES, MODEL_SHAPES, all_subsets, subset_name
 from crossmodal_ros.models import build_model
@@ -71,8 +73,14 @@ def main(argv=None) -> int:
     # preprocessing measured for real: the same raw input is passed every call, so the
     # engine's equal-input cache would otherwise skip the codecs
     engine_raw = FusionEngine(engine.model, codecs, device="cpu", cache_preprocessing=False, cache_encodings=False)
-    # the int8 backend (weight-only int8 products; close to, not equal to, the float path)
-    engine_int8 = FusionEngine(engine.model, codecs, device="cpu", backend="int8") if int8_available() else None
+    # the other backends: onnx (ONNX Runtime, equal within float rounding; its graphs built now,
+    # not in the timing) and int8 (weight-only int8 products; close to, not equal to, the float path)
+    extras = {}
+    if onnx_path.available():
+        extras["onnx"] = FusionEngine(engine.model, codecs, device="cpu", backend="onnx")
+        extras["onnx"]._onnx.prepare()
+    if int8_available():
+        extras["int8"] = FusionEngine(engine.model, codecs, device="cpu", backend="int8")
     why_not = available()
     mv = None
     info = {"params_ours": sum(p.numel() for p in engine.model.parameters())}
@@ -91,8 +99,8 @@ def main(argv=None) -> int:
         row = {"subset": subset_name(subset)}
         res = {}
         res["ours"] = summarize_ms(time_calls(lambda: engine.infer_tensors(sub_x), args.runs))
-        if engine_int8 is not None:
-            res["ours_int8"] = summarize_ms(time_calls(lambda: engine_int8.infer_tensors(sub_x), args.runs))
+        for name, eng in extras.items():
+            res[f"ours_{name}"] = summarize_ms(time_calls(lambda: eng.infer_tensors(sub_x), args.runs))
         res["ours_ref"] = summarize_ms(time_calls(lambda: ref.infer_tensors(sub_x), max(50, args.runs // 3)))
         res["ours_raw"] = summarize_ms(time_calls(lambda: engine_raw.infer(sub_raw, sample_rate=sr),
                                                   max(50, args.runs // 3)))
@@ -119,31 +127,31 @@ def main(argv=None) -> int:
         if mv is not None:
             row["ratio"] = round(res["multivae"]["median_ms"] / res["ours"]["median_ms"], 2)
             row["ratio_raw"] = round(res["multivae_raw"]["median_ms"] / res["ours_raw"]["median_ms"], 2)
-            if engine_int8 is not None:
-                row["ratio_int8"] = round(res["multivae"]["median_ms"] / res["ours_int8"]["median_ms"], 2)
+            for name in extras:
+                row[f"ratio_{name}"] = round(res["multivae"]["median_ms"] / res[f"ours_{name}"]["median_ms"], 2)
         rows.append(row)
         print(f"  {row['subset']:<28} ours {row['ours_med']:.3f} ms"
               + (f"  multivae {row['multivae_med']:.3f} ms  x{row['ratio']}" if mv is not None else ""), flush=True)
 
-    cols = ["subset", "ours_med", "ours_p99"] + (["ours_int8_med"] if engine_int8 is not None else []) \
-        + ["ours_ref_med"]
+    cols = ["subset", "ours_med", "ours_p99"] + [f"ours_{name}_med" for name in extras] + ["ours_ref_med"]
     if mv is not None:
-        cols += ["multivae_med", "multivae_p99", "ratio"] + (["ratio_int8"] if engine_int8 is not None else [])
+        cols += ["multivae_med", "multivae_p99", "ratio"] + [f"ratio_{name}" for name in extras]
     cols += ["ours_raw_med", "ours_raw_p99"] + (["multivae_raw_med", "ratio_raw"] if mv is not None else [])
     summary = {"ours_median_of_medians_ms": statistics.median(r["ours_med"] for r in rows),
                "ours_worst_median_ms": max(r["ours_med"] for r in rows),
                "ours_ref_median_of_medians_ms": statistics.median(r["ours_ref_med"] for r in rows),
                "ours_raw_median_of_medians_ms": statistics.median(r["ours_raw_med"] for r in rows)}
-    if engine_int8 is not None:
-        summary.update({"ours_int8_median_of_medians_ms": statistics.median(r["ours_int8_med"] for r in rows),
-                        "ours_int8_worst_median_ms": max(r["ours_int8_med"] for r in rows)})
+    for name in extras:
+        summary.update({f"ours_{name}_median_of_medians_ms": statistics.median(r[f"ours_{name}_med"] for r in rows),
+                        f"ours_{name}_worst_median_ms": max(r[f"ours_{name}_med"] for r in rows),
+                        f"ours_{name}_subsets_at_most_1ms": sum(r[f"ours_{name}_med"] <= 1.0 for r in rows)})
     if mv is not None:
         summary.update({"multivae_median_of_medians_ms": statistics.median(r["multivae_med"] for r in rows),
                         "min_ratio": min(r["ratio"] for r in rows),
                         "median_ratio": statistics.median(r["ratio"] for r in rows)})
-        if engine_int8 is not None:
-            summary.update({"min_ratio_int8": min(r["ratio_int8"] for r in rows),
-                            "median_ratio_int8": statistics.median(r["ratio_int8"] for r in rows)})
+        for name in extras:
+            summary.update({f"min_ratio_{name}": min(r[f"ratio_{name}"] for r in rows),
+                            f"median_ratio_{name}": statistics.median(r[f"ratio_{name}"] for r in rows)})
     load_after = load_average()
     title = (f"Batch-1 fused inference, all four outputs (ms; torch {torch.__version__}, {args.threads} thread(s), "
              f"{args.runs} runs; load avg before {load_before} after {load_after})")

@@ -134,8 +134,8 @@ class FusionEngine:
     tolerances in ``test/test_fast_int8.py``, accuracy in ``benchmarks/README.md``; Nexus-family
     models, other kinds run on the reference path). None
     (default) keeps ``fast``'s choice. ``onnx_cache`` (default off): keep the exported graphs on
-    disk under ``paths.cache_dir()``/onnx, keyed by the weights' digest (about 20 MB per
-    subset), so a restart skips the export.
+    disk under ``paths.cache_dir()``/onnx, keyed by the weights' digest (about 100 MB for the
+    15 encode and 4 decode graphs), so a restart skips the export.
     ``cache_preprocessing`` (default on): when a raw array input equals (by content) the previous
     one of its modality, its codec result is reused; a node fusing a 30 Hz camera with a 1 s
     audio window otherwise recomputes the same mel spectrogram for every frame.
@@ -364,7 +364,7 @@ class FusionEngine:
             mask = mask.to(dev)
         try:
             if self._onnx is not None and mask is None and not self.sample:
-                out = self._onnx_infer(inputs, decode)
+                out = self._onnx_infer(inputs, decode, memo)
                 if out is not None:
                     return out
             with torch.inference_mode():
@@ -384,13 +384,28 @@ class FusionEngine:
         except ModelInputError as exc:
             raise EngineInputError(str(exc)) from exc
 
-    def _onnx_infer(self, inputs: dict, decode):
-        """The ONNX path's result, or None when the call does not fit it. With backend ``auto``
-        a failure to export or run a graph switches this engine to the fast path (with a
-        warning) instead of failing the call; with ``onnx`` it raises.
+    def _onnx_infer(self, inputs: dict, decode, memo: bool = False):
+        """The ONNX path's result, or None when the call does not fit it. With ``memo`` and a fast
+        path (Nexus-family models, :meth:`infer`), the shared latent comes from the fast path's
+        encoding cache (an input equal to the previous call's is not encoded again) and the
+        decoded modalities from the ONNX decode graphs; otherwise the subset's encode graph runs
+        too. With backend ``auto`` a failure to export or run a graph switches this engine to the
+        fast path (with a warning) instead of failing the call; with ``onnx`` it raises.
         """
+        from .models.base import ModelInputError
+
         try:
-            return self._onnx.infer(inputs, decode)
+            if not (memo and self._fast is not None):
+                return self._onnx.infer(inputs, decode)
+            if self._onnx.applicable(inputs) is None:
+                return None
+            with torch.inference_mode():
+                mu, logvar = self._fast.shared_latent(inputs, self._fast._check(inputs), False, True)
+            out = self._onnx.decode(mu, self.modalities if decode is None else decode)
+            out["latent_mu"], out["latent_logvar"] = mu, logvar
+            return out
+        except ModelInputError:
+            raise  # the caller's input, not the path
         except Exception as exc:  # noqa: BLE001 - onnxruntime/exporter errors have no common base
             if self.backend != "auto":
                 raise

@@ -61,7 +61,7 @@ def test_every_subset_equals_reference(engines, subset):
         assert a[k].shape == b[k].shape, k
         err = float(np.abs(a[k] - b[k]).max())
         assert err <= ATOL, f"{subset} {k}: max abs difference {err:.3g} > {ATOL}"
-    assert subset in {key[0] for key in onnx._onnx._sessions}  # it really ran on ONNX Runtime
+    assert ("encode", subset) in onnx._onnx._sessions  # it really ran on ONNX Runtime
 
 
 @needs_ort
@@ -83,7 +83,47 @@ def test_raw_input_and_lazy_decode_equal_reference(engines):
                 np.testing.assert_allclose(part.output(m), a.output(m), atol=ATOL, err_msg=m)
             else:
                 assert not part.decoded(m)
-    assert any(key[1] == () for key in onnx._onnx._sessions)  # the latent-only graph ran
+
+
+@needs_ort
+def test_a_stream_uses_the_encoding_cache_and_the_onnx_decoders(engines):
+    """``FusionEngine.infer`` (the node's call): unchanged inputs are not encoded again (the fast
+    path's encoding cache) and the outputs come from the ONNX decode graphs; equal to the reference.
+    """
+    onnx, ref, _ = engines
+    stroke = np.stack([np.linspace(0, 1, 20), np.linspace(0, 1, 20) ** 2], 1)
+    rng = np.random.default_rng(0)
+    onnx._fast.clear_memo()
+    hits = onnx._fast.memo_hits
+    for _ in range(4):
+        raw = {"image": rng.random((28, 28), dtype=np.float32), "trajectory": stroke, "label": 5}
+        a, b = ref.infer(raw), onnx.infer(raw, decode=("image", "audio"))
+        np.testing.assert_allclose(b.latent_mu, a.latent_mu, atol=ATOL)
+        np.testing.assert_allclose(b.latent_logvar, a.latent_logvar, atol=ATOL)
+        for m in ("image", "audio"):
+            np.testing.assert_allclose(b.output(m), a.output(m), atol=ATOL, err_msg=m)
+        assert not b.decoded("trajectory")
+    assert onnx._fast.memo_hits - hits == 2 * 3  # stroke and label reused by frames 2-4
+    assert {("decode", "image"), ("decode", "audio")} <= set(onnx._onnx._sessions)
+
+
+@needs_ort
+def test_a_call_builds_only_the_graphs_it_runs(engines):
+    """Latent only: the subset's encode graph alone; each decoded modality adds its decode graph,
+    shared by every subset.
+    """
+    onnx, ref, _ = engines
+    runner = onnx_path.OnnxNexus(onnx.model)
+    x = _inputs(1, ("image", "label"))
+    out = runner.infer(x, decode=())
+    assert set(runner._sessions) == {("encode", ("image", "label"))}
+    assert set(out) == {"latent_mu", "latent_logvar"}
+    runner.infer(x, decode=("audio",))
+    runner.infer(_inputs(1, ("trajectory",)), decode=("audio",))
+    assert set(runner._sessions) == {("encode", ("image", "label")), ("decode", "audio"),
+                                     ("encode", ("trajectory",))}
+    a = ref.infer_tensors(_inputs(1, ("trajectory",)))
+    np.testing.assert_allclose(runner.infer(_inputs(1, ("trajectory",)))["audio"].numpy(), a["audio"], atol=ATOL)
 
 
 @needs_ort
@@ -129,15 +169,18 @@ def test_disk_cache_is_keyed_by_the_weights(tmp_path):
     first = onnx_path.OnnxNexus(model, cache_dir=tmp_path)
     x = _inputs(1, ("label",))
     a = first.infer(x)
-    files = list(tmp_path.rglob("*.onnx"))
-    assert len(files) == 1 and first.digest[:32] in str(files[0])
+    files = sorted(tmp_path.rglob("*.onnx"))  # the label's encode graph and the four decode graphs
+    assert len(files) == 5 and all(first.digest[:32] in str(f) for f in files)
+    assert sum(f.name.startswith("encode--label") for f in files) == 1
     second = onnx_path.OnnxNexus(model, cache_dir=tmp_path)
     b = second.infer(x)  # read from disk
     for k in a:
         np.testing.assert_array_equal(a[k].numpy(), b[k].numpy())
-    files[0].write_bytes(b"not a graph")  # a corrupt cache file is exported afresh
+    for f in files:
+        f.write_bytes(b"not a graph")  # a corrupt cache file is exported afresh
     c = onnx_path.OnnxNexus(model, cache_dir=tmp_path).infer(x)
-    np.testing.assert_array_equal(a["latent_mu"].numpy(), c["latent_mu"].numpy())
+    for k in a:
+        np.testing.assert_array_equal(a[k].numpy(), c[k].numpy())
 
 
 def test_invalid_backend_is_rejected():
@@ -184,18 +227,8 @@ def test_baseline_kinds_equal_reference(kind):
         for k in a:
             err = float(np.abs(a[k] - b[k]).max())
             assert err <= ATOL, f"{kind} {subset} {k}: {err:.3g}"
-    assert len(onnx._onnx._sessions) == 3
-
-
-@needs_ort
-def test_private_weights_give_the_same_outputs():
-    torch.manual_seed(0)
-    model = build_model("nexus", {}).eval()
-    x = _inputs(1, ("image", "label"))
-    a = onnx_path.OnnxNexus(model).infer(x)
-    b = onnx_path.OnnxNexus(model, share_weights=False).infer(x)
-    for k in a:
-        np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), atol=1e-5, err_msg=k)
+    assert {key for key in onnx._onnx._sessions if key[0] == "encode"} == {
+        ("encode", ("image",)), ("encode", ("audio", "label")), ("encode", ("image", "audio", "trajectory", "label"))}
 
 
 @needs_ort
