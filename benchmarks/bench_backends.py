@@ -5,8 +5,9 @@
 For each of the 15 subsets, one ``FusionEngine.infer_tensors`` call (batch 1, every modality
 decoded, numpy out) with the shipped checkpoint on the CPU, for the backends ``reference``
 (torch eager, the module graph), ``fast`` (FastNexus, the current default), ``int8`` (FastNexus
-with weight-only int8 products) and ``onnx`` (ONNX Runtime, one graph per subset; needs
-onnxruntime + onnx). The backends are timed interleaved
+with weight-only int8 products), ``onnx`` (ONNX Runtime: an encode graph per subset, a decode
+graph per modality; needs onnxruntime + onnx) and ``onnx_int8`` (the same with int8 products).
+The backends are timed interleaved
 in rounds (each round: ``--runs``/``--rounds`` calls per backend and subset) so that a change of
 machine load hits them alike. Also recorded: the largest absolute difference of each backend's
 outputs from the reference's (every output, every subset), the ONNX export/session time and
@@ -29,7 +30,7 @@ from crossmodal_ros.engine import FusionEngine
 from crossmodal_ros.modalities import MODEL_SHAPES, all_subsets, subset_name
 from crossmodal_ros.paths import default_checkpoint
 
-BACKENDS = ("reference", "fast", "int8", "onnx")
+BACKENDS = ("reference", "fast", "int8", "onnx", "onnx_int8")
 
 
 def cpu_model() -> str:

@@ -7,7 +7,8 @@ yields all four reconstructions + the latent, batch 1, CPU:
 
 * ``ours``: ``FusionEngine.infer_tensors`` on model tensors (the fast path; numpy out);
   ``ours_onnx`` the same with ``backend="onnx"`` (ONNX Runtime; equal to the reference within
-  1e-4; where onnxruntime imports) and ``ours_int8`` with ``backend="int8"`` (weight-only int8
+  1e-4; where onnxruntime imports), ``ours_onnx_int8`` with ``backend="onnx_int8"`` (its int8
+  products; close to, not equal to, the reference) and ``ours_int8`` with ``backend="int8"`` (weight-only int8
   products; where the torch build has the kernel);
 * ``ours_ref``: the same engine with ``fast=False`` (the module-graph reference path);
 * ``multivae``: multivae's Nexus built with the same networks (multivae_nexus.py),
@@ -77,8 +78,9 @@ def main(argv=None) -> int:
     # not in the timing) and int8 (weight-only int8 products; close to, not equal to, the float path)
     extras = {}
     if onnx_path.available():
-        extras["onnx"] = FusionEngine(engine.model, codecs, device="cpu", backend="onnx")
-        extras["onnx"]._onnx.prepare()
+        for name in ("onnx", "onnx_int8"):
+            extras[name] = FusionEngine(engine.model, codecs, device="cpu", backend=name)
+            extras[name]._onnx.prepare()
     if int8_available():
         extras["int8"] = FusionEngine(engine.model, codecs, device="cpu", backend="int8")
     why_not = available()

@@ -25,7 +25,7 @@ from .units.label import softmax as _softmax
 
 
 #: inference backends (``FusionEngine(backend=...)``)
-BACKENDS = ("reference", "fast", "onnx", "auto", "int8")
+BACKENDS = ("reference", "fast", "onnx", "auto", "int8", "onnx_int8")
 
 
 class EngineInputError(ValueError):
@@ -132,7 +132,9 @@ class FusionEngine:
     ``"int8"`` (the fast path with weight-only int8 products, :class:`~crossmodal_ros.models.fast.Int8Weight`:
     float32 models on the CPU; close to the reference, not equal: label agreement and output
     tolerances in ``test/test_fast_int8.py``, accuracy in ``benchmarks/README.md``; Nexus-family
-    models, other kinds run on the reference path). None
+    models, other kinds run on the reference path) or ``"onnx_int8"`` (the onnx path with int8
+    matrix products, :func:`~crossmodal_ros.models.onnx_path.quantize_int8`: the fastest batch-1
+    path on a CPU; close to the reference, not equal: bounds in ``test/test_onnx_path.py``). None
     (default) keeps ``fast``'s choice. ``onnx_cache`` (default off): keep the exported graphs on
     disk under ``paths.cache_dir()``/onnx, keyed by the weights' digest (about 100 MB for the
     15 encode and 4 decode graphs), so a restart skips the export.
@@ -153,13 +155,13 @@ class FusionEngine:
         self.device = resolve_device(device)
         if backend is not None and backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS} (or None: fast={fast!r} decides), got {backend!r}")
-        if backend in ("fast", "onnx", "auto", "int8"):
+        if backend in ("fast", "onnx", "auto", "int8", "onnx_int8"):
             fast = True
         elif backend == "reference":
             fast = False
         self.backend = backend if backend is not None else ("fast" if fast else "reference")
         self.onnx_cache = bool(onnx_cache)
-        if self.backend == "onnx":
+        if self.backend in ("onnx", "onnx_int8"):
             from .models.onnx_path import require
 
             require()
@@ -211,7 +213,7 @@ class FusionEngine:
         """The ONNX Runtime runner for ``backend`` onnx/auto, or None (other backends, or a model,
         device or dtype it does not run; ``auto`` without onnxruntime).
         """
-        if self.backend not in ("onnx", "auto"):
+        if self.backend not in ("onnx", "auto", "onnx_int8"):
             return None
         from .models import onnx_path
 
@@ -219,22 +221,23 @@ class FusionEngine:
         if self.backend == "auto" and not (runs and onnx_path.available()):
             return None
         if not runs:
-            raise ValueError(f"backend 'onnx' runs float32 models on the CPU; this engine has a "
+            raise ValueError(f"backend {self.backend!r} runs float32 models on the CPU; this engine has a "
                              f"{type(self.model).__name__} on {self.device.type}{' in float16' if self.half else ''}"
                              "; use backend='auto' to fall back")
         from .paths import cache_dir
 
-        return onnx_path.OnnxNexus(self.model, cache_dir=(cache_dir() / "onnx") if self.onnx_cache else None)
+        return onnx_path.OnnxNexus(self.model, cache_dir=(cache_dir() / "onnx") if self.onnx_cache else None,
+                                   weights="int8" if self.backend == "onnx_int8" else "float")
 
     @property
     def path(self) -> str:
-        """Which inference path runs: ``"cuda-graphs"``, ``"onnx"`` (batch-1 calls; the others run
-        on the fast path), ``"fast"``, ``"fast-int8"`` (backend int8) or ``"reference"``.
+        """Which inference path runs: ``"cuda-graphs"``, ``"onnx"`` or ``"onnx-int8"`` (batch-1
+        calls; the others run on the fast path), ``"fast"``, ``"fast-int8"`` (backend int8) or ``"reference"``.
         """
         if self._graphs is not None:
             return "cuda-graphs"
         if self._onnx is not None:
-            return "onnx"
+            return "onnx-int8" if self._onnx.weights == "int8" else "onnx"
         if self._fast is not None:
             return "fast-int8" if self._fast.weights == "int8" else "fast"
         return "reference"

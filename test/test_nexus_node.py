@@ -428,7 +428,7 @@ def test_onnx_backend_node_fuses_like_the_fast_path(ros_context, checkpoint):
     rc = ros_context
     image = np.eye(28, dtype=np.float32)
     latents = {}
-    for backend in ("fast", "onnx"):
+    for backend in ("fast", "onnx", "onnx_int8"):
         node = make_node(f"nexus_{backend}", context=rc.context, checkpoint=checkpoint, device="cpu",
                          backend=backend)
         rc.add(node)
@@ -439,7 +439,10 @@ def test_onnx_backend_node_fuses_like_the_fast_path(ros_context, checkpoint):
         node.inputs.store("image", image, wake=False)
         assert node._fuse() and len(results) == 1
         latents[backend] = np.asarray(results[0].latent_mu)
+    assert node.engine.path == "onnx-int8"
     np.testing.assert_allclose(latents["onnx"], latents["fast"], atol=1e-4)
+    # the node's call takes the latent from the fast path's encoding cache (int8 only in decoders)
+    np.testing.assert_allclose(latents["onnx_int8"], latents["fast"], atol=1e-4)
 
 
 def test_infer_combine_parameter_overrides_the_stored_rule(ros_context, checkpoint, tmp_path):

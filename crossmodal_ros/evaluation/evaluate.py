@@ -419,6 +419,56 @@ class FastPathModel:
         return self
 
 
+class OnnxPathModel:
+    """A model seen through the ONNX Runtime batch-1 path (:class:`~crossmodal_ros.models.onnx_path.OnnxNexus`,
+    float or ``weights="int8"``), with the interface :func:`evaluate_model` uses: each row of a
+    batch is one batch-1 call with the modalities its mask marks present (the node's calls), so
+    the evaluation measures the path the ``onnx`` and ``onnx_int8`` backends run. Deterministic
+    only (no ``--sample``); CPU only. Raises :class:`EvaluationError` where the path cannot run.
+    """
+
+    def __init__(self, model, weights: str = "float"):
+        from crossmodal_ros.models import onnx_path
+
+        model.eval()
+        if not onnx_path.available():
+            raise EvaluationError("the onnx backends need the onnxruntime and onnx packages")
+        try:
+            self.onnx = onnx_path.OnnxNexus(model, weights=weights)
+        except ValueError as exc:
+            raise EvaluationError(str(exc)) from exc
+        self.kind = model.kind
+        self.modalities = tuple(model.modalities)
+        self.training = False
+
+    def infer(self, inputs: dict, mask=None, sample: bool = False) -> dict:
+        if sample:
+            raise EvaluationError("the ONNX path is deterministic: evaluate it without --sample")
+        n = next(iter(inputs.values())).shape[0]
+        rows = []
+        for i in range(n):
+            given = {m: x[i:i + 1].contiguous() for m, x in inputs.items()
+                     if mask is None or bool(mask[i, self.modalities.index(m)])}
+            out = self.onnx.infer(given)
+            if out is None:
+                raise EvaluationError(f"the ONNX path cannot run this call (given {sorted(given)})")
+            rows.append(out)
+        return {k: torch.cat([r[k] for r in rows]) for k in rows[0]}
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        if mode:
+            raise EvaluationError("the ONNX path is inference only")
+        return self
+
+    def to(self, device):
+        if torch.device(device).type != "cpu":
+            raise EvaluationError(f"the ONNX path runs on the CPU, not {device}")
+        return self
+
+
 def limit_tensors(tensors: dict, limit: int | None) -> dict:
     """The first ``limit`` samples of every tensor (all when ``limit`` is None or 0)."""
     if not limit:
@@ -451,10 +501,12 @@ def main(argv=None) -> int:
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG sample grids")
     parser.add_argument("--plot-samples", type=int, default=6, help="examples per PNG grid")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    parser.add_argument("--backend", default="reference", choices=("reference", "fast", "int8"),
+    parser.add_argument("--backend", default="reference", choices=("reference", "fast", "int8", "onnx", "onnx_int8"),
                         help="inference path evaluated: reference (model.infer, default), fast (the folded path "
-                             "the node runs) or int8 (the fast path with weight-only int8 products; CPU only, "
-                             "--device auto means cpu then); fast and int8 need a Nexus-family model")
+                             "the node runs) or int8 (the fast path with weight-only int8 products), both for "
+                             "Nexus-family models; onnx or onnx_int8 (ONNX Runtime, float or int8 products, one "
+                             "batch-1 call per sample); int8 and the onnx backends run on the CPU (--device auto "
+                             "means cpu then)")
     args = parser.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -464,12 +516,15 @@ def main(argv=None) -> int:
 
         ckpt_path = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
         # the int8 path runs on the CPU only: with --device auto it is evaluated there
-        device = resolve_device("cpu" if args.backend == "int8" and args.device == "auto" else args.device)
+        cpu_only = args.backend in ("int8", "onnx", "onnx_int8")
+        device = resolve_device("cpu" if cpu_only and args.device == "auto" else args.device)
         dataset = args.data.split(":")[0]
         inst_path = Path(args.instruments) if args.instruments else default_instruments_path(dataset)
         print(f"loading model {ckpt_path} on {device} ...", flush=True)
         model, codecs, meta = load_checkpoint(ckpt_path, device)
-        if args.backend != "reference":
+        if args.backend in ("onnx", "onnx_int8"):
+            model = OnnxPathModel(model, weights="int8" if args.backend == "onnx_int8" else "float")
+        elif args.backend != "reference":
             model = FastPathModel(model, weights="int8" if args.backend == "int8" else "float")
         instruments = Instruments.load(inst_path, device)
         if instruments.dataset and instruments.dataset != dataset:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 import warnings
 from pathlib import Path
 
@@ -38,6 +39,8 @@ from .base import state_digest
 OPSET = 18
 #: keys of the latent outputs, after the decoded modalities
 LATENTS = ("latent_mu", "latent_logvar")
+#: weight formats: float (exact within float rounding) or int8 (:func:`quantize_int8`)
+WEIGHTS = ("float", "int8")
 
 
 def available() -> bool:
@@ -56,6 +59,67 @@ def require() -> None:
         raise ImportError("backend 'onnx' needs the onnxruntime and onnx packages "
                           "(pip install onnxruntime onnx, versions pinned in requirements.txt); "
                           "use backend='fast' or 'reference' without them")
+
+
+def matmul_form(proto):
+    """Rewrite each ``Gemm`` of ``proto`` (an ``onnx.ModelProto``, changed in place and returned)
+    whose weight is an initializer, transposed (``transB=1``, as the exporter writes
+    ``nn.Linear``), with ``alpha = beta = 1`` and no ``transA``, as ``MatMul`` of the transposed
+    weight plus ``Add`` of the bias: ONNX Runtime's dynamic quantization handles ``MatMul``
+    only. Other nodes are kept.
+    """
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in proto.graph.initializer}
+    nodes = []
+    for node in proto.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if not (node.op_type == "Gemm" and node.input[1] in inits and attrs.get("transB", 0) == 1
+                and not attrs.get("transA", 0) and attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0):
+            nodes.append(node)
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]])
+        wt = numpy_helper.from_array(np.ascontiguousarray(w.T), node.input[1] + "__t")
+        proto.graph.initializer.append(wt)
+        has_bias = len(node.input) > 2 and node.input[2]
+        product = node.output[0] + "__mm" if has_bias else node.output[0]
+        nodes.append(helper.make_node("MatMul", [node.input[0], wt.name], [product], name=node.name + "__mm"))
+        if has_bias:
+            nodes.append(helper.make_node("Add", [product, node.input[2]], [node.output[0]], name=node.name + "__add"))
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    return proto
+
+
+def quantize_int8(data: bytes) -> bytes:
+    """The graph ``data`` with int8 matrix products: ONNX Runtime's dynamic quantization
+    (``onnxruntime.quantization.quantize_dynamic``: int8 weights with one scale per output
+    channel, the activations quantized to uint8 per call, ``reduce_range`` (7-bit weights) so
+    that x86 CPUs without VNNI do not saturate) of every ``MatMul``, after :func:`matmul_form`.
+    Convolutions stay float. Close to the float graph, not equal: bounds in
+    ``test/test_onnx_path.py``.
+    """
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    proto = matmul_form(onnx.load_from_string(data))
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(proto, src)
+        root = logging.getLogger()  # the quantizer's advice to pre-process, on the root logger
+
+        def quiet(record) -> bool:
+            return "pre-processing before quantization" not in record.getMessage()
+
+        root.addFilter(quiet)
+        try:
+            quantize_dynamic(src, dst, op_types_to_quantize=["MatMul"], per_channel=True, reduce_range=True,
+                             weight_type=QuantType.QInt8)
+        finally:
+            root.removeFilter(quiet)
+        return dst.read_bytes()
 
 
 class _Encode(torch.nn.Module):
@@ -101,8 +165,12 @@ class OnnxNexus:
     disk cache) for the shipped model.
     """
 
-    def __init__(self, model, digest: str | None = None, cache_dir: Path | str | None = None):
+    def __init__(self, model, digest: str | None = None, cache_dir: Path | str | None = None,
+                 weights: str = "float"):
         require()
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+        self.weights = weights
         if model.training:
             raise ValueError("OnnxNexus needs a model in eval mode")
         ref = next(model.parameters())
@@ -135,7 +203,7 @@ class OnnxNexus:
     def _cache_file(self, key: tuple) -> Path | None:
         if self.cache_dir is None:
             return None
-        tag = f"{self.digest[:32]}-t{torch.__version__}-o{OPSET}-split".replace("+", "_")
+        tag = f"{self.digest[:32]}-t{torch.__version__}-o{OPSET}-split-{self.weights}".replace("+", "_")
         kind, what = key
         name = f"{kind}--" + ("_".join(what) if kind == "encode" else what) + ".onnx"
         return self.cache_dir / tag / name
@@ -171,6 +239,8 @@ class OnnxNexus:
             except OSError:
                 pass
         data = self._export(key)
+        if self.weights == "int8":
+            data = quantize_int8(data)
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)

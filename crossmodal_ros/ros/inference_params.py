@@ -54,8 +54,9 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         "at configure; about 1.9x faster than fast in a loop of batch-1 calls, about equal in this "
         "node, where fast skips unchanged inputs), auto (onnx where it runs, else fast), "
         "int8 (the fast path with weight-only int8 products; needs device cpu; about 1.2x faster "
-        "on x86 with AVX512-BF16, close to but not equal to fast) or reference (the training "
-        "model). Read at configure.",
+        "on x86 with AVX512-BF16, close to but not equal to fast), onnx_int8 (onnx with int8 "
+        "products: the fastest batch-1 path, close to but not equal to fast) or reference (the "
+        "training model). Read at configure.",
         ParameterType.PARAMETER_STRING)),
     "num_threads": (1, _int_desc(
         "CPU threads of the node's process: torch intra-op, BLAS (numpy/scipy) and OpenCV pools "
