@@ -250,11 +250,11 @@ def test_auto_falls_back_to_fast_when_onnx_fails(monkeypatch):
         onnx.infer({"label": 4})
 
 
-#: onnx_int8 against the reference on 100 validation samples x 15 subsets (max abs difference;
-#: label as probabilities). Measured on the shipped model (AMD EPYC, AVX512-VNNI): image 0.171
-#: (mean 0.0014), audio 0.045, trajectory 0.052, label probability 0.22 with the same argmax
-#: everywhere, latent mean 0.10; the bounds leave about 1.5-2x room.
-INT8_BOUNDS = {"image": 0.3, "audio": 0.1, "trajectory": 0.15, "label": 0.4, "latent_mu": 0.2}
+#: onnx_int8 against the reference on every 4th of the first 100 validation samples x 15 subsets
+#: (max abs difference; label as probabilities). Measured on the shipped model (AMD EPYC,
+#: AVX512-VNNI): image 0.171 (mean 0.0014), audio 0.028, trajectory 0.052, label probability
+#: 0.043 with the same argmax everywhere, latent mean 0.10; the bounds leave about 1.5-3x room.
+INT8_BOUNDS = {"image": 0.3, "audio": 0.08, "trajectory": 0.15, "label": 0.15, "latent_mu": 0.2}
 
 
 @needs_ort
