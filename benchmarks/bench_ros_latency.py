@@ -209,14 +209,14 @@ def node_command(args, variant: str) -> list[str]:
         cmd += ["-p", f"max_rate_hz:={float(args.max_rate_hz)}",
                 "-p", f"heartbeat_hz:={float(args.heartbeat_hz)}", "-p", "staleness.image:=0.5",
                 "-p", "staleness.audio:=3.0", "-p", "staleness.trajectory:=3.0"]
-    elif variant == "onnx":
-        cmd += ["-p", "backend:=onnx"]
+    elif variant in ("onnx", "onnx_int8"):
+        cmd += ["-p", f"backend:={variant}"]
     elif variant == "int8":
         cmd += ["-p", "backend:=int8"]
     elif variant == "single":
         cmd += ["-p", "executor:=single"]
     elif variant != "shipped":
-        raise ValueError(f"unknown variant {variant!r} (shipped | tuned | onnx | int8 | single)")
+        raise ValueError(f"unknown variant {variant!r} (shipped | tuned | onnx | onnx_int8 | int8 | single)")
     if args.checkpoint:
         cmd += ["-p", f"checkpoint:={args.checkpoint}"]
     return cmd
@@ -436,7 +436,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frame", default="28", help="camera frames: a side length for square mono8 frames (28 = the "
                     "camera node's playback) or 'vga' (640x480 bgr8)")
     ap.add_argument("--runs", default="shipped:image,tuned:image,shipped:all,shipped:latent",
-                    help="comma-separated variant:subscribe runs; variant shipped | tuned | onnx | int8 | single, "
+                    help="comma-separated variant:subscribe runs; variant shipped | tuned | onnx | onnx_int8 | int8 | single, "
                          "subscribe image | all | latent")
     ap.add_argument("--max-rate-hz", type=float, default=200.0, help="tuned variant only")
     ap.add_argument("--heartbeat-hz", type=float, default=5.0, help="tuned variant only")
