@@ -347,3 +347,26 @@ def test_player_reports_missing_subscribers_and_starts_paused(slow_bag):
         node.destroy_node()
     finally:
         rclpy.shutdown(context=ctx)
+
+
+@pytest.mark.slow
+def test_bag_eval_backend_option(bag, tmp_path):
+    """``bag_eval --backend``: the ONNX path decides and scores like the fast path (equal within
+    float rounding); bad settings are a usage error (exit 2), not a traceback.
+    """
+    import json
+
+    pytest.importorskip("onnxruntime")
+    from crossmodal_ros.bags.evaluate import main
+
+    path, _ = bag
+    reports = {}
+    for backend in ("fast", "onnx"):
+        out = tmp_path / f"{backend}.json"
+        assert main([str(path), "--backend", backend, "--device", "cpu", "--json", str(out)]) == 0
+        reports[backend] = json.loads(out.read_text())
+    assert reports["onnx"]["per_subset"] == reports["fast"]["per_subset"]
+    assert reports["onnx"]["outputs"] == reports["fast"]["outputs"] > 0
+    with pytest.raises(SystemExit) as exc:
+        main([str(path), "--backend", "onnx", "--device", "cpu", "--max-rate-hz", "-1"])
+    assert exc.value.code == 2

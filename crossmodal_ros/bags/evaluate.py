@@ -178,6 +178,7 @@ def evaluate_bag(path: str | Path, engine, settings: FusionSettings = FusionSett
         raise BagError(f"{path} has no {TRUTH_TOPIC} messages to score against")
     if sample_rate is None:
         sample_rate = int(bag_custom_data(path).get("crossmodal_ros.sample_rate", 16000))
+    engine.warm_up(sample_rate)  # first-call costs (ONNX graph exports, audio features) out of the timing
     store = LatestSamples(MODALITIES)
     staleness = {m: float(settings.staleness.get(m, 0.0)) for m in MODALITIES}
     per_subset: dict = defaultdict(lambda: {"outputs": 0, "samples": 0, "correct": 0})
@@ -230,10 +231,14 @@ def evaluate_bag(path: str | Path, engine, settings: FusionSettings = FusionSett
 
 def main(argv=None) -> int:
     """Console entry ``bag_eval``."""
+    from crossmodal_ros.engine import BACKENDS
+
     p = argparse.ArgumentParser(prog="bag_eval", description=__doc__.split("\n\n")[0])
     p.add_argument("bag", help="bag directory, .mcap or .db3 file (written by bag_export)")
     p.add_argument("--checkpoint", default="", help="model checkpoint (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--backend", default="fast", choices=BACKENDS,
+                   help="inference path, as the node's backend parameter (default fast, the node's default)")
     p.add_argument("--max-rate-hz", type=float, default=20.0)
     p.add_argument("--heartbeat-hz", type=float, default=5.0)
     p.add_argument("--max-burst", type=int, default=1, help="fresh fusions back to back (default 1, as replay)")
@@ -248,10 +253,10 @@ def main(argv=None) -> int:
     try:
         settings = FusionSettings(a.max_rate_hz, a.heartbeat_hz,
                                   dict(zip((IMAGE, AUDIO, TRAJECTORY), a.staleness), label=0.0), a.max_burst)
-        engine = FusionEngine.from_checkpoint(a.checkpoint or None, device=a.device)
+        engine = FusionEngine.from_checkpoint(a.checkpoint or None, device=a.device, backend=a.backend)
         report = evaluate_bag(a.bag, engine, settings, a.sample_rate)
-    except (BagError, CheckpointError) as exc:
-        p.error(str(exc))
+    except (BagError, CheckpointError, ImportError, ValueError) as exc:  # ValueError: bad settings, or a
+        p.error(str(exc))                                                # backend this device does not run
     print(report.table())
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
