@@ -436,8 +436,8 @@ def main(argv=None) -> int:
     ap.add_argument("--frame", default="28", help="camera frames: a side length for square mono8 frames (28 = the "
                     "camera node's playback) or 'vga' (640x480 bgr8)")
     ap.add_argument("--runs", default="shipped:image,tuned:image,shipped:all,shipped:latent",
-                    help="comma-separated variant:subscribe runs; variant shipped | tuned | onnx | onnx_int8 | int8 | single, "
-                         "subscribe image | all | latent")
+                    help="comma-separated variant:subscribe runs; variant shipped | tuned | onnx | onnx_int8 | int8 "
+                         "| single, subscribe image | all | latent")
     ap.add_argument("--max-rate-hz", type=float, default=200.0, help="tuned variant only")
     ap.add_argument("--heartbeat-hz", type=float, default=5.0, help="tuned variant only")
     ap.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the node if unset")
