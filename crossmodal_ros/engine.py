@@ -134,7 +134,8 @@ class FusionEngine:
     tolerances in ``test/test_fast_int8.py``, accuracy in ``benchmarks/README.md``; Nexus-family
     models, other kinds run on the reference path) or ``"onnx_int8"`` (the onnx path with int8
     matrix products, :func:`~crossmodal_ros.models.onnx_path.quantize_int8`: the fastest batch-1
-    path on a CPU; close to the reference, not equal: bounds in ``test/test_onnx_path.py``). None
+    path on the AMD CPU it was measured on, ``benchmarks/README.md``; close to the reference, not
+    equal: bounds in ``test/test_onnx_path.py``). None
     (default) keeps ``fast``'s choice. ``onnx_cache`` (default off): keep the exported graphs on
     disk under ``paths.cache_dir()``/onnx, keyed by the weights' digest (about 100 MB for the
     15 encode and 4 decode graphs), so a restart skips the export.
@@ -389,26 +390,27 @@ class FusionEngine:
 
     def _onnx_infer(self, inputs: dict, decode, memo: bool = False):
         """The ONNX path's result, or None when the call does not fit it. With ``memo`` and a fast
-        path (Nexus-family models, :meth:`infer`), the shared latent comes from the fast path's
-        encoding cache (an input equal to the previous call's is not encoded again) and the
-        decoded modalities from the ONNX decode graphs; otherwise the subset's encode graph runs
-        too. With backend ``auto`` a failure to export or run a graph switches this engine to the
-        fast path (with a warning) instead of failing the call; with ``onnx`` it raises.
+        path (Nexus-family models, :meth:`infer`: the node's call), the shared latent comes from
+        the fast path's encoding cache (an input equal to the previous call's is not encoded
+        again; float weights, also for ``onnx_int8``) and the decoded modalities from the ONNX
+        decode graphs; otherwise the subset's encode graph runs too. With backend ``auto`` a
+        failure to export or run a graph switches this engine to the fast path (with a warning)
+        instead of failing the call; with ``onnx``/``onnx_int8`` it raises. An invalid input is
+        the caller's error either way (``ModelInputError``), never a reason to switch.
         """
-        from .models.base import ModelInputError
-
-        try:
-            if not (memo and self._fast is not None):
-                return self._onnx.infer(inputs, decode)
+        hybrid = memo and self._fast is not None
+        if hybrid:
             if self._onnx.applicable(inputs) is None:
                 return None
+            given = self._fast._check(inputs)  # raises ModelInputError for the caller
+        try:
+            if not hybrid:
+                return self._onnx.infer(inputs, decode)
             with torch.inference_mode():
-                mu, logvar = self._fast.shared_latent(inputs, self._fast._check(inputs), False, True)
+                mu, logvar = self._fast.shared_latent(inputs, given, False, True)
             out = self._onnx.decode(mu, self.modalities if decode is None else decode)
             out["latent_mu"], out["latent_logvar"] = mu, logvar
             return out
-        except ModelInputError:
-            raise  # the caller's input, not the path
         except Exception as exc:  # noqa: BLE001 - onnxruntime/exporter errors have no common base
             if self.backend != "auto":
                 raise
@@ -437,7 +439,9 @@ class FusionEngine:
         failed = {}
         if self._onnx is not None:
             try:
-                self._onnx.prepare()  # export every subset now, not on the first fusion of each
+                # export now, not on the first fusion of each subset; infer() with the encoding
+                # cache takes its latent from the fast path, so it needs the decode graphs only
+                self._onnx.prepare(encode=not (self.cache_encodings and self._fast is not None))
             except Exception as exc:  # noqa: BLE001 - reported to the caller
                 failed["onnx"] = f"{type(exc).__name__}: {exc}"
         for m in self.modalities:

@@ -422,9 +422,12 @@ class FastPathModel:
 class OnnxPathModel:
     """A model seen through the ONNX Runtime batch-1 path (:class:`~crossmodal_ros.models.onnx_path.OnnxNexus`,
     float or ``weights="int8"``), with the interface :func:`evaluate_model` uses: each row of a
-    batch is one batch-1 call with the modalities its mask marks present (the node's calls), so
-    the evaluation measures the path the ``onnx`` and ``onnx_int8`` backends run. Deterministic
-    only (no ``--sample``); CPU only. Raises :class:`EvaluationError` where the path cannot run.
+    batch is one batch-1 call with the modalities its mask marks present, through the subset's
+    encode graph and the decode graphs: what ``FusionEngine.infer_tensors`` runs with the
+    ``onnx`` and ``onnx_int8`` backends. (The node's ``infer`` takes a Nexus-family model's
+    latent from the float fast path and only decodes on ONNX, so with ``onnx_int8`` this
+    measures int8 encoders too: a bound on the node's loss.) Deterministic only (no
+    ``--sample``); CPU only. Raises :class:`EvaluationError` where the path cannot run.
     """
 
     def __init__(self, model, weights: str = "float"):

@@ -13,8 +13,11 @@ builds the 15 encode and 4 decode graphs at once) and kept in memory; with ``cac
 exported graphs (1-10 MB each) are also kept on disk, keyed by a digest of the weights, the
 torch version and the opset, so a restart skips the export.
 
-Outputs equal the reference within float32 rounding (max abs difference about 3e-5 on the
-shipped model, tested on every subset with atol 1e-4). Only unmasked, deterministic
+With float weights the outputs equal the reference within float32 rounding (max abs difference
+about 3e-5 on the shipped model, tested on every subset with atol 1e-4); with
+``weights="int8"`` (:func:`quantize_int8`) they are close, not equal (bounds in
+``test/test_onnx_path.py``). The disk cache never deletes graphs of other keys (an older torch,
+or the earlier one-graph-per-subset layout): remove ``cache_dir`` to reclaim them. Only unmasked, deterministic
 (``sample=False``), float32 batch-1 calls with model-shaped inputs run here; :meth:`infer`
 returns None for anything else so the caller falls back to another path.
 
@@ -26,6 +29,8 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -41,6 +46,8 @@ OPSET = 18
 LATENTS = ("latent_mu", "latent_logvar")
 #: weight formats: float (exact within float rounding) or int8 (:func:`quantize_int8`)
 WEIGHTS = ("float", "int8")
+#: the int8 graphs' quantization settings, part of their disk-cache key
+INT8_TAG = "dyn-perchannel-s8-reduced"
 
 
 def available() -> bool:
@@ -56,7 +63,7 @@ def available() -> bool:
 def require() -> None:
     """Raise ImportError with an install hint when the ONNX path cannot run."""
     if not available():
-        raise ImportError("backend 'onnx' needs the onnxruntime and onnx packages "
+        raise ImportError("backends 'onnx' and 'onnx_int8' need the onnxruntime and onnx packages "
                           "(pip install onnxruntime onnx, versions pinned in requirements.txt); "
                           "use backend='fast' or 'reference' without them")
 
@@ -183,7 +190,9 @@ class OnnxNexus:
         self.digest = str(digest)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._sessions: dict[tuple, tuple] = {}  # ("encode", subset) | ("decode", modality) -> (session, names)
-        self._latent_shape: tuple[int, ...] | None = None
+        self._build_lock = threading.Lock()  # one export at a time (the exporter keeps global state)
+        #: the decode graphs' input: a batch-1 shared latent
+        self.latent_shape: tuple[int, int] = (1, int(model.latent_dim))
 
     # ------------------------------------------------------------------ build
     def subsets(self):
@@ -191,11 +200,11 @@ class OnnxNexus:
         for k in range(1, len(self.modalities) + 1):
             yield from itertools.combinations(self.modalities, k)
 
-    def prepare(self) -> None:
-        """Build every encode graph (one per input subset) and every decode graph now (not on
-        first use).
+    def prepare(self, encode: bool = True) -> None:
+        """Build every decode graph and (``encode``, default) every encode graph, one per input
+        subset, now rather than on first use.
         """
-        for given in self.subsets():
+        for given in self.subsets() if encode else ():
             self._session(("encode", given))
         for m in self.modalities:
             self._session(("decode", m))
@@ -203,7 +212,12 @@ class OnnxNexus:
     def _cache_file(self, key: tuple) -> Path | None:
         if self.cache_dir is None:
             return None
-        tag = f"{self.digest[:32]}-t{torch.__version__}-o{OPSET}-split-{self.weights}".replace("+", "_")
+        tag = f"{self.digest[:32]}-t{torch.__version__}-o{OPSET}-split-{self.weights}"
+        if self.weights == "int8":  # the quantizer's version and settings
+            import onnxruntime
+
+            tag += f"-ort{onnxruntime.__version__}-{INT8_TAG}"
+        tag = tag.replace("+", "_")
         kind, what = key
         name = f"{kind}--" + ("_".join(what) if kind == "encode" else what) + ".onnx"
         return self.cache_dir / tag / name
@@ -218,11 +232,7 @@ class OnnxNexus:
             graph, args = _Encode(self.model, what), self._example(what)
             names_in, names_out = [f"in_{m}" for m in what], [f"out_{k}" for k in LATENTS]
         else:
-            if self._latent_shape is None:
-                with torch.no_grad():
-                    mu, _ = self.model.encode(dict(zip(self.modalities[:1], self._example(self.modalities[:1]))))
-                self._latent_shape = tuple(mu.shape)
-            graph, args = _Decode(self.model, what), (torch.zeros(self._latent_shape),)
+            graph, args = _Decode(self.model, what), (torch.zeros(self.latent_shape),)
             names_in, names_out = ["in_latent"], [f"out_{what}"]
         buf = io.BytesIO()
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
@@ -244,7 +254,7 @@ class OnnxNexus:
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
+                tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
                 tmp.write_bytes(data)
                 tmp.replace(path)
             except OSError:
@@ -272,7 +282,12 @@ class OnnxNexus:
 
     def _session(self, key: tuple):
         hit = self._sessions.get(key)
-        if hit is None:
+        if hit is not None:
+            return hit
+        with self._build_lock:
+            hit = self._sessions.get(key)
+            if hit is not None:  # built by another thread meanwhile
+                return hit
             try:
                 sess = self._new_session(self._load(key))
             except Exception:  # noqa: BLE001 - a corrupt cached file: export afresh
@@ -281,8 +296,8 @@ class OnnxNexus:
                     raise
                 path.unlink(missing_ok=True)
                 sess = self._new_session(self._load(key))
-            hit = self._sessions[key] = (sess, [i.name for i in sess.get_inputs()])
-        return hit
+            hit = self._sessions[key] = (sess, frozenset(i.name for i in sess.get_inputs()))
+            return hit
 
     # ------------------------------------------------------------------ run
     def applicable(self, inputs: dict) -> tuple | None:
@@ -299,15 +314,17 @@ class OnnxNexus:
 
     def infer(self, inputs: dict, decode: tuple | None = None) -> dict | None:
         """``model.infer(inputs)`` (decoding only ``decode`` when given) as torch tensors, or
-        None when the call does not fit this path (see :meth:`applicable`). Thread-safe
-        (``InferenceSession.run`` is).
+        None when the call does not fit this path (see :meth:`applicable`). Safe to call from
+        several threads (``InferenceSession.run`` is; graphs are built one at a time).
         """
         given = self.applicable(inputs)
         if given is None:
             return None
         decode = self.modalities if decode is None else tuple(m for m in self.modalities if m in decode)
         sess, names = self._session(("encode", given))
-        mu, logvar = sess.run(None, {name: np.ascontiguousarray(inputs[m].numpy()) for name, m in zip(names, given)})
+        # by name: the exporter drops inputs a graph does not use (a modality the kind ignores)
+        mu, logvar = sess.run(None, {f"in_{m}": np.ascontiguousarray(inputs[m].numpy())
+                                     for m in given if f"in_{m}" in names})
         out = self.decode(mu, decode)
         out["latent_mu"], out["latent_logvar"] = torch.from_numpy(mu), torch.from_numpy(logvar)
         return out
@@ -319,6 +336,6 @@ class OnnxNexus:
         mu = np.ascontiguousarray(mu.numpy() if isinstance(mu, torch.Tensor) else mu, dtype=np.float32)
         out = {}
         for m in modalities:
-            sess, names = self._session(("decode", m))
-            out[m] = torch.from_numpy(sess.run(None, {names[0]: mu})[0])
+            sess, _ = self._session(("decode", m))
+            out[m] = torch.from_numpy(sess.run(None, {"in_latent": mu})[0])
         return out

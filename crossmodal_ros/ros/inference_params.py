@@ -50,18 +50,19 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         "Inference device: auto (cuda when available, else cpu), cpu or cuda. Read at configure.",
         ParameterType.PARAMETER_STRING)),
     "backend": ("fast", _desc(
-        "Batch-1 inference path: fast (folded PyTorch graph), onnx (ONNX Runtime; builds its graphs "
-        "at configure; about 1.9x faster than fast in a loop of batch-1 calls, about equal in this "
-        "node, where fast skips unchanged inputs), auto (onnx where it runs, else fast), "
+        "Batch-1 inference path: fast (folded PyTorch graph), onnx (ONNX Runtime; needs device cpu; "
+        "builds its graphs at configure; about 2x faster than fast in a loop of batch-1 calls, about "
+        "equal in this node, where fast skips unchanged inputs), auto (onnx where it runs, else fast), "
         "int8 (the fast path with weight-only int8 products; needs device cpu; about 1.2x faster "
         "on x86 with AVX512-BF16, close to but not equal to fast), onnx_int8 (onnx with int8 "
-        "products: the fastest batch-1 path, close to but not equal to fast) or reference (the "
+        "products, needs device cpu: the fastest batch-1 path where measured, close to but not equal "
+        "to fast) or reference (the "
         "training model). Read at configure.",
         ParameterType.PARAMETER_STRING)),
     "num_threads": (1, _int_desc(
         "CPU threads of the node's process: torch intra-op, BLAS (numpy/scipy) and OpenCV pools "
         "(0 = leave them as they are: in a fresh process each library's default, about one per "
-        "core). Process-wide; the onnx backend always runs one thread. 1 suits batch-1 fusion on a "
+        "core). Process-wide; the onnx and onnx_int8 backends always run one thread. 1 suits batch-1 fusion on a "
         "robot whose cores other nodes share: with 2 on a 2-core machine the end-to-end p99 was "
         "112 ms against 17 ms (busy-waiting pool threads). Read at configure.", 0, 256)),
     "executor": ("events", _desc(
