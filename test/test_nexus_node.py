@@ -423,8 +423,12 @@ def test_parameter_validation(ros_context, checkpoint):
         make_node(context=rc.context, checkpoin="typo.pt")
 
 
-def test_onnx_backend_node_fuses_like_the_fast_path(ros_context, checkpoint):
+def test_onnx_backend_node_fuses_like_the_fast_path(ros_context, checkpoint, tmp_path, monkeypatch):
+    """The onnx and onnx_int8 backends in the node: the fast path's latent, the ONNX decoders; the decode
+    graphs are built at configure and kept in the disk cache (``onnx_cache``, default on).
+    """
     pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("CROSSMODAL_ROS_CACHE", str(tmp_path))
     rc = ros_context
     image = np.eye(28, dtype=np.float32)
     latents, images = {}, {}
@@ -441,6 +445,8 @@ def test_onnx_backend_node_fuses_like_the_fast_path(ros_context, checkpoint):
         latents[backend] = np.asarray(results[0].latent_mu)
         images[backend] = np.asarray(results[0].output("image"), np.float64)
     assert node.engine.path == "onnx-int8" and images["fast"].shape == (28, 28)  # float pixels in [0, 1]
+    cached = sorted(p.name for p in (tmp_path / "onnx").rglob("*.onnx"))
+    assert cached == sorted([f"decode--{m}.onnx" for m in node.engine.modalities] * 2)  # float and int8
     # the node's call takes the latent from the fast path's encoding cache and decodes on ONNX
     for backend, tol in (("onnx", 1e-4), ("onnx_int8", 0.3)):
         np.testing.assert_allclose(latents[backend], latents["fast"], atol=1e-4)
