@@ -162,7 +162,9 @@ def test_two_thread_executor_with_lifecycle_changes_mid_stream(ros_context_mt, c
     messages flow must neither crash nor publish while inactive.
     """
     rc = ros_context_mt
-    node = _nexus(rc, checkpoint, heartbeat_hz=20.0)
+    # long staleness windows: on rclpy's multi-threaded executor the audio can arrive more than
+    # the default 1 s after the image (CI: image and audio fused apart)
+    node = _nexus(rc, checkpoint, heartbeat_hz=20.0, staleness={"image": 30.0, "audio": 30.0})
     sensors = Sensors(rc)
     _wait_connected(rc, sensors, node)
     for _ in range(3):
