@@ -57,6 +57,7 @@ bench-env:
 bench: setup bench-env
 	@uptime
 	nice -n 5 $(BENCH_PY) benchmarks/bench_inference.py
+	$(PY) benchmarks/plot_inference.py
 	nice -n 5 $(BENCH_PY) benchmarks/bench_training.py
 	nice -n 5 $(PY) benchmarks/bench_inference.py --out benchmarks/results/project-venv
 	nice -n 5 $(PY) benchmarks/bench_scaling.py

@@ -370,3 +370,21 @@ def test_a_kind_that_cannot_encode_its_first_modality_alone_runs_on_onnx():
     b = FusionEngine(align, default_codecs(), device="cpu", backend="onnx").infer_tensors(x)
     for k in a:
         np.testing.assert_allclose(a[k], b[k], atol=ATOL, err_msg=k)
+
+
+def test_plot_inference_draws_the_benchmark_json(tmp_path):
+    """``benchmarks/plot_inference.py``: a PNG from a bench_inference result; a result without
+    per-subset medians is an error, not an empty picture.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "plot_inference.py"
+    spec = importlib.util.spec_from_file_location("plot_inference", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = [{"subset": s, "ours_med": 2.0, "ours_onnx_med": 1.0, "multivae_med": 4.0} for s in ("image", "label")]
+    out = mod.plot({"rows": rows, "machine": {"cpu": "test"}}, tmp_path / "inference.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+    with pytest.raises(ValueError, match="no per-subset medians"):
+        mod.plot({"rows": []}, tmp_path / "empty.png")
