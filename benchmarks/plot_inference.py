@@ -16,8 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 #: (column prefix in the rows, label), in drawing order; columns the run lacks are skipped
-SERIES = (("ours", "fast (default)"), ("ours_int8", "int8"), ("ours_onnx", "onnx"),
-          ("ours_onnx_int8", "onnx_int8"), ("multivae", "multivae Nexus"))
+SERIES = (("ours", "fast (default)"), ("ours_onnx", "onnx"), ("ours_onnx_int8", "onnx_int8"),
+          ("ours_int8", "int8"), ("multivae", "multivae Nexus"))
 
 
 def plot(result: dict, out: Path) -> Path:
@@ -36,8 +36,10 @@ def plot(result: dict, out: Path) -> Path:
     ax.axvline(1.0, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("batch-1 fused inference, all four outputs: median ms (lower is better; dotted: 1 ms)")
     machine = result.get("machine", {})
-    ax.set_title(f"{result.get('created', '')}  {machine.get('cpu', '')}  torch {machine.get('torch', '')}, "
-                 f"{result.get('threads', 1)} thread(s), load {result.get('load_avg_before', ['?'])[0]}", fontsize=8)
+    device = "CUDA" if machine.get("cuda") else "CPU"
+    ax.set_title(f"{result.get('created', '')}  {machine.get('cpu', '')}  torch {machine.get('torch', '')} on the "
+                 f"{device}, {result.get('threads', 1)} thread(s), load {result.get('load_avg_before', ['?'])[0]}",
+                 fontsize=8)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=len(series), frameon=False)
     fig.tight_layout()
     fig.savefig(out, dpi=110)

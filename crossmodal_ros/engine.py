@@ -225,9 +225,18 @@ class FusionEngine:
             raise ValueError(f"backend {self.backend!r} runs float32 models on the CPU; this engine has a "
                              f"{type(self.model).__name__} on {self.device.type}{' in float16' if self.half else ''}"
                              "; use backend='auto' to fall back")
-        from .paths import cache_dir
+        folder = None
+        if self.onnx_cache:
+            from .paths import cache_dir
 
-        return onnx_path.OnnxNexus(self.model, cache_dir=(cache_dir() / "onnx") if self.onnx_cache else None,
+            try:
+                folder = cache_dir() / "onnx"
+            except OSError as exc:  # an unwritable home: no disk cache, not a failed engine
+                import warnings
+
+                warnings.warn(f"no disk cache for the ONNX graphs ({exc}); set CROSSMODAL_ROS_CACHE to a "
+                              "writable folder", RuntimeWarning, stacklevel=2)
+        return onnx_path.OnnxNexus(self.model, cache_dir=folder,
                                    weights="int8" if self.backend == "onnx_int8" else "float")
 
     @property

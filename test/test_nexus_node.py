@@ -651,6 +651,7 @@ def test_main_runs_with_the_parameter_file_and_stops_on_sigint(checkpoint, tmp_p
             if "[nexus_main]: active" in lines[-1]:
                 break
         assert any("[nexus_main]: active" in x for x in lines), "".join(lines)
+        assert any("torch threads, path fast)" in x for x in lines), "".join(lines)  # the shipped backend
         expected = {"events": "EventsExecutor", "single": "SingleThreadedExecutor"}[executor]
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not any(f"spinning {expected}" in x for x in lines):

@@ -167,8 +167,9 @@ class InferenceNode(LifecycleNode):
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics, callback_group=self._fusion_group,
                                              clock=self._steady)
         self.get_logger().info(f"configured: {self._checkpoint_kind} checkpoint {self._checkpoint_path} on "
-                               f"{engine.device} ({self._threads} torch threads); outputs {sorted(self.outputs.pubs)}; "
-                               f"inputs {values['qos_reliability']} depth {values['qos_depth']}")
+                               f"{engine.device} ({self._threads} torch threads, path {engine.path}); outputs "
+                               f"{sorted(self.outputs.pubs)}; inputs {values['qos_reliability']} "
+                               f"depth {values['qos_depth']}")
         return super().on_configure(state)
 
     def _load_engine(self, values: dict[str, Any]):

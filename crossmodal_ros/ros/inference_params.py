@@ -53,8 +53,8 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         "Batch-1 inference path: fast (folded PyTorch graph), onnx (ONNX Runtime; needs device cpu; "
         "builds its graphs at configure; about 2x faster than fast in a loop of batch-1 calls, about "
         "equal in this node, where fast skips unchanged inputs), auto (onnx where it runs, else fast), "
-        "int8 (the fast path with weight-only int8 products; needs device cpu; about 1.2x faster "
-        "on x86 with AVX512-BF16, close to but not equal to fast), onnx_int8 (onnx with int8 "
+        "int8 (the fast path with weight-only int8 products; needs device cpu; faster than fast "
+        "with AVX512-BF16 or AMX, close to but not equal to fast), onnx_int8 (onnx with int8 "
         "products, needs device cpu: the fastest batch-1 path where measured, close to but not equal "
         "to fast) or reference (the training model). Read at configure.",
         ParameterType.PARAMETER_STRING)),
