@@ -388,3 +388,19 @@ def test_plot_inference_draws_the_benchmark_json(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
     with pytest.raises(ValueError, match="no per-subset medians"):
         mod.plot({"rows": []}, tmp_path / "empty.png")
+
+
+@needs_ort
+def test_an_unwritable_cache_folder_is_a_warning(monkeypatch):
+    """``onnx_cache`` with no writable cache folder: a warning, and the graphs stay in memory."""
+    import crossmodal_ros.paths as paths
+
+    def unwritable():
+        raise PermissionError("read-only home")
+
+    monkeypatch.setattr(paths, "cache_dir", unwritable)
+    with pytest.warns(RuntimeWarning, match="no disk cache for the ONNX graphs"):
+        eng = FusionEngine(build_model("nexus", {}).eval(), default_codecs(), device="cpu", backend="onnx",
+                           onnx_cache=True)
+    assert eng.path == "onnx" and eng._onnx.cache_dir is None
+    assert eng.infer({"label": 3}).decoded("image")
