@@ -404,3 +404,44 @@ def test_an_unwritable_cache_folder_is_a_warning(monkeypatch):
                            onnx_cache=True)
     assert eng.path == "onnx" and eng._onnx.cache_dir is None
     assert eng.infer({"label": 3}).decoded("image")
+
+
+@needs_ort
+def test_concurrent_first_calls_build_each_graph_once():
+    """Several threads hitting a fresh runner at once (a multi-threaded executor, a learner's
+    worker threads): every graph is built once, under the lock, and every result is right.
+    """
+    import threading
+
+    torch.manual_seed(0)
+    model = build_model("nexus", {}).eval()
+    runner = onnx_path.OnnxNexus(model)
+    built = []
+    export = runner._export
+
+    def counting(key):
+        built.append(key)
+        return export(key)
+
+    runner._export = counting
+    x = _inputs(1, ("image", "label"))
+    with torch.no_grad():
+        ref = model.infer(x)
+    results, errors = [], []
+
+    def call():
+        try:
+            results.append(runner.infer(x))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and len(results) == 4
+    assert sorted(built) == sorted([("encode", ("image", "label"))] + [("decode", m) for m in model.modalities])
+    for out in results:
+        for k in ref:
+            np.testing.assert_allclose(out[k].numpy(), ref[k].numpy(), atol=ATOL, err_msg=k)
