@@ -379,13 +379,37 @@ def load_eval_tensors(spec: str, split: str, codecs=None) -> dict:
     return model_tensors(ds, codecs or None)
 
 
-class FastPathModel:
+class _InferencePath:
+    """What :class:`FastPathModel` and :class:`OnnxPathModel` share: the model interface
+    :func:`evaluate_model` uses besides ``infer`` (inference only, ``eval`` a no-op).
+    """
+
+    #: how errors name the path
+    path_name = "this path"
+
+    def __init__(self, model):
+        self.kind = model.kind
+        self.modalities = tuple(model.modalities)
+        self.training = False
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        if mode:
+            raise EvaluationError(f"{self.path_name} is inference only")
+        return self
+
+
+class FastPathModel(_InferencePath):
     """A Nexus-family model seen through its fast inference path (:class:`FastNexus`, float or
     ``weights="int8"``), with the interface :func:`evaluate_model` uses: the evaluation then
     measures the node's weights and path family (the evaluator makes masked batched calls, which
     take the path's batched branches; the node makes unmasked batch-1 calls). Raises
     :class:`EvaluationError` for kinds the path does not run.
     """
+
+    path_name = "the fast path"
 
     def __init__(self, model, weights: str = "float"):
         from crossmodal_ros.models.fast import FastNexus
@@ -397,21 +421,11 @@ class FastPathModel:
             self.fast = FastNexus(model, weights=weights)
         except ValueError as exc:
             raise EvaluationError(str(exc)) from exc
-        self.kind = model.kind
-        self.modalities = tuple(model.modalities)
-        self.training = False
+        super().__init__(model)
 
     def infer(self, inputs: dict, mask=None, sample: bool = False) -> dict:
         with torch.inference_mode():
             return self.fast.infer(inputs, mask, sample=sample)
-
-    def eval(self):
-        return self
-
-    def train(self, mode: bool = True):
-        if mode:
-            raise EvaluationError("the fast path is inference only")
-        return self
 
     def to(self, device):
         if torch.device(device) != self.fast.device:
@@ -419,7 +433,7 @@ class FastPathModel:
         return self
 
 
-class OnnxPathModel:
+class OnnxPathModel(_InferencePath):
     """A model seen through the ONNX Runtime batch-1 path (:class:`~crossmodal_ros.models.onnx_path.OnnxNexus`,
     float or ``weights="int8"``), with the interface :func:`evaluate_model` uses: each row of a
     batch is one batch-1 call with the modalities its mask marks present, through the subset's
@@ -429,6 +443,8 @@ class OnnxPathModel:
     measures int8 encoders too: a bound on the node's loss.) Deterministic only (no
     ``--sample``); CPU only. Raises :class:`EvaluationError` where the path cannot run.
     """
+
+    path_name = "the ONNX path"
 
     def __init__(self, model, weights: str = "float"):
         from crossmodal_ros.models import onnx_path
@@ -440,9 +456,7 @@ class OnnxPathModel:
             self.onnx = onnx_path.OnnxNexus(model, weights=weights)
         except ValueError as exc:
             raise EvaluationError(str(exc)) from exc
-        self.kind = model.kind
-        self.modalities = tuple(model.modalities)
-        self.training = False
+        super().__init__(model)
 
     def infer(self, inputs: dict, mask=None, sample: bool = False) -> dict:
         if sample:
@@ -457,14 +471,6 @@ class OnnxPathModel:
                 raise EvaluationError(f"the ONNX path cannot run this call (given {sorted(given)})")
             rows.append(out)
         return {k: torch.cat([r[k] for r in rows]) for k in rows[0]}
-
-    def eval(self):
-        return self
-
-    def train(self, mode: bool = True):
-        if mode:
-            raise EvaluationError("the ONNX path is inference only")
-        return self
 
     def to(self, device):
         if torch.device(device).type != "cpu":
