@@ -21,8 +21,8 @@ from ros_helpers import ros_context, ros_module_context  # noqa: F401 (fixtures)
 
 def _simulate(events, until, max_rate_hz, heartbeat_hz, fusion_s=0.0, staleness=10.0, max_burst=1):
     """Event-driven fake-clock run of the scheduler as the node uses it (wake-up on every input,
-    a polling timer, a fusion that ends fusing what arrived meanwhile), with fusions taking
-    ``fusion_s``. Returns [(start, kind, inputs taken)] and, per input number, the wait from its
+    a deadline timer set by ``next_tick``, a fusion that ends fusing what arrived meanwhile), with
+    fusions taking ``fusion_s``. Returns [(start, kind, inputs taken)] and, per input number, the wait from its
     arrival to the start of the fusion that took it (None: superseded before any fusion).
     """
     sched = FusionScheduler(max_rate_hz, heartbeat_hz, max_burst)
@@ -65,11 +65,14 @@ def _simulate(events, until, max_rate_hz, heartbeat_hz, fusion_s=0.0, staleness=
             i += 1
             if sched.decide(t, True, False) == FRESH:  # the node's wake-up
                 start(t, FRESH)
+            else:  # deferred: the timer is brought forward
+                next_tick = min(next_tick, sched.next_tick(t, True, False))
         if t >= next_tick:
-            next_tick += sched.tick_period
             kind = sched.decide(t, store.pending, bool(store.live(t, st)))
             if kind is not None:
                 start(t, kind)
+            pending = store.pending
+            next_tick = sched.next_tick(t, pending, (not pending) and bool(store.live(t, st)))
     return log, waits
 
 
@@ -113,7 +116,7 @@ def test_bursts_coalesce_to_the_newest_and_respect_max_rate():
     burst = [(0.001 * k, IMAGE) for k in range(10)]
     log, waits = _simulate(burst, 0.5, 20.0, 0.0)
     assert [k for _, k, _ in log] == [FRESH, FRESH]
-    assert log[0][0] == 0.0 and log[1][0] == pytest.approx(0.05, abs=1e-9)
+    assert log[0][0] == 0.0 and log[1][0] == pytest.approx(0.05, abs=1e-4)  # when the rate limit refills
     fused = [i for i, w in waits.items() if w is not None]
     assert fused == [0, 9]  # first and newest; 1..8 superseded
     starts = [t for t, _, _ in log]
@@ -127,6 +130,27 @@ def test_input_during_a_running_fusion_is_fused_when_it_ends():
     assert log[1][0] == pytest.approx(0.005) and set(log[1][2]) == {IMAGE, TRAJECTORY}
     assert waits[0] == 0.0 and waits[1] == pytest.approx(0.003) and waits[2] == pytest.approx(0.002)
     assert waits == {0: 0.0, 1: pytest.approx(0.003), 2: pytest.approx(0.002)}
+
+
+def test_next_tick_is_the_next_deadline_not_a_poll():
+    from crossmodal_ros.fusion_policy import IDLE_POLL_S
+
+    sched = FusionScheduler(max_rate_hz=20.0, heartbeat_hz=5.0)
+    assert sched.next_tick(0.0, False, False) == pytest.approx(min(IDLE_POLL_S, 0.999 / 5.0))  # nothing live
+    sched.note_input(0.0)
+    sched.started(0.0, FRESH)
+    sched.finished(0.0)
+    # something live: the next heartbeat, 1 / heartbeat_hz after the last fusion or input
+    assert sched.next_tick(0.01, False, True) == pytest.approx(0.1998)
+    sched.note_input(0.05)
+    assert sched.next_tick(0.06, False, True) == pytest.approx(0.2498)
+    # pending input the rate limit defers: when a token is back (1 / max_rate_hz after 0.0)
+    assert sched.decide(0.02, True, True) is None
+    due = sched.next_tick(0.02, True, True)
+    assert due == pytest.approx(0.04995, abs=1e-5) and sched.decide(due, True, True) == FRESH
+    # heartbeats off and nothing pending: only the idle check
+    off = FusionScheduler(max_rate_hz=20.0, heartbeat_hz=0.0)
+    assert off.next_tick(1.0, False, True) == pytest.approx(1.0 + IDLE_POLL_S)
 
 
 def test_configure_rejects_bad_rates():
@@ -145,7 +169,7 @@ def test_a_burst_of_sensors_is_fused_at_once_and_the_rate_still_holds():
     together = [(0.0, AUDIO), (0.001, TRAJECTORY), (0.002, IMAGE)]
     log1, waits1 = _simulate(together, 0.1, 100.0, 0.0)
     log4, waits4 = _simulate(together, 0.1, 100.0, 0.0, max_burst=4)
-    assert max(waits1.values()) >= 0.008 and len(log1) == 2  # coalesced on the 10 ms tick
+    assert max(waits1.values()) >= 0.008 and len(log1) == 2  # coalesced on the refill 10 ms later
     assert all(w == 0.0 for w in waits4.values()) and len(log4) == 3
     # a flood: never more than max_burst + T * max_rate_hz fresh fusions in any window of T s
     flood = [(0.0005 * k, IMAGE) for k in range(2000)]  # 2 kHz for 1 s
@@ -209,21 +233,25 @@ def test_node_and_bag_eval_decide_alike(ros_context, untrained_checkpoint, rates
         if node.fused_count > before:
             online.append((t, node.last_fusion_kind, node.last_fused))
 
-    period = node.core.scheduler.tick_period
-    next_tick = period
+    timer = node.fusion_timer  # its deadlines, on the fake clock from here (first tick one period in)
+    timer.due = node.core.scheduler.tick_period
+    ticks = 0
     for t, m in EVENTS:
-        while next_tick < t:
-            call(node._on_fusion_timer, next_tick)
-            next_tick += period
+        while timer.due < t:
+            call(node._on_fusion_timer, timer.due)
+            ticks += 1
         call(lambda: node.inputs.store(m, value[m]), t)  # the subscription callback: store, then fuse
-    while next_tick < UNTIL:
-        call(node._on_fusion_timer, next_tick)
-        next_tick += period
+    while timer.due < UNTIL:
+        call(node._on_fusion_timer, timer.due)
+        ticks += 1
 
     assert [(round(t, 9), k) for t, k, _ in online] == [(round(t, 9), k) for t, k, _ in offline]
     assert [tuple(f) for _, _, f in online] == [f for _, _, f in offline]
     kinds = [k for _, k, _ in offline]
     assert FRESH in kinds and HEARTBEAT in kinds
+    # the timer is a deadline, not a poll at max_rate_hz: over 2.2 s at most one tick per
+    # heartbeat or idle check plus one per deferred input, not 2.2 * max_rate_hz
+    assert ticks <= UNTIL * heartbeat + len(EVENTS) + 2, ticks
     # every fresh input of the stream was fused at its arrival or on the rate limit, never
     # later because of a heartbeat
     assert offline[0] == (0.0, FRESH, (IMAGE,))

@@ -132,8 +132,9 @@ def drive_timeline(events, start: float, until: float, scheduler, store, stalene
                    fuse) -> list:
     """Replay input ``events`` ``[(t, modality, Sample)]`` (time order) through ``scheduler``
     and ``store`` exactly as the node does: each input is stored and offered to the scheduler
-    at once (the node's wake-up), and the fusion timer ticks every ``scheduler.tick_period``
-    from ``start`` (first tick one period later) until ``until``.
+    at once (the node's wake-up), and the fusion timer ticks at the deadlines
+    ``scheduler.next_tick`` sets (first tick one ``tick_period`` after ``start``; reset after
+    every tick, and brought forward when the rate limit defers an input) until ``until``.
 
     ``fuse(now, kind, live)`` runs one fusion on the live samples it is given (those taken from
     the store) and returns whether it produced an output. Returns ``[(t, kind, fused
@@ -142,10 +143,14 @@ def drive_timeline(events, start: float, until: float, scheduler, store, stalene
     log: list = []
     next_tick = start + scheduler.tick_period
 
-    def attempt(now: float) -> None:
+    def due(now: float) -> float:
+        pending = store.pending
+        return scheduler.next_tick(now, pending, (not pending) and bool(store.live(now, staleness)))
+
+    def attempt(now: float) -> bool:
         kind = scheduler.decide(now, store.pending, bool(store.live(now, staleness)))
         if kind is None:
-            return
+            return False
         scheduler.started(now, kind)
         try:
             live = store.live(now, staleness, take=True)
@@ -153,19 +158,21 @@ def drive_timeline(events, start: float, until: float, scheduler, store, stalene
                 log.append((now, kind, tuple(live)))
         finally:
             scheduler.finished(now)
+        return True
 
     def run_ticks(limit: float) -> None:
         nonlocal next_tick
         while next_tick < limit:
             now = next_tick
-            next_tick += scheduler.tick_period
             attempt(now)
+            next_tick = due(now)
 
     for t, modality, sample in events:
         run_ticks(t)
         store.put(modality, sample)
         scheduler.note_input(t)
-        attempt(t)
+        if not attempt(t):  # deferred: the timer is brought forward to the rate limit's refill
+            next_tick = min(next_tick, due(t))
     run_ticks(until)
     return log
 

@@ -42,7 +42,7 @@ from crossmodal_ros.fusion_store import LatestSamples, newest
 from crossmodal_ros.ros.inference_params import (LIVE_PARAMETERS, PARAMETERS, STALENESS, freeze_startup_objects,
                                                  load_engine, parameter_overrides, print_help, validate_parameters)
 from crossmodal_ros.ros.node_io import INPUT_TOPICS, INPUT_TYPES, OUTPUT_NAMES, OUTPUT_NEEDS, OUTPUTS  # noqa: F401
-from crossmodal_ros.ros.node_io import InputSubscriptions, OutputPublishers, PublishContext
+from crossmodal_ros.ros.node_io import DeadlineTimer, InputSubscriptions, OutputPublishers, PublishContext
 from crossmodal_ros.ros.qos import input_qos, output_qos
 from crossmodal_ros.ros.executors import run_node_process
 
@@ -84,7 +84,8 @@ class InferenceNode(LifecycleNode):
         self._engine, self._checkpoint_path, self._checkpoint_kind, self._checkpoint_sha256 = None, "", "", ""
         self._always_decode: frozenset = frozenset()
         self._cfg: dict[str, Any] = {}
-        self._diag_pub = self._diag_timer = self._fusion_timer = None
+        self._diag_pub = self._diag_timer = None
+        self.fusion_timer = DeadlineTimer(lambda: self.core.mono())
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._fusion_lock = threading.RLock()  # see the module docstring
         self._gate = WakeGate(self._fusion_lock)  # wake-ups that found the lock held
@@ -127,8 +128,8 @@ class InferenceNode(LifecycleNode):
             if "sample_latent" in changed and self._engine is not None:
                 self._engine.sample = bool(self._cfg["sample_latent"])
             self._configure_core()
-            if "max_rate_hz" in changed and self._fusion_timer is not None:
-                self.destroy_timer(self._fusion_timer)
+            if "max_rate_hz" in changed and self.fusion_timer.timer is not None:
+                self.fusion_timer.stop(self.destroy_timer)
                 self._start_fusion_timer()
         self._gate.flush(self._fuse_fresh)
 
@@ -240,14 +241,12 @@ class InferenceNode(LifecycleNode):
         return super().on_shutdown(state)
 
     def _start_fusion_timer(self) -> None:
-        self._fusion_timer = self.create_timer(self.core.scheduler.tick_period, self._on_fusion_timer,
-                                               callback_group=self._fusion_group, clock=self._steady)
+        self.fusion_timer.start(lambda s: self.create_timer(s, self._on_fusion_timer, callback_group=self._fusion_group,
+                                                            clock=self._steady), self.core.scheduler.tick_period)
 
     def _stop_fusion(self) -> None:
         self.core.active = False
-        if self._fusion_timer is not None:
-            self.destroy_timer(self._fusion_timer)
-            self._fusion_timer = None
+        self.fusion_timer.stop(self.destroy_timer)
         self.outputs.stop()
 
     def _release(self) -> None:
@@ -282,17 +281,23 @@ class InferenceNode(LifecycleNode):
     def _fuse_fresh(self) -> None:
         if self.core.on_input() == FRESH:
             self._fuse(FRESH)
+        else:  # deferred by the rate limit (or a fusion on another thread): tick when it may run
+            self.fusion_timer.set(self.core.next_tick(self._now_s()), earlier_only=True)
 
     def _on_fusion_timer(self) -> None:
-        """Timer tick (period 1/max_rate_hz): deferred fresh input, or a heartbeat in silence.
-        Decides and fuses under the fusion lock (the scheduler is not thread-safe; on a
-        multi-threaded executor an input callback may be fusing).
+        """Timer tick: deferred fresh input, or a heartbeat in silence; then the timer is set to
+        the next deadline (:meth:`FusionCore.next_tick`). Decides and fuses under the fusion lock
+        (the scheduler is not thread-safe; on a multi-threaded executor an input callback may be
+        fusing).
         """
         with self._fusion_lock:
             self._check_clock()
-            kind = self.core.on_tick(self._now_s())
+            now_s = self._now_s()
+            kind = self.core.on_tick(now_s)
             if kind is not None:
                 self._fuse(kind)
+                now_s = self._now_s()
+            self.fusion_timer.set(self.core.next_tick(now_s))
         self._gate.flush(self._fuse_fresh)
 
     def _check_clock(self) -> bool:

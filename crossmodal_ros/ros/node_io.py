@@ -5,7 +5,8 @@ output table (topic, message type, the modality an output needs decoded, how a
 :class:`~crossmodal_ros.engine.FusionResult` becomes the message); adding an output is one row.
 
 :class:`InputSubscriptions` turns input messages into samples of the node's fusion core;
-:class:`OutputPublishers` publishes a fusion result by walking the output table.
+:class:`OutputPublishers` publishes a fusion result by walking the output table;
+:class:`DeadlineTimer` is the fusion timer, set to the scheduler's next deadline.
 """
 from __future__ import annotations
 
@@ -102,6 +103,39 @@ OUTPUTS: dict[str, Output] = {
 OUTPUT_NAMES: tuple[str, ...] = tuple(OUTPUTS)
 #: Outputs that exist only when the model decodes this modality.
 OUTPUT_NEEDS: dict[str, str] = {name: o.needs for name, o in OUTPUTS.items() if o.needs is not None}
+
+
+class DeadlineTimer:
+    """A timer that fires once at a deadline and is then set again: the node's fusion timer,
+    set after every tick to :meth:`~crossmodal_ros.fusion_policy.FusionCore.next_tick` instead of
+    polling at ``max_rate_hz``. ``mono()`` is the clock of the deadlines (seconds); ``due`` the
+    one set now (inf while stopped). Not thread-safe: the node calls it under its fusion lock.
+    """
+
+    #: Shortest period (a deadline already past fires at the next spin).
+    MIN_PERIOD_NS = 100_000
+
+    def __init__(self, mono: Callable[[], float]):
+        self.mono, self.timer, self.due = mono, None, float("inf")
+
+    def start(self, create: Callable[[float], Any], first_s: float) -> None:
+        """``self.timer = create(period_s)``, first firing ``first_s`` from now."""
+        self.due = self.mono() + first_s
+        self.timer = create(first_s)
+
+    def stop(self, destroy: Callable[[Any], None]) -> None:
+        """``destroy`` the timer, if any."""
+        if self.timer is not None:
+            destroy(self.timer)
+        self.timer, self.due = None, float("inf")
+
+    def set(self, due: float, earlier_only: bool = False) -> None:
+        """Fire at ``due`` (``mono`` seconds); with ``earlier_only`` only if sooner than ``self.due``."""
+        if self.timer is None or (earlier_only and due >= self.due):
+            return
+        self.due = due
+        self.timer.timer_period_ns = max(self.MIN_PERIOD_NS, int((due - self.mono()) * 1e9))
+        self.timer.reset()
 
 
 class InputSubscriptions:
