@@ -7,12 +7,12 @@ with the node's decoders, stored in the node's keep-latest store
 (:class:`crossmodal_ros.fusion_store.LatestSamples`, per-modality staleness windows, on bag
 time) and fused by the node's own scheduler
 (:class:`crossmodal_ros.fusion_policy.FusionScheduler`, driven by :func:`drive_timeline` with
-the node's timer period), so the evaluator decides exactly as the node:
+the node's timer deadlines), so the evaluator decides exactly as the node:
 
 * new input fuses at once, unless the rate limit is spent (a token bucket of ``max_burst``
   tokens refilled at ``max_rate_hz``; with ``max_burst`` 1, as config/replay.yaml: the last
-  *fresh* fusion was less than ``1 / max_rate_hz`` ago); then the next timer tick (period
-  ``1 / max_rate_hz``) picks it up (bursts coalesce);
+  *fresh* fusion was less than ``1 / max_rate_hz`` ago); then the timer tick set for the
+  refill picks it up (bursts coalesce);
 * heartbeats only fill silence: with nothing new for ``1 / heartbeat_hz`` while anything is
   live; they never count against ``max_rate_hz``.
 
