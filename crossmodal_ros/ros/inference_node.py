@@ -319,7 +319,8 @@ class InferenceNode(LifecycleNode):
             if self._engine is None:
                 return False
             self._check_clock()
-            decode = self.outputs.wanted_decodes(self._always_decode)
+            subscribed = self.outputs.subscribed()
+            decode = self.outputs.wanted_decodes(self._always_decode, subscribed)
             fused = self.core.fuse(kind, self._now_s(), self._infer, decode)
             if fused is None:
                 return False
@@ -327,7 +328,7 @@ class InferenceNode(LifecycleNode):
             try:
                 header = conv.make_header(newest(samples).stamp, str(self._cfg["frame_id"]))
                 self.outputs.publish(result, PublishContext(header, self._checkpoint_kind, self._checkpoint_sha256,
-                                                            tuple(self._engine.modalities)))
+                                                            tuple(self._engine.modalities)), subscribed)
             except Exception as exc:  # noqa: BLE001 - a bad result must not stop the executor
                 self.core.last_error = f"publishing failed: {type(exc).__name__}: {exc}"
                 self.get_logger().error(self.core.last_error, throttle_duration_sec=5.0)

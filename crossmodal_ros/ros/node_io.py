@@ -229,19 +229,27 @@ class OutputPublishers:
             destroy(pub)
         self.pubs = {}
 
-    def wanted_decodes(self, always: Iterable[str]) -> set:
-        """Modalities to decode now: those with a subscribed output, plus ``always``."""
-        wanted = set(always)
-        wanted |= {OUTPUT_NEEDS[n] for n, pub in self.pubs.items()
-                   if n in OUTPUT_NEEDS and OUTPUT_NEEDS[n] not in wanted and pub.get_subscription_count() > 0}
-        return wanted
+    def subscribed(self) -> frozenset:
+        """The outputs that have subscribers now (a recorder and ``ros2 topic echo`` count)."""
+        return frozenset(n for n, pub in self.pubs.items() if pub.get_subscription_count() > 0)
 
-    def publish(self, result, ctx: PublishContext) -> None:
-        """Publish ``result`` on every output whose modality was decoded (lazy outputs)."""
+    def wanted_decodes(self, always: Iterable[str], subscribed: Optional[frozenset] = None) -> set:
+        """Modalities to decode now: those with a subscribed output (``subscribed``, default:
+        :meth:`subscribed` now), plus ``always``.
+        """
+        subscribed = self.subscribed() if subscribed is None else subscribed
+        return set(always) | {OUTPUT_NEEDS[n] for n in subscribed if n in OUTPUT_NEEDS}
+
+    def publish(self, result, ctx: PublishContext, subscribed: Optional[frozenset] = None) -> None:
+        """Publish ``result`` on every output that has subscribers (``subscribed``, default:
+        :meth:`subscribed` now) and whose modality was decoded (lazy outputs). The outputs are
+        volatile, so a message nobody is subscribed to would reach no one: it is not built.
+        """
+        subscribed = self.subscribed() if subscribed is None else subscribed
         for name, pub in list(self.pubs.items()):
             spec = OUTPUTS[name]
-            if spec.needs is not None and not decoded(result, spec.needs):
-                continue  # the modality had no subscriber
+            if name not in subscribed or (spec.needs is not None and not decoded(result, spec.needs)):
+                continue  # no subscriber, or its modality was not decoded (forced decodes only)
             if spec.build is None:  # the Griffin-Lim worker publishes it
                 self._gl.submit(np.array(result.audio_mel, dtype=np.float32))
                 continue
