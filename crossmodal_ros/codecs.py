@@ -145,6 +145,7 @@ def _quantile(x: np.ndarray, q: float) -> float:
     n = v.size
     pos = q * (n - 1)
     lo = int(np.floor(pos))
+    frac = float(pos - lo)
     hi = min(lo + 1, n - 1)
     top = n - lo  # the order statistics wanted are among the ``top`` largest values
     if n >= 4096 and top * 16 <= n:
@@ -160,7 +161,7 @@ def _quantile(x: np.ndarray, q: float) -> float:
             v, lo, hi = cand, lo - off, hi - off
     part = np.partition(v, [lo, hi])
     a, b = float(part[lo]), float(part[hi])
-    return a + (b - a) * (pos - np.floor(pos))
+    return a + (b - a) * frac  # a Python float: float32 frames divided by it stay float32
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:

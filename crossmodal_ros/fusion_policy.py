@@ -16,7 +16,7 @@ Rules (issue 11):
   ``max_rate_hz``, so no window of T seconds has more than ``max_burst + T * max_rate_hz`` fresh
   fusions. ``max_burst`` 1 is a plain minimum gap of ``1 / max_rate_hz``; more lets inputs of
   several sensors that arrive together (a microphone window and a pen stroke) each be fused at
-  once instead of the second waiting up to two timer periods;
+  once instead of the second waiting ``1 / max_rate_hz`` for the refill;
 * **heartbeats only fill silence**: one runs when something is live, nothing is pending, and
   neither a fusion nor a fresh input happened for ``1 / heartbeat_hz``;
 * heartbeats never delay fresh input: they do not count against ``max_rate_hz`` (only fresh
@@ -27,9 +27,9 @@ The caller drives it with :meth:`FusionScheduler.note_input` (a fresh input was 
 :meth:`started` / :meth:`finished` around each fusion. The timer is a deadline, not a poll:
 after each tick, and when the rate limit defers an input, both callers set it to
 :meth:`FusionScheduler.next_tick` (the refill of the rate limit, the next heartbeat, or an idle
-check every :data:`IDLE_POLL_S`), so a node fed at 30 Hz wakes about five times a second for its
-timer instead of ``max_rate_hz`` times (each wake-up of the Python callback cost about 0.14 ms of
-CPU on the 2-core AMD EPYC of ``benchmarks/README.md``).
+check, never more than :data:`IDLE_POLL_S` ahead), so a node fed at 30 Hz wakes about five times
+a second for its timer instead of ``max_rate_hz`` times (each wake-up of the Python callback cost
+about 0.14 ms of CPU on a 2-core AMD EPYC, ``benchmarks/README.md``).
 """
 from __future__ import annotations
 
@@ -43,10 +43,8 @@ import numpy as np
 FRESH = "fresh"
 HEARTBEAT = "heartbeat"
 
-#: A deadline that falls a hair after a tick is taken at that tick.
-_SLACK = 0.999
-#: Longest gap between two timer ticks when nothing is due (nothing live, or heartbeats off):
-#: the tick that notices a stalled sim clock and picks up anything a missed wake-up left.
+#: Longest gap between two timer ticks (also when nothing is due: nothing live, heartbeats off,
+#: a stalled sim clock): the ticks that notice a stalled or resumed sim clock.
 IDLE_POLL_S = 0.25
 #: A deadline is at least this far ahead, and this much after the refill it waits for (a
 #: rounding error must not make a tick come a hair too early and repeat itself).
@@ -77,7 +75,7 @@ class FusionScheduler:
                 self._tokens_now = min(self._tokens_now, float(self.max_burst))
         self.max_rate_hz = max_rate_hz
         self.heartbeat_hz = heartbeat_hz
-        self.heartbeat_gap = _SLACK / heartbeat_hz if heartbeat_hz > 0.0 else math.inf
+        self.heartbeat_gap = 1.0 / heartbeat_hz if heartbeat_hz > 0.0 else math.inf
 
     def reset(self) -> None:
         """Forget the history (node activation): a full token bucket."""
@@ -97,8 +95,8 @@ class FusionScheduler:
 
     @property
     def tick_period(self) -> float:
-        """Shortest wait between two ticks (``1 / max_rate_hz``): a deferred input's retry while
-        a fusion runs on another thread.
+        """``1 / max_rate_hz``: the first tick after activation, and a deferred input's retry
+        while a fusion runs on another thread.
         """
         return 1.0 / self.max_rate_hz
 
@@ -106,13 +104,15 @@ class FusionScheduler:
         """When the timer must tick next (absolute, this clock), given the state at ``now``
         (arguments as :meth:`decide`): when the rate limit lets pending input through, when the
         next heartbeat is due (the silence that :meth:`decide` waits for, only while something is
-        live), else ``now + IDLE_POLL_S`` (at most the heartbeat gap). A tick earlier than that
-        finds nothing to do; an input that arrives first is fused on its own wake-up.
+        live), else ``now + IDLE_POLL_S`` (at most the heartbeat gap); never later than
+        ``now + IDLE_POLL_S``. A tick earlier than that finds nothing to do; an input that
+        arrives first is fused on its own wake-up.
         """
         if pending:
-            return now + (self.tick_period if self.busy else self.wait_of_fresh(now) + _MIN_WAIT)
+            return now + min(IDLE_POLL_S, self.tick_period if self.busy else self.wait_of_fresh(now) + _MIN_WAIT)
         if any_live and self.heartbeat_gap < math.inf:
-            return max(now + _MIN_WAIT, max(self.last_fusion, self.last_input) + self.heartbeat_gap)
+            due = max(now, max(self.last_fusion, self.last_input) + self.heartbeat_gap) + _MIN_WAIT
+            return min(due, now + IDLE_POLL_S)
         return now + min(IDLE_POLL_S, self.heartbeat_gap)
 
     def note_input(self, now: float) -> None:
@@ -128,7 +128,7 @@ class FusionScheduler:
         if self.busy:
             return None
         if pending:
-            return FRESH if self.tokens(now) >= _SLACK else None
+            return FRESH if self.tokens(now) >= 1.0 else None
         if (any_live and now - self.last_fusion >= self.heartbeat_gap
                 and now - self.last_input >= self.heartbeat_gap):
             return HEARTBEAT
@@ -148,7 +148,7 @@ class FusionScheduler:
 
     def wait_of_fresh(self, now: float) -> float:
         """Seconds until pending fresh input may be fused (0: now; ignores ``busy``)."""
-        return max(0.0, (_SLACK - self.tokens(now)) / self.max_rate_hz)
+        return max(0.0, (1.0 - self.tokens(now)) / self.max_rate_hz)
 
 
 class WakeGate:
@@ -409,7 +409,11 @@ class FusionCore:
         return self.scheduler.decide(self.mono(), pending, (not pending) and bool(self.live(now_s)))
 
     def next_tick(self, now_s: float) -> float:
-        """When the timer must tick next, on ``mono``'s clock (:meth:`FusionScheduler.next_tick`)."""
+        """When the timer must tick next, on ``mono``'s clock (:meth:`FusionScheduler.next_tick`;
+        while the sim clock is stalled, only the idle check that notices it resume).
+        """
+        if self.clock_stalled:
+            return self.mono() + IDLE_POLL_S
         pending = self.store.pending
         return self.scheduler.next_tick(self.mono(), pending, (not pending) and bool(self.live(now_s)))
 

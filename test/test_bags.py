@@ -190,11 +190,10 @@ def test_offline_evaluation_over_bag_time(bag, tmp_path_factory):
     assert report.per_subset["trajectory"]["samples"] == 5
     assert sum(v["samples"] for v in report.per_subset.values()) == COUNT
     assert report.prompt_outputs == 15
-    # heartbeats 0.2 s after the last fusion while an input is live (0.4 s): with all sensors one
-    # per sample (the last fusion is the coalesced one at 50 ms, so a second would come at
-    # 0.45 s, after every input went stale); pen only, fused on arrival: two per sample (0.2, 0.4 s)
-    assert report.heartbeat_outputs == 5 + 2 * 5
-    assert report.outputs == 30 and report.output_rate_hz == pytest.approx(30 / report.duration_s)
+    # heartbeats 0.2 s after the last fusion while an input is live (0.4 s): one per sample (the
+    # next would be due as the inputs expire: 0.45 s after the all-sensor samples, 0.4 s after a stroke)
+    assert report.heartbeat_outputs == 10
+    assert report.outputs == 25 and report.output_rate_hz == pytest.approx(25 / report.duration_s)
     assert 0.0 <= report.accuracy <= 1.0 and "image+audio+trajectory" in report.table()
     # a subset with outputs but no settled sample: "-" in the table, null in the JSON, never nan
     table = report.table()

@@ -443,6 +443,19 @@ def test_median_above_and_quantile_match_numpy():
         t = float(rng.choice([0.5, 0.25, 0.4999, float(x[rng.integers(0, n)])]))
         assert _median_above(x.reshape(1, -1), t) == (float(np.median(x)) > t), (n, t)
         assert _quantile(x, 0.999) == pytest.approx(float(np.percentile(x, 99.9)), abs=1e-6)
+    # frames of 4096 values and more take the candidate path for high quantiles: ties at the top,
+    # a constant frame, a sparse bright digit, and a threshold that leaves too few candidates
+    # (every 8th value is one of the largest, so at q 0.99 the fallback to the full partition runs)
+    frames = [rng.random(49152).astype(np.float32), np.full(4096, 0.25, np.float32),
+              (rng.integers(0, 3, 20480) / 2).astype(np.float32),
+              np.where(rng.random(69632) < 0.01, rng.random(69632), 0.0).astype(np.float32)]
+    skewed = (rng.random(8192) * 0.5).astype(np.float32)
+    skewed[::8] = 1.0 + rng.random(1024).astype(np.float32)
+    frames.append(skewed)
+    for x in frames:
+        for q in (0.999, 0.99, 0.9999, 1.0, 0.5):
+            got = _quantile(x.reshape(-1, 64), q)
+            assert type(got) is float and got == pytest.approx(float(np.percentile(x, 100 * q)), abs=1e-6), (x.size, q)
     # the two middle values straddle t and their float32 mean rounds onto t (float64 would not)
     pair = np.array([0.5 - 2.0 ** -25, 0.5 + 2.0 ** -24], np.float32)
     assert float(np.median(pair)) == 0.5 and not _median_above(pair, 0.5)

@@ -86,7 +86,7 @@ def test_fresh_input_is_fused_at_once_and_heartbeats_fill_only_silence():
     assert len(fresh) == 30
     # no heartbeat while the camera streams; in the silence after it, one every 0.2 s
     last_frame = cam[-1][0]
-    assert beats and all(t >= last_frame + 0.2 * 0.999 for t, _, _ in beats)
+    assert beats and all(t >= last_frame + 0.2 for t, _, _ in beats)
     gaps = np.diff([last_frame] + [t for t, _, _ in beats])
     assert np.allclose(gaps, 0.2, atol=0.011)
 
@@ -120,7 +120,7 @@ def test_bursts_coalesce_to_the_newest_and_respect_max_rate():
     fused = [i for i, w in waits.items() if w is not None]
     assert fused == [0, 9]  # first and newest; 1..8 superseded
     starts = [t for t, _, _ in log]
-    assert all(b - a >= 0.999 / 20.0 for a, b in zip(starts, starts[1:]))
+    assert all(b - a >= 1 / 20.0 - 1e-9 for a, b in zip(starts, starts[1:]))
 
 
 def test_input_during_a_running_fusion_is_fused_when_it_ends():
@@ -136,21 +136,28 @@ def test_next_tick_is_the_next_deadline_not_a_poll():
     from crossmodal_ros.fusion_policy import IDLE_POLL_S
 
     sched = FusionScheduler(max_rate_hz=20.0, heartbeat_hz=5.0)
-    assert sched.next_tick(0.0, False, False) == pytest.approx(min(IDLE_POLL_S, 0.999 / 5.0))  # nothing live
+    assert sched.next_tick(0.0, False, False) == pytest.approx(min(IDLE_POLL_S, 1 / 5.0))  # nothing live
     sched.note_input(0.0)
     sched.started(0.0, FRESH)
     sched.finished(0.0)
     # something live: the next heartbeat, 1 / heartbeat_hz after the last fusion or input
-    assert sched.next_tick(0.01, False, True) == pytest.approx(0.1998)
+    due = sched.next_tick(0.01, False, True)
+    assert due == pytest.approx(0.2, abs=1e-5) and sched.decide(due, False, True) == HEARTBEAT
     sched.note_input(0.05)
-    assert sched.next_tick(0.06, False, True) == pytest.approx(0.2498)
+    assert sched.next_tick(0.06, False, True) == pytest.approx(0.25, abs=1e-5)
     # pending input the rate limit defers: when a token is back (1 / max_rate_hz after 0.0)
     assert sched.decide(0.02, True, True) is None
     due = sched.next_tick(0.02, True, True)
-    assert due == pytest.approx(0.04995, abs=1e-5) and sched.decide(due, True, True) == FRESH
+    assert due == pytest.approx(0.05, abs=1e-5) and sched.decide(due, True, True) == FRESH
     # heartbeats off and nothing pending: only the idle check
     off = FusionScheduler(max_rate_hz=20.0, heartbeat_hz=0.0)
     assert off.next_tick(1.0, False, True) == pytest.approx(1.0 + IDLE_POLL_S)
+    # never more than IDLE_POLL_S ahead (a slow heartbeat or rate limit)
+    slow = FusionScheduler(max_rate_hz=0.5, heartbeat_hz=0.1)
+    slow.started(0.0, FRESH)
+    slow.finished(0.0)
+    assert slow.next_tick(0.0, True, False) == pytest.approx(IDLE_POLL_S)
+    assert slow.next_tick(0.0, False, True) == pytest.approx(IDLE_POLL_S)
 
 
 def test_configure_rejects_bad_rates():

@@ -26,7 +26,8 @@ topic. At the end the sensors stop, the graph drains, and the report gives:
 * ``reconciliation``: per input modality, every message a sensor published was received; every
   received message was fused, superseded, dropped with a reason, expired unfused or is still
   pending (``InferenceNode.accounting()``, ``unaccounted`` must be 0); every fusion published every
-  enabled output (per-topic counts at a subscriber == fusions; node ``published_count`` ==
+  enabled output (the soak subscribes to each, since the node publishes only on topics with
+  subscribers; per-topic counts at a subscriber == fusions; node ``published_count`` ==
   fusions x outputs).
 
 With the node in its own process, ``pending`` is not reported by ``/diagnostics``: the drain
@@ -304,7 +305,6 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
     import rclpy
     import torch
     from rclpy.executors import SingleThreadedExecutor
-    from std_msgs.msg import Float32MultiArray
 
     import yaml
 
@@ -376,7 +376,10 @@ def run_soak(duration_s: float, checkpoint: str | None = None, period: float = 0
             extra = {n: t for n, t in types.items() if n not in monitor.queues}
         else:
             view = InProcessNode(graph.nexus)
-            extra = {n: Float32MultiArray for n in ("latent", "label_probs") if n in view.outputs}
+            from crossmodal_ros.ros.node_io import OUTPUTS
+
+            # every output the monitor does not pair is counted (the node publishes only to subscribers)
+            extra = {n: OUTPUTS[n].msg_type for n in view.outputs if n not in monitor.queues}
         outputs = view.outputs
         counter = _OutputCounter(graph.monitor_node, prefix, extra)
         for n in graph.nodes:

@@ -80,8 +80,8 @@ class _Monitor:
     """Subscribes to the inference node's outputs and pairs them into :class:`DemoRecord`s.
 
     ``label`` and ``modalities`` carry no header; every fusion publishes one message on each
-    output in a fixed order over reliable QoS, so the k-th message of each topic belongs to the
-    k-th fusion.
+    subscribed output (this monitor subscribes to all it pairs) in a fixed order over reliable
+    QoS, so the k-th message of each topic belongs to the k-th fusion.
     """
 
     def __init__(self, node, prefix: str):

@@ -128,9 +128,7 @@ class InferenceNode(LifecycleNode):
             if "sample_latent" in changed and self._engine is not None:
                 self._engine.sample = bool(self._cfg["sample_latent"])
             self._configure_core()
-            if "max_rate_hz" in changed and self.fusion_timer.timer is not None:
-                self.fusion_timer.stop(self.destroy_timer)
-                self._start_fusion_timer()
+            self.fusion_timer.set(self.core.next_tick(self._now_s()))  # new rates: the deadline moves
         self._gate.flush(self._fuse_fresh)
 
     def _configure_core(self) -> None:
