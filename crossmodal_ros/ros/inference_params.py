@@ -38,9 +38,6 @@ def _desc(text: str, ptype: int, read_only: bool = False) -> ParameterDescriptor
 
 
 #: name -> (default, descriptor). Ranges are enforced by rclpy; choices and cross-parameter
-
-
-#: name -> (default, descriptor). Ranges are enforced by rclpy; choices and cross-parameter
 #: rules by :func:`validate_parameters`.
 PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "checkpoint": ("", _desc(
@@ -114,8 +111,9 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
         "griffin_lim). Read at configure.", ParameterType.PARAMETER_STRING_ARRAY)),
     "always_decode": ([""], _desc(
         "Modalities (image, audio, trajectory, label, or all) decoded at every fusion even when "
-        "no subscriber listens to their outputs. Others are decoded only while their output "
-        "topics have subscribers. Read at configure.", ParameterType.PARAMETER_STRING_ARRAY)),
+        "no subscriber listens to their outputs (for in-process readers; messages go only to "
+        "subscribed topics). Others are decoded only while their output topics have "
+        "subscribers. Read at configure.", ParameterType.PARAMETER_STRING_ARRAY)),
     "sample_latent": (False, _desc(
         "Decode a sample of the latent Gaussian instead of its mean.",
         ParameterType.PARAMETER_BOOL)),

@@ -249,7 +249,7 @@ class OutputPublishers:
         for name, pub in list(self.pubs.items()):
             spec = OUTPUTS[name]
             if name not in subscribed or (spec.needs is not None and not decoded(result, spec.needs)):
-                continue  # no subscriber, or its modality was not decoded (forced decodes only)
+                continue  # no subscriber (a forced decode is not published), or its modality was not decoded
             if spec.build is None:  # the Griffin-Lim worker publishes it
                 self._gl.submit(np.array(result.audio_mel, dtype=np.float32))
                 continue
