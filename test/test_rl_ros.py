@@ -109,6 +109,11 @@ def test_policy_runs_unchanged_against_live_node(ros_context, shipped):
             ret, steps, done = ret + r, steps + 1, term or trunc
         assert info["success"] is True, f"episode from cell {start} to digit {label} failed ({steps} steps)"
         assert ret > 0.5
+    if stamped:  # auto mode dropped the plain topics at the first stamped reading: one message per fusion
+        assert observer.counts["plain"] == 0 and len(observer._subs) == 1
+        assert rc.spin_until(lambda: nexus.outputs.pubs["latent"].get_subscription_count() == 0
+                             and nexus.outputs.pubs["modalities"].get_subscription_count() == 0, timeout=5.0)
+        assert nexus.outputs.pubs["latent_stamped"].get_subscription_count() == 1
     if stamped:  # a policy of another latent space is refused
         other = RosPointerEnv(observer, rc.executor, latent_dim=policy.obs_dim - N_CELLS,
                               expected_checkpoint="0" * 64)

@@ -86,8 +86,10 @@ def parse_stamped(msg) -> tuple:
 class LatentObserver:
     """Subscriptions on ``node`` to the latent topics of the inference node at ``prefix``.
 
-    ``prefer``: ``"auto"`` (stamped once seen, else plain), ``"stamped"`` or ``"plain"`` (only
-    that topic). ``newest`` is the latest :class:`LatentReading` (None before the first);
+    ``prefer``: ``"auto"`` (stamped once seen, else plain; the first stamped reading drops the
+    plain and modalities subscriptions, so the inference node, which publishes only to subscribed
+    topics, then builds one latent message per fusion instead of three), ``"stamped"`` or
+    ``"plain"`` (only that topic). ``newest`` is the latest :class:`LatentReading` (None before the first);
     ``wait(executor, after_seq, timeout)`` spins until a reading newer than ``after_seq``.
     """
 
@@ -105,8 +107,12 @@ class LatentObserver:
         qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
         self._subs = []
         if prefer in ("auto", "plain"):
-            self._subs.append(node.create_subscription(Float32MultiArray, f"{self.prefix}/latent", self._on_plain, qos))
-            self._subs.append(node.create_subscription(String, f"{self.prefix}/modalities", self._on_modalities, qos))
+            self._plain_subs = [
+                node.create_subscription(Float32MultiArray, f"{self.prefix}/latent", self._on_plain, qos),
+                node.create_subscription(String, f"{self.prefix}/modalities", self._on_modalities, qos)]
+            self._subs.extend(self._plain_subs)
+        else:
+            self._plain_subs = []
         if prefer in ("auto", "stamped"):
             try:
                 from sensor_msgs.msg import JointState
@@ -158,6 +164,11 @@ class LatentObserver:
             return
         self.counts["stamped"] += 1
         self._store(mu=mu, logvar=logvar, fused=fused, stamp=stamp, source="stamped", model=model)
+        if self._plain_subs:  # auto: the plain topics are ignored from now on (_on_plain), so unsubscribe
+            for sub in self._plain_subs:
+                self._subs.remove(sub)
+                self.node.destroy_subscription(sub)
+            self._plain_subs = []
 
     def wait(self, executor, after_seq: int = 0, timeout: float = 5.0) -> LatentReading | None:
         """Spin ``executor`` until a reading with ``seq > after_seq`` exists (it, or None on timeout)."""
