@@ -405,8 +405,7 @@ class FusionCore:
         """On a timer tick: deferred fresh input, a heartbeat in silence, or None."""
         if not self.active:
             return None
-        pending = self.store.pending
-        return self.scheduler.decide(self.mono(), pending, (not pending) and bool(self.live(now_s)))
+        return self.scheduler.decide(*self._tick_state(now_s))
 
     def next_tick(self, now_s: float) -> float:
         """When the timer must tick next, on ``mono``'s clock (:meth:`FusionScheduler.next_tick`;
@@ -414,8 +413,14 @@ class FusionCore:
         """
         if self.clock_stalled:
             return self.mono() + IDLE_POLL_S
+        return self.scheduler.next_tick(*self._tick_state(now_s))
+
+    def _tick_state(self, now_s: float) -> tuple[float, bool, bool]:
+        """``(now, pending, any_live)`` for the scheduler at a tick (liveness only matters,
+        and is only computed, when nothing is pending).
+        """
         pending = self.store.pending
-        return self.scheduler.next_tick(self.mono(), pending, (not pending) and bool(self.live(now_s)))
+        return self.mono(), pending, (not pending) and bool(self.live(now_s))
 
     # ------------------------------------------------------------------ fusion
     def fuse(self, kind: str, now_s: float, infer: Callable, decode: set):
