@@ -113,6 +113,19 @@ def _memory_order(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
     return (np.flip(x, flips) if flips else x), flips
 
 
+class _Preproc:
+    """One modality's stored codec result (:meth:`FusionEngine._lookup`): the raw input object, a
+    private copy of its content in memory order (with the flipped axes), its sample rate, the
+    encoded array and, once :meth:`FusionEngine.infer` needed it, a batch-1 tensor of it.
+    """
+
+    __slots__ = ("obj", "mem", "flips", "rate", "encoded", "tensor")
+
+    def __init__(self, obj, mem, flips, rate, encoded):
+        self.obj, self.mem, self.flips, self.rate, self.encoded = obj, mem, flips, rate, encoded
+        self.tensor = None
+
+
 class FusionEngine:
     """Model + codecs + device. Build with :meth:`from_checkpoint`.
 
@@ -141,7 +154,10 @@ class FusionEngine:
     15 encode and 4 decode graphs), so a restart skips the export.
     ``cache_preprocessing`` (default on): when a raw array input equals (by content) the previous
     one of its modality, its codec result is reused; a node fusing a 30 Hz camera with a 1 s
-    audio window otherwise recomputes the same mel spectrogram for every frame.
+    audio window otherwise recomputes the same mel spectrogram for every frame. The very array
+    object of the previous call, when it is read-only (``a.flags.writeable`` False: its owner
+    has promised numpy not to change it; the inference node passes its inputs so), counts as
+    unchanged without comparing its content.
     ``cache_encodings`` (default on): in :meth:`infer` on the fast path (``fast``, ``int8``; not
     sampling), a modality whose model input equals the previous call's is not encoded again: its
     bottom latent and, for the mixture, its z_sigma posterior are reused
@@ -276,6 +292,13 @@ class FusionEngine:
     # ------------------------------------------------------------------ raw -> tensors
     def encode_raw(self, raw: dict, sample_rate: int | None = None) -> dict[str, np.ndarray]:
         """Raw sensor readings -> model tensors (numpy, without batch axis) via the codecs."""
+        return {m: a.copy() if entry is not None and a is entry.encoded else a
+                for m, (a, entry) in self._encode(raw, sample_rate).items()}
+
+    def _encode(self, raw: dict, sample_rate: int | None) -> dict:
+        """``{modality: (model array, stored entry or None)}``; a stored result's array is the
+        store's own (do not change it), a fresh one the codec's.
+        """
         from .codecs import CodecError
 
         if not isinstance(raw, dict) or not raw:
@@ -288,40 +311,48 @@ class FusionEngine:
             value = raw[m]
             if value is None:
                 raise EngineInputError(f"{m!r} is None; leave a missing modality out of the dict")
-            hit = self._cached(m, value, sample_rate)
-            if hit is not None:
-                out[m] = hit
+            entry = self._lookup(m, value, sample_rate)
+            if entry is not None:
+                out[m] = (entry.encoded, entry)
                 continue
             try:
                 if units.unit(m).needs_sample_rate:
                     if sample_rate is None:
                         raise EngineInputError(f"{m} needs sample_rate (Hz)")
-                    out[m] = self.codecs[m].encode(value, sample_rate)
+                    encoded = self.codecs[m].encode(value, sample_rate)
                 else:
-                    out[m] = self.codecs[m].encode(value)
+                    encoded = self.codecs[m].encode(value)
             except CodecError as exc:
                 raise EngineInputError(f"{m}: {exc}") from exc
-            self._remember(m, value, sample_rate, out[m])
+            out[m] = (encoded, self._remember(m, value, sample_rate, encoded))
         return out
 
-    def _cached(self, m: str, value, sample_rate):
-        """The stored preprocessing result when ``value`` equals the last ``m`` input (content,
-        not identity, so in-place changes are seen), else None. A copy is returned.
+    def _lookup(self, m: str, value, sample_rate):
+        """The stored :class:`_Preproc` of ``m`` when ``value`` is its input: the same read-only
+        array object, or an array equal in content (in-place changes of a writeable array are
+        seen); else None.
         """
         entry = self._preproc_cache.get(m) if self.cache_preprocessing else None
-        if entry is None or not isinstance(value, np.ndarray):
+        if entry is None or not isinstance(value, np.ndarray) or entry.rate != sample_rate:
             return None
-        prev, flipped, rate, encoded = entry
+        if value is entry.obj and not value.flags.writeable:
+            return entry
         mem, flips = _memory_order(value)
-        if (rate == sample_rate and flips == flipped and prev.shape == mem.shape and prev.dtype == mem.dtype
-                and np.array_equal(prev, mem)):
-            return encoded.copy()
+        prev = entry.mem
+        if flips == entry.flips and prev.shape == mem.shape and prev.dtype == mem.dtype and np.array_equal(prev, mem):
+            return entry
         return None
 
-    def _remember(self, m: str, value, sample_rate, encoded) -> None:
+    def _remember(self, m: str, value, sample_rate, encoded):
+        """Store ``encoded`` as ``m``'s result for ``value``; the new :class:`_Preproc` (None when
+        nothing is stored).
+        """
         if self.cache_preprocessing and isinstance(value, np.ndarray) and value.size >= 64:
             mem, flips = _memory_order(value)
-            self._preproc_cache[m] = (mem.copy(), flips, sample_rate, np.array(encoded, copy=True))
+            entry = self._preproc_cache[m] = _Preproc(value, mem.copy(), flips, sample_rate,
+                                                      np.array(encoded, copy=True))
+            return entry
+        return None
 
     # ------------------------------------------------------------------ inference
     def infer(self, raw: dict, sample_rate: int | None = None, decode=None) -> FusionResult:
@@ -332,10 +363,20 @@ class FusionEngine:
         are empty arrays, ``label`` -1), so ``decode=()`` costs the encoders and the shared
         latent only; the latent and the decoded outputs equal those of a full call.
         """
-        arrays = self.encode_raw(raw, sample_rate)
-        tensors = {m: torch.from_numpy(np.ascontiguousarray(a)).unsqueeze(0) for m, a in arrays.items()}
-        out = self._run(tensors, None, self._decode_set(decode), memo=self.cache_encodings)
-        return self._result(out, 0, tuple(arrays))
+        encoded = self._encode(raw, sample_rate)
+        tensors = {}
+        for m, (a, entry) in encoded.items():
+            if entry is None:
+                tensors[m] = torch.from_numpy(np.ascontiguousarray(a)).unsqueeze(0)
+                continue
+            if entry.tensor is None:  # the store's array, batch axis added (nobody writes to it)
+                entry.tensor = torch.from_numpy(entry.encoded).unsqueeze(0)
+            tensors[m] = entry.tensor
+        # a stored result names its input to the encoding memo: a memo entry made from the same
+        # stored result holds this input's encoding, without comparing the tensors
+        keys = {m: entry for m, (_, entry) in encoded.items() if entry is not None}
+        out = self._run(tensors, None, self._decode_set(decode), memo=self.cache_encodings, keys=keys)
+        return self._result(out, 0, tuple(encoded))
 
     def _decode_set(self, decode):
         """None (decode everything) or the tuple of model modalities in ``decode``."""
@@ -368,7 +409,8 @@ class FusionEngine:
             res["label_probs"] = _softmax(res[LABEL])
         return res
 
-    def _run(self, tensors: dict, mask, decode: tuple | None = None, memo: bool = False) -> dict:
+    def _run(self, tensors: dict, mask, decode: tuple | None = None, memo: bool = False,
+             keys: dict | None = None) -> dict:
         from .models.base import ModelInputError
 
         dev, dt = self.device, self.dtype
@@ -377,13 +419,13 @@ class FusionEngine:
             mask = mask.to(dev)
         try:
             if self._onnx is not None and mask is None and not self.sample:
-                out = self._onnx_infer(inputs, decode, memo)
+                out = self._onnx_infer(inputs, decode, memo, keys)
                 if out is not None:
                     return out
             with torch.inference_mode():
                 if decode is not None:
                     if self._fast is not None and mask is None:
-                        return _fast_infer_select(self._fast, inputs, self.sample, decode, memo)
+                        return _fast_infer_select(self._fast, inputs, self.sample, decode, memo, keys)
                     mu, logvar = self.model.encode(inputs, mask, sample=self.sample)
                     z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.sample else mu
                     out = _decode_subset(self.model, z, decode, self.sample)
@@ -392,12 +434,12 @@ class FusionEngine:
                 if self._graphs is not None and mask is None and not self.sample:
                     return self._graphs.infer(inputs)
                 if self._fast is not None:
-                    return self._fast.infer(inputs, mask, sample=self.sample, memo=memo and mask is None)
+                    return self._fast.infer(inputs, mask, sample=self.sample, memo=memo and mask is None, keys=keys)
                 return self.model.infer(inputs, mask, sample=self.sample)
         except ModelInputError as exc:
             raise EngineInputError(str(exc)) from exc
 
-    def _onnx_infer(self, inputs: dict, decode, memo: bool = False):
+    def _onnx_infer(self, inputs: dict, decode, memo: bool = False, keys: dict | None = None):
         """The ONNX path's result, or None when the call does not fit it. With ``memo`` and a fast
         path (Nexus-family models, :meth:`infer`: the node's call), the shared latent comes from
         the fast path's encoding cache (an input equal to the previous call's is not encoded
@@ -416,7 +458,7 @@ class FusionEngine:
             if not hybrid:
                 return self._onnx.infer(inputs, decode)
             with torch.inference_mode():
-                mu, logvar = self._fast.shared_latent(inputs, given, False, True)
+                mu, logvar = self._fast.shared_latent(inputs, given, False, True, keys)
             out = self._onnx.decode(mu, self.modalities if decode is None else decode)
             out["latent_mu"], out["latent_logvar"] = mu, logvar
             return out
@@ -486,17 +528,18 @@ def _decode_subset(model, z: torch.Tensor, decode: tuple, sample: bool) -> dict:
     return {m: out[m] for m in decode}
 
 
-def _fast_infer_select(fast, inputs: dict, sample: bool, decode: tuple, memo: bool = False) -> dict:
+def _fast_infer_select(fast, inputs: dict, sample: bool, decode: tuple, memo: bool = False,
+                       keys: dict | None = None) -> dict:
     """:meth:`FastNexus.infer` (unmasked call) decoding only ``decode``: the same operations as
     the full call for the encoders, the shared latent and each decoded modality (so the same
-    values), none for the others. ``memo``: :meth:`FastNexus.shared_latent`.
+    values), none for the others. ``memo``, ``keys``: :meth:`FastNexus.shared_latent`.
     """
     import torch.nn.functional as F
 
     from .models import fast as fm
 
     given = fast._check(inputs)
-    mu, logvar = fast.shared_latent(inputs, given, sample, memo)
+    mu, logvar = fast.shared_latent(inputs, given, sample, memo, keys)
     z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
     out = {}
     if decode:

@@ -16,7 +16,9 @@ from crossmodal_ros.ros.conversions import (
     image_to_canonical,
     image_to_numpy,
     latent_from_msg,
+    latent_from_stamped,
     latent_to_msg,
+    latent_to_stamped,
     make_header,
     numpy_to_audio,
     numpy_to_image,
@@ -263,6 +265,31 @@ def test_latent_round_trip_and_layout(d, seed):
     m2, l2 = latent_from_msg(msg)
     np.testing.assert_array_equal(m2, mu)
     np.testing.assert_array_equal(l2, logvar)
+
+
+@settings(max_examples=20, deadline=None)
+@given(d=st.integers(1, 48), seed=st.integers(0, 2**31 - 1),
+       fused=st.sets(st.sampled_from(["image", "audio", "label"])))
+def test_stamped_latent_round_trip(d, seed, fused):
+    """Values exactly (float32 -> float64 -> float32), the fused flags, the model entry; the names
+    are cached per model, and one message's names are its own (changing them leaves the next
+    message as it was).
+    """
+    rng = np.random.default_rng(seed)
+    mu, logvar = rng.standard_normal(d).astype(np.float32), rng.standard_normal(d).astype(np.float32)
+    every = ("image", "audio", "trajectory", "label")
+    header = make_header(seconds_to_stamp(12.5), "base")
+    msg = latent_to_stamped(mu, logvar, tuple(fused), "nexus", "ab12", header, every)
+    assert msg.name[0] == "mu/0" and msg.name[d] == "logvar/0" and msg.name[-1] == "model/nexus/ab12"
+    assert len(msg.name) == len(msg.position) == 2 * d + len(every) + 1
+    back = latent_from_stamped(msg)
+    np.testing.assert_array_equal(back.mu, mu)
+    np.testing.assert_array_equal(back.logvar, logvar)
+    assert set(back.fused) == fused and back.stamp_s == 12.5 and back.frame_id == "base"
+    assert back.model == {"kind": "nexus", "checkpoint_sha256": "ab12"}
+    msg.name[0] = "changed"
+    again = latent_to_stamped(mu, logvar, tuple(fused), "nexus", "ab12", header, every)
+    assert again.name[0] == "mu/0" and again.name is not msg.name
 
 
 def test_bad_latent():

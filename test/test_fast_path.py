@@ -250,6 +250,44 @@ def test_preprocessing_cache_reuses_equal_input_and_sees_changes(monkeypatch):
 
 
 @pytest.mark.slow
+def test_preprocessing_cache_takes_the_same_read_only_array_as_unchanged(monkeypatch):
+    """The very read-only array of the last call is reused without comparing it (the node passes
+    its stored inputs so); a read-only copy is compared and reused, a writeable array is compared
+    every time (in-place changes are seen), another sample rate is recomputed.
+    """
+    eng = FusionEngine(_randomise(build_model("nexus", {})), default_codecs(), device="cpu")
+    calls, compared = [], []
+    cls = type(eng.codecs["audio"])
+    real = cls.encode
+    monkeypatch.setattr(cls, "encode", lambda self, x, sr: calls.append(1) or real(self, x, sr))  # frozen class
+    import crossmodal_ros.engine as engine_module
+
+    real_equal = engine_module.np.array_equal
+    monkeypatch.setattr(engine_module.np, "array_equal", lambda a, b: compared.append(1) or real_equal(a, b))
+    audio = _raw(("audio",))["audio"].copy()
+    audio.flags.writeable = False
+    a = eng.infer({"audio": audio}, sample_rate=8000)
+    b = eng.infer({"audio": audio}, sample_rate=8000)
+    assert (len(calls), len(compared)) == (1, 0)  # the same read-only object: not compared
+    np.testing.assert_array_equal(a.latent_mu, b.latent_mu)
+    twin = audio.copy()
+    twin.flags.writeable = False
+    eng.infer({"audio": twin}, sample_rate=8000)
+    assert (len(calls), len(compared)) == (1, 1)  # another object: compared, equal, reused
+    eng.infer({"audio": twin}, sample_rate=16000)
+    assert len(calls) == 2
+    live = audio.copy()  # writeable: compared at every call
+    eng.infer({"audio": live}, sample_rate=8000)
+    eng.infer({"audio": live}, sample_rate=8000)
+    live[:300] = 0.5
+    c = eng.infer({"audio": live}, sample_rate=8000)
+    assert len(calls) == 4
+    fresh = FusionEngine(eng.model, default_codecs(), device="cpu", cache_preprocessing=False)
+    np.testing.assert_allclose(c.latent_mu, fresh.infer({"audio": live.copy()}, sample_rate=8000).latent_mu,
+                               atol=1e-6)
+
+
+@pytest.mark.slow
 def test_preprocessing_cache_with_channel_reversed_frames(monkeypatch):
     """bgr8 frames reach the engine as channel-reversed views; the cache compares them in memory
     order (flips remembered), so equal frames hit, changed or differently flipped ones do not.
@@ -334,6 +372,35 @@ def test_encoding_cache_reuses_unchanged_modalities_and_sees_changes(combine):
     assert on._fast.memo_hits == before  # batched tensors and sampling never use the cache
     on.refresh_fast_path()  # new weights: a new fast path, no old encodings
     assert on._fast.memo_hits == 0 and not on._fast._memo
+
+
+def test_encoding_cache_is_not_fooled_by_calls_that_skip_it():
+    """The engine names each stored codec result to the encoding memo; a result stored by a call
+    that did not use the memo (sampling) must not match the memo's older entry: after audio A
+    (deterministic), B (sampled) and B (deterministic), the last call encodes B, not A.
+    """
+    torch.manual_seed(1)
+    model = _randomise(build_model("nexus", {}))
+    on = FusionEngine(model, default_codecs(), device="cpu")
+    off = FusionEngine(model, default_codecs(), device="cpu", cache_encodings=False, cache_preprocessing=False)
+    rng = np.random.default_rng(4)
+    a_audio = _raw(("audio",))["audio"]
+    b_audio = (0.5 * a_audio[::-1]).copy()
+    for audio in (a_audio, b_audio):
+        audio.flags.writeable = False
+    frame = lambda: rng.random((28, 28)).astype(np.float32)  # noqa: E731
+    on.infer({"image": frame(), "audio": a_audio}, sample_rate=8000)
+    on.sample = True
+    on.infer({"image": frame(), "audio": b_audio}, sample_rate=8000)
+    on.sample = False
+    img = frame()
+    got = on.infer({"image": img, "audio": b_audio}, sample_rate=8000)
+    want = off.infer({"image": img, "audio": b_audio}, sample_rate=8000)
+    np.testing.assert_allclose(got.latent_mu, want.latent_mu, atol=1e-6)
+    hits = on._fast.memo_hits
+    again = on.infer({"image": img, "audio": b_audio}, sample_rate=8000)  # now B is the memo's: reused
+    assert on._fast.memo_hits == hits + 2
+    np.testing.assert_allclose(again.latent_mu, want.latent_mu, atol=1e-6)
 
 
 def test_fast_infer_memo_equals_plain_call_on_every_subset(pair):

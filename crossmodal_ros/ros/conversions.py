@@ -40,6 +40,7 @@ Label probabilities (``std_msgs/Float32MultiArray``)
 from __future__ import annotations
 
 import array
+import functools
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -369,12 +370,22 @@ def latent_to_stamped(mu: np.ndarray, logvar: np.ndarray, fused: Sequence[str], 
     every = tuple(modalities) or fused
     msg = JointState()
     msg.header = header
-    msg.name = ([f"mu/{k}" for k in range(d)] + [f"logvar/{k}" for k in range(d)]
-                + [f"fused/{m}" for m in every] + [f"model/{kind}/{checkpoint_sha256}"])
-    msg.position = np.concatenate([
-        mu.astype(np.float64), logvar.astype(np.float64),
-        np.array([1.0 if m in fused else 0.0 for m in every] + [0.0])]).tolist()
+    msg.name = list(_stamped_names(d, every, kind, checkpoint_sha256))
+    pos = np.zeros(2 * d + len(every) + 1, np.float64)
+    pos[:d] = mu
+    pos[d:2 * d] = logvar
+    for i, m in enumerate(every):
+        if m in fused:
+            pos[2 * d + i] = 1.0
+    msg.position = array.array("d", pos.tobytes())
     return msg
+
+
+@functools.lru_cache(maxsize=16)
+def _stamped_names(d: int, every: tuple, kind: str, checkpoint_sha256: str) -> tuple:
+    """The ``name`` entries of a stamped latent (the same for every message of one model)."""
+    return tuple([f"mu/{k}" for k in range(d)] + [f"logvar/{k}" for k in range(d)]
+                 + [f"fused/{m}" for m in every] + [f"model/{kind}/{checkpoint_sha256}"])
 
 
 def latent_from_stamped(msg) -> StampedLatent:

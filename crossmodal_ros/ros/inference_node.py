@@ -300,7 +300,8 @@ class InferenceNode(LifecycleNode):
 
     def _check_clock(self) -> bool:
         """Whether the sim clock is stalled (see ``clock_timeout_s``): then nothing is live."""
-        return self.core.check_clock(self.get_clock().now().nanoseconds, self.get_parameter("use_sim_time").value)
+        sim = self.get_parameter("use_sim_time").value  # the clock is read only under sim time
+        return self.core.check_clock(self.get_clock().now().nanoseconds if sim else 0, sim)
 
     def live_inputs(self) -> tuple[str, ...]:
         """The modalities live right now (none while the sim clock is stalled)."""

@@ -175,6 +175,10 @@ class InputSubscriptions:
         except conv.ConversionError as exc:
             self.core.drop(modality, exc.reason, str(exc))
             return
+        if isinstance(value, np.ndarray):
+            # nothing changes a stored input: read-only, the engine takes the same array object
+            # as unchanged without comparing it again at every fusion (FusionEngine._lookup)
+            value.flags.writeable = False
         self.store(modality, value, getattr(msg, "header", None))
 
     def store(self, modality: str, value: Any, header=None, wake: bool = True) -> None:
