@@ -18,10 +18,15 @@ Three processes on loopback (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, own ROS_DO
    adds ``-p executor:=single`` (rclpy's SingleThreadedExecutor instead of the EventsExecutor);
 3. this script, subscribed to what the run's ``subscribe`` mode says: ``image`` (``/nexus/image``
    + ``/nexus/latent``, the default), ``all`` (every output topic of the node) or ``latent``
-   (``/nexus/latent_stamped`` only: with lazy outputs the node then decodes nothing).
+   (``/nexus/latent_stamped`` only: with lazy outputs the node then decodes nothing). Mode
+   ``alternate`` measures the node's CPU only: one node, one publisher, and this script's
+   subscriptions switched between ``latent`` and ``all`` ``--cpu-pairs`` times (in the order
+   latent, all, all, latent, latent, all, ...; each phase ``--cpu-phase-seconds`` after 1.5 s to
+   settle), so that each latent-only phase has an every-output phase beside it on the same warm
+   node under the same machine load; it reports each pair's CPU ratio and their median.
 
 ``--runs`` lists ``variant:subscribe`` pairs (default ``shipped:image,tuned:image,shipped:all,
-shipped:latent``). Latency = receive time of the measured topic (``/nexus/image``;
+shipped:latent,shipped:alternate``). Latency = receive time of the measured topic (``/nexus/image``;
 ``/nexus/latent_stamped`` in ``latent`` mode) - its header stamp (the newest fused input's
 stamp), for each camera frame and stroke the publisher stamped in the window: the first output
 that carries its stamp (the publisher reports every stamp it sent). Outputs carrying another
@@ -249,16 +254,21 @@ def run_bench(args) -> int:
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(args.dds_profile).resolve())
 
     load_before = load_average()
-    rows, runs = [], []
+    rows, alt_rows, runs = [], [], []
     for spec in args.runs.split(","):
         variant, _, subscribe = spec.strip().partition(":")
         row, stats = run_one(args, variant, subscribe or "image")
-        rows.append(row)
+        (alt_rows if row["subscribe"] == "alternate" else rows).append(row)
         runs.append({"variant": variant, "subscribe": subscribe or "image",
                      "overrides": node_command(args, variant)[8:], "result": row, "latency": stats})
     load_after = load_average()
     fh, fw, enc = frame_format(args.frame)
-    print(table(rows, list(rows[0]), f"End-to-end ROS latency, publisher -> crossmodal_inference -> subscriber "
+    for row in alt_rows:
+        print(f"node CPU per fusion, {row['variant']}, latent-only vs every output, {row['pairs']} pairs of "
+              f"{args.cpu_phase_seconds:g} s phases (load {row['load']}): latent {row['latent_cpu_ms_per_output']} ms, "
+              f"all {row['all_cpu_ms_per_output']} ms, ratios {row['ratios']}, median {row['ratio_median']}")
+    if rows:
+        print(table(rows, list(rows[0]), f"End-to-end ROS latency, publisher -> crossmodal_inference -> subscriber "
                                      f"({args.seconds} s per run; camera {args.camera_hz} Hz {fw}x{fh} "
                                      f"{enc}, audio 1 s windows at {args.audio_hz} Hz, strokes "
                                      f"at {args.stroke_hz} Hz; node --params-file config/nexus.yaml; DDS "
@@ -290,16 +300,18 @@ def run_one(args, variant: str, subscribe: str):
 
     from crossmodal_ros.ros.diagnostics import input_counters
 
-    if subscribe not in ("image", "all", "latent"):
-        raise ValueError(f"unknown subscribe mode {subscribe!r} (image | all | latent)")
+    if subscribe not in ("image", "all", "latent", "alternate"):
+        raise ValueError(f"unknown subscribe mode {subscribe!r} (image | all | latent | alternate)")
     load_run = load_average()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")])
     env.setdefault("OMP_NUM_THREADS", str(args.threads))
     node_cmd = node_command(args, variant)
+    # the publisher's own length (it stops by itself a minute after it, or when it is stopped)
+    pub_seconds = args.seconds if subscribe != "alternate" else 2 * args.cpu_pairs * (args.cpu_phase_seconds + SETTLE_S)
     pub_cmd = [sys.executable, str(Path(__file__).resolve()), "--role", "publisher", "--frame", str(args.frame),
                "--camera-hz", str(args.camera_hz), "--audio-hz", str(args.audio_hz),
-               "--stroke-hz", str(args.stroke_hz), "--seconds", str(args.seconds), "--warmup", str(args.warmup)]
+               "--stroke-hz", str(args.stroke_hz), "--warmup", str(args.warmup), "--seconds", str(pub_seconds)]
 
     rclpy.init()
     node = rclpy.create_node("bench_subscriber")
@@ -327,11 +339,19 @@ def run_one(args, variant: str, subscribe: str):
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
     types = {"Image": Image, "Path": PathMsg, "Int32": Int32, "Float32MultiArray": Float32MultiArray,
              "String": String, "JointState": JointState}
-    measured = "latent_stamped" if subscribe == "latent" else "image"
-    names = {"image": ["image", "latent"], "all": list(OUTPUT_TYPES), "latent": ["latent_stamped"]}[subscribe]
-    for name in names:
-        node.create_subscription(types[OUTPUT_TYPES[name]], f"/nexus/{name}",
-                                 on_stamped if name == measured else on_other, output_qos())
+    measured = "latent_stamped" if subscribe in ("latent", "alternate") else "image"
+    subs = []
+
+    def subscribe_to(mode: str) -> None:
+        for sub in subs:
+            node.destroy_subscription(sub)
+        subs.clear()
+        names = {"image": ["image", "latent"], "all": list(OUTPUT_TYPES), "latent": ["latent_stamped"]}[mode]
+        subs.extend(node.create_subscription(types[OUTPUT_TYPES[name]], f"/nexus/{name}",
+                                             on_stamped if name == measured else on_other, output_qos())
+                    for name in names)
+
+    subscribe_to("latent" if subscribe == "alternate" else subscribe)
     ex = SingleThreadedExecutor()
     ex.add_node(node)
 
@@ -350,12 +370,14 @@ def run_one(args, variant: str, subscribe: str):
             ex.spin_once(timeout_sec=0.05)
         pids = [nexus.pid] + _children(nexus.pid)
         node_pid = pids[-1]
+        if subscribe == "alternate":
+            phases = _alternate_phases(args, ex, subscribe_to, recv, node_pid)
         cpu0, wall0 = _proc_cpu_s(node_pid), time.monotonic()
         recv.clear()
         latents[0] = 0
         w0 = time.time()
         diag0 = dict(diag)
-        while time.monotonic() - wall0 < args.seconds:
+        while time.monotonic() - wall0 < (args.seconds if subscribe != "alternate" else 0.0):
             ex.spin_once(timeout_sec=0.05)
         w1 = time.time()
         diag1 = dict(diag)
@@ -382,6 +404,8 @@ def run_one(args, variant: str, subscribe: str):
         node.destroy_node()
         rclpy.try_shutdown()
 
+    if subscribe == "alternate":
+        return _alternate_row(variant, load_run, phases), {}
     window = w1 - w0
     # only outputs received inside the window: after it the publisher stops and the node's
     # heartbeat fusions (which fill silence) keep carrying the last stamp, whose age then grows
@@ -425,6 +449,47 @@ def run_one(args, variant: str, subscribe: str):
     return row, stats
 
 
+SETTLE_S = 1.5  # after switching subscriptions: the node has seen them (discovery takes ~0.1 s here)
+
+
+def _alternate_phases(args, ex, subscribe_to, recv: list, node_pid: int) -> list[dict]:
+    """``--cpu-pairs`` pairs of a latent-only and an every-output phase (alternating which comes
+    first); per phase the node's CPU per latent message received (one per fusion).
+    """
+    phases = []
+    for k in range(args.cpu_pairs):
+        for mode in (("latent", "all") if k % 2 == 0 else ("all", "latent")):
+            subscribe_to(mode)
+            t = time.monotonic()
+            while time.monotonic() - t < SETTLE_S:
+                ex.spin_once(timeout_sec=0.05)
+            n0, cpu0, t0 = len(recv), _proc_cpu_s(node_pid), time.monotonic()
+            while time.monotonic() - t0 < args.cpu_phase_seconds:
+                ex.spin_once(timeout_sec=0.05)
+            n, cpu = len(recv) - n0, _proc_cpu_s(node_pid) - cpu0
+            phases.append({"pair": k, "subscribe": mode, "outputs": n, "node_cpu_s": round(cpu, 3),
+                           "node_cpu_ms_per_output": round(1e3 * cpu / n, 3) if n else None})
+    return phases
+
+
+def _alternate_row(variant: str, load_run, phases: list[dict]) -> dict:
+    """The ``alternate`` run's summary: each pair's every-output / latent-only CPU ratio."""
+    import statistics
+
+    ratios, lat, full = [], [], []
+    for k in sorted({p["pair"] for p in phases}):
+        by = {p["subscribe"]: p["node_cpu_ms_per_output"] for p in phases if p["pair"] == k}
+        if by.get("latent") and by.get("all"):
+            lat.append(by["latent"])
+            full.append(by["all"])
+            ratios.append(round(by["all"] / by["latent"], 3))
+    return {"variant": variant, "subscribe": "alternate", "load": load_run[0], "pairs": len(ratios),
+            "latent_cpu_ms_per_output": lat, "all_cpu_ms_per_output": full, "ratios": ratios,
+            "ratio_median": statistics.median(ratios) if ratios else None,
+            "ratio_min": min(ratios) if ratios else None, "ratio_max": max(ratios) if ratios else None,
+            "phases": phases}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--role", choices=["bench", "publisher"], default="bench")
@@ -435,9 +500,13 @@ def main(argv=None) -> int:
     ap.add_argument("--stroke-hz", type=float, default=2.0)
     ap.add_argument("--frame", default="28", help="camera frames: a side length for square mono8 frames (28 = the "
                     "camera node's playback) or 'vga' (640x480 bgr8)")
-    ap.add_argument("--runs", default="shipped:image,tuned:image,shipped:all,shipped:latent",
+    ap.add_argument("--runs", default="shipped:image,tuned:image,shipped:all,shipped:latent,shipped:alternate",
                     help="comma-separated variant:subscribe runs; variant shipped | tuned | onnx | onnx_int8 | int8 "
-                         "| single, subscribe image | all | latent")
+                         "| single, subscribe image | all | latent | alternate")
+    ap.add_argument("--cpu-pairs", type=int, default=4, help="subscribe mode alternate: latent-only / "
+                    "every-output phase pairs")
+    ap.add_argument("--cpu-phase-seconds", type=float, default=8.0, help="subscribe mode alternate: "
+                    "length of each measured phase")
     ap.add_argument("--max-rate-hz", type=float, default=200.0, help="tuned variant only")
     ap.add_argument("--heartbeat-hz", type=float, default=5.0, help="tuned variant only")
     ap.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the node if unset")
