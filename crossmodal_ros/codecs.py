@@ -379,7 +379,8 @@ class ImageCodec(_Codec):
         bx, by, bw, bh = comps[best][:4]
         x0, y0, x1, y1 = bx, by, bx + bw, by + bh
         reach = 0.35 * max(bw, bh)
-        # the others by decreasing area, equal areas in label order
+        # the others by decreasing area, equal areas in label order (np.argsort, used before,
+        # left their order to its sort algorithm)
         for i in sorted(range(len(comps)), key=lambda j: -areas[j]):
             if i == best or areas[i] < 0.02 * top:
                 continue

@@ -114,16 +114,30 @@ def _memory_order(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
 
 
 class _Preproc:
-    """One modality's stored codec result (:meth:`FusionEngine._lookup`): the raw input object, a
-    private copy of its content in memory order (with the flipped axes), its sample rate, the
-    encoded array and, once :meth:`FusionEngine.infer` needed it, a batch-1 tensor of it.
+    """One modality's stored codec result (:meth:`FusionEngine._lookup`): the last raw input
+    object seen with it and that object's layout, a private copy of the content in memory order
+    (with the flipped axes), the sample rate, the encoded array and, once
+    :meth:`FusionEngine.infer` needed it, a batch-1 tensor of it.
     """
 
-    __slots__ = ("obj", "mem", "flips", "rate", "encoded", "tensor")
+    __slots__ = ("obj", "layout", "mem", "flips", "rate", "encoded", "tensor")
 
     def __init__(self, obj, mem, flips, rate, encoded):
-        self.obj, self.mem, self.flips, self.rate, self.encoded = obj, mem, flips, rate, encoded
+        self.mem, self.flips, self.rate, self.encoded = mem, flips, rate, encoded
+        self.see(obj)
         self.tensor = None
+
+    def see(self, obj) -> None:
+        """Remember ``obj`` (an input equal to the stored one) for the identity test."""
+        self.obj, self.layout = obj, (obj.shape, obj.strides, obj.dtype)
+
+    def unchanged(self, value) -> bool:
+        """``value`` is the remembered object, owns its memory, is read-only and has kept its
+        layout: its content cannot have changed.
+        """
+        flags = value.flags
+        return (value is self.obj and not flags.writeable and flags.owndata
+                and (value.shape, value.strides, value.dtype) == self.layout)
 
 
 class FusionEngine:
@@ -155,9 +169,11 @@ class FusionEngine:
     ``cache_preprocessing`` (default on): when a raw array input equals (by content) the previous
     one of its modality, its codec result is reused; a node fusing a 30 Hz camera with a 1 s
     audio window otherwise recomputes the same mel spectrogram for every frame. The very array
-    object of the previous call, when it is read-only (``a.flags.writeable`` False: its owner
-    has promised numpy not to change it; the inference node passes its inputs so), counts as
-    unchanged without comparing its content.
+    object of the previous call counts as unchanged without comparing its content when it owns
+    its memory (``a.flags.owndata``) and is read-only (``a.flags.writeable`` False) with the same
+    shape, strides and dtype: nothing else can write to that memory and numpy refuses writes
+    through the array (the inference node stores its audio and strokes so; a view of other
+    memory, such as a camera frame over its message buffer, is always compared).
     ``cache_encodings`` (default on): in :meth:`infer` on the fast path (``fast``, ``int8``; not
     sampling), a modality whose model input equals the previous call's is not encoded again: its
     bottom latent and, for the mixture, its z_sigma posterior are reused
@@ -329,17 +345,18 @@ class FusionEngine:
 
     def _lookup(self, m: str, value, sample_rate):
         """The stored :class:`_Preproc` of ``m`` when ``value`` is its input: the same read-only
-        array object, or an array equal in content (in-place changes of a writeable array are
-        seen); else None.
+        array object that owns its memory (:meth:`_Preproc.unchanged`), or an array equal in
+        content (in-place changes of a writeable array are seen); else None.
         """
         entry = self._preproc_cache.get(m) if self.cache_preprocessing else None
         if entry is None or not isinstance(value, np.ndarray) or entry.rate != sample_rate:
             return None
-        if value is entry.obj and not value.flags.writeable:
+        if entry.unchanged(value):
             return entry
         mem, flips = _memory_order(value)
         prev = entry.mem
         if flips == entry.flips and prev.shape == mem.shape and prev.dtype == mem.dtype and np.array_equal(prev, mem):
+            entry.see(value)  # equal: the next call may pass this object again
             return entry
         return None
 

@@ -251,40 +251,64 @@ def test_preprocessing_cache_reuses_equal_input_and_sees_changes(monkeypatch):
 
 @pytest.mark.slow
 def test_preprocessing_cache_takes_the_same_read_only_array_as_unchanged(monkeypatch):
-    """The very read-only array of the last call is reused without comparing it (the node passes
-    its stored inputs so); a read-only copy is compared and reused, a writeable array is compared
-    every time (in-place changes are seen), another sample rate is recomputed.
+    """The very read-only array of the last call, owning its memory, is reused without comparing
+    it (the node passes its stored audio and strokes so); a read-only copy is compared and
+    reused; a read-only view of writeable memory and a writeable array are compared every time
+    (changes are seen); another sample rate is recomputed.
     """
+    import crossmodal_ros.engine as engine_module
+
     eng = FusionEngine(_randomise(build_model("nexus", {})), default_codecs(), device="cpu")
     calls, compared = [], []
     cls = type(eng.codecs["audio"])
     real = cls.encode
     monkeypatch.setattr(cls, "encode", lambda self, x, sr: calls.append(1) or real(self, x, sr))  # frozen class
-    import crossmodal_ros.engine as engine_module
+    real_order = engine_module._memory_order  # the content comparison's first step (and storing's)
+    monkeypatch.setattr(engine_module, "_memory_order", lambda x: compared.append(1) or real_order(x))
 
-    real_equal = engine_module.np.array_equal
-    monkeypatch.setattr(engine_module.np, "array_equal", lambda a, b: compared.append(1) or real_equal(a, b))
+    def counts():
+        out = (len(calls), len(compared))
+        calls.clear()
+        compared.clear()
+        return out
+
+    def fresh_latent(x, sr=8000):
+        plain = FusionEngine(eng.model, default_codecs(), device="cpu", cache_preprocessing=False)
+        out = plain.infer({"audio": np.array(x)}, sample_rate=sr).latent_mu
+        counts()  # its own encoding is not counted
+        return out
+
     audio = _raw(("audio",))["audio"].copy()
     audio.flags.writeable = False
     a = eng.infer({"audio": audio}, sample_rate=8000)
+    assert counts() == (1, 1)  # encoded and stored (nothing to compare with yet)
     b = eng.infer({"audio": audio}, sample_rate=8000)
-    assert (len(calls), len(compared)) == (1, 0)  # the same read-only object: not compared
+    assert counts() == (0, 0)  # the same read-only object that owns its memory: not compared
     np.testing.assert_array_equal(a.latent_mu, b.latent_mu)
     twin = audio.copy()
     twin.flags.writeable = False
     eng.infer({"audio": twin}, sample_rate=8000)
-    assert (len(calls), len(compared)) == (1, 1)  # another object: compared, equal, reused
+    assert counts() == (0, 1)  # another object: compared, equal, reused
+    eng.infer({"audio": twin}, sample_rate=8000)
+    assert counts() == (0, 0)  # now that object is the remembered one
     eng.infer({"audio": twin}, sample_rate=16000)
-    assert len(calls) == 2
-    live = audio.copy()  # writeable: compared at every call
+    assert counts()[0] == 1  # another sample rate: recomputed
+    buf = audio.copy()
+    view = buf[:]
+    view.flags.writeable = False  # read-only, but buf can still change it
+    eng.infer({"audio": view}, sample_rate=8000)  # stored at 16 kHz before: encoded, stored
+    eng.infer({"audio": view}, sample_rate=8000)
+    assert counts() == (1, 2)  # the second call compared it
+    buf[:300] = 0.5
+    c = eng.infer({"audio": view}, sample_rate=8000)
+    assert counts() == (1, 2)  # the change is seen
+    np.testing.assert_allclose(c.latent_mu, fresh_latent(buf), atol=1e-6)
+    live = buf.copy()  # writeable: compared at every call (here equal), in-place changes seen
     eng.infer({"audio": live}, sample_rate=8000)
-    eng.infer({"audio": live}, sample_rate=8000)
-    live[:300] = 0.5
-    c = eng.infer({"audio": live}, sample_rate=8000)
-    assert len(calls) == 4
-    fresh = FusionEngine(eng.model, default_codecs(), device="cpu", cache_preprocessing=False)
-    np.testing.assert_allclose(c.latent_mu, fresh.infer({"audio": live.copy()}, sample_rate=8000).latent_mu,
-                               atol=1e-6)
+    live[:300] = -0.5
+    d = eng.infer({"audio": live}, sample_rate=8000)
+    assert counts() == (1, 3)
+    np.testing.assert_allclose(d.latent_mu, fresh_latent(live), atol=1e-6)
 
 
 @pytest.mark.slow
@@ -398,8 +422,16 @@ def test_encoding_cache_is_not_fooled_by_calls_that_skip_it():
     want = off.infer({"image": img, "audio": b_audio}, sample_rate=8000)
     np.testing.assert_allclose(got.latent_mu, want.latent_mu, atol=1e-6)
     hits = on._fast.memo_hits
-    again = on.infer({"image": img, "audio": b_audio}, sample_rate=8000)  # now B is the memo's: reused
+    tensor_compares = []
+    real_equal = torch.equal
+    try:
+        torch.equal = lambda a, b: tensor_compares.append(1) or real_equal(a, b)
+        again = on.infer({"image": img, "audio": b_audio}, sample_rate=8000)  # now B is the memo's: reused
+    finally:
+        torch.equal = real_equal
     assert on._fast.memo_hits == hits + 2
+    assert tensor_compares == []  # both found by the stored results' keys, not by comparing tensors
+    assert on._fast._memo["audio"].key is on._preproc_cache["audio"]
     np.testing.assert_allclose(again.latent_mu, want.latent_mu, atol=1e-6)
 
 
