@@ -171,9 +171,10 @@ class FusionEngine:
     audio window otherwise recomputes the same mel spectrogram for every frame. The very array
     object of the previous call counts as unchanged without comparing its content when it owns
     its memory (``a.flags.owndata``) and is read-only (``a.flags.writeable`` False) with the same
-    shape, strides and dtype: nothing else can write to that memory and numpy refuses writes
-    through the array (the inference node stores its audio and strokes so; a view of other
-    memory, such as a camera frame over its message buffer, is always compared).
+    shape, strides and dtype. numpy refuses writes through such an array; the engine assumes
+    nobody writes to it another way (a writeable view made before the flag was cleared, or the
+    flag turned back on, would go unnoticed). The inference node stores its audio and strokes so;
+    a view of other memory, such as a camera frame over its message buffer, is always compared.
     ``cache_encodings`` (default on): in :meth:`infer` on the fast path (``fast``, ``int8``; not
     sampling), a modality whose model input equals the previous call's is not encoded again: its
     bottom latent and, for the mixture, its z_sigma posterior are reused
