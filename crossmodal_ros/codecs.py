@@ -163,8 +163,8 @@ def _quantile(x: np.ndarray, q: float) -> float:
     frac = float(pos - lo)
     hi = min(lo + 1, n - 1)
     top = n - lo  # the order statistics wanted are among the ``top`` largest values
-    if n >= 4096 and top * 16 <= n:
-        # a high quantile of a large frame: partition only the values at or above a threshold
+    if n >= 1024 and top * 16 <= n:
+        # a high quantile of a frame: partition only the values at or above a threshold
         # taken from every 8th value (4x the needed count above it, so it almost always holds
         # enough); exact: below the threshold are at most ``lo`` values, so the wanted order
         # statistics keep their ranks among the candidates, shifted by the values left out

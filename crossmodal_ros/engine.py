@@ -18,8 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+import torch.nn.functional as F
+
 from .checkpoint import load_checkpoint
 from . import units
+from .codecs import CodecError
+from .models import fast as fm
+from .models.base import ModelInputError
 from .modalities import AUDIO, IMAGE, LABEL, TRAJECTORY
 from .units.label import softmax as _softmax
 
@@ -316,8 +321,6 @@ class FusionEngine:
         """``{modality: (model array, stored entry or None)}``; a stored result's array is the
         store's own (do not change it), a fresh one the codec's.
         """
-        from .codecs import CodecError
-
         if not isinstance(raw, dict) or not raw:
             raise EngineInputError(f"give a non-empty dict of raw readings for a subset of {self.modalities}")
         unknown = [m for m in raw if m not in self.modalities]
@@ -429,8 +432,6 @@ class FusionEngine:
 
     def _run(self, tensors: dict, mask, decode: tuple | None = None, memo: bool = False,
              keys: dict | None = None) -> dict:
-        from .models.base import ModelInputError
-
         dev, dt = self.device, self.dtype
         inputs = {m: t.to(dev, dt, non_blocking=True) for m, t in tensors.items()}
         if mask is not None:
@@ -552,10 +553,6 @@ def _fast_infer_select(fast, inputs: dict, sample: bool, decode: tuple, memo: bo
     the full call for the encoders, the shared latent and each decoded modality (so the same
     values), none for the others. ``memo``, ``keys``: :meth:`FastNexus.shared_latent`.
     """
-    import torch.nn.functional as F
-
-    from .models import fast as fm
-
     given = fast._check(inputs)
     mu, logvar = fast.shared_latent(inputs, given, sample, memo, keys)
     z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu

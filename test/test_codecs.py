@@ -443,10 +443,13 @@ def test_median_above_and_quantile_match_numpy():
         t = float(rng.choice([0.5, 0.25, 0.4999, float(x[rng.integers(0, n)])]))
         assert _median_above(x.reshape(1, -1), t) == (float(np.median(x)) > t), (n, t)
         assert _quantile(x, 0.999) == pytest.approx(float(np.percentile(x, 99.9)), abs=1e-6)
-    # frames of 4096 values and more take the candidate path for high quantiles: ties at the top,
-    # a constant frame, a sparse bright digit, and a threshold that leaves too few candidates
-    # (every 8th value is one of the largest, so at q 0.99 the fallback to the full partition runs)
+    # frames of 1024 values and more take the candidate path for high quantiles: ties at the top,
+    # a constant frame, a sparse bright digit (also at 56x56, the working size of a 28x28 camera
+    # frame), and a threshold that leaves too few candidates (every 8th value is one of the
+    # largest, so at q 0.99 the fallback to the full partition runs)
     frames = [rng.random(49152).astype(np.float32), np.full(4096, 0.25, np.float32),
+              rng.random(1024).astype(np.float32), np.full(1024, 0.75, np.float32),
+              np.where(rng.random(3136) < 0.05, rng.random(3136), 0.0).astype(np.float32),
               (rng.integers(0, 3, 20480) / 2).astype(np.float32),
               np.where(rng.random(69632) < 0.01, rng.random(69632), 0.0).astype(np.float32)]
     skewed = (rng.random(8192) * 0.5).astype(np.float32)

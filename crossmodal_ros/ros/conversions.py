@@ -47,7 +47,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose, PoseStamped, Quaternion
 from nav_msgs.msg import Path
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray, Header, MultiArrayDimension
 
 # The decoders read message fields only and live in the ROS-free core (the bag reader uses them
@@ -360,8 +360,6 @@ def latent_to_stamped(mu: np.ndarray, logvar: np.ndarray, fused: Sequence[str], 
       model kind and the checkpoint file's SHA-256 (one entry);
     * ``velocity`` and ``effort`` are empty.
     """
-    from sensor_msgs.msg import JointState
-
     mu, logvar = _latent_pair(mu, logvar)
     if "/" in kind or "/" in checkpoint_sha256:
         raise ConversionError("model kind and hash must not contain '/'", reason="value")

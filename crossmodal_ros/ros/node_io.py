@@ -168,7 +168,8 @@ class InputSubscriptions:
     def on_message(self, modality: str, msg) -> None:
         """Subscription callback: count, convert and validate, store the newest sample."""
         self.monitor.tick(modality)
-        if not self.core.accept(modality, self.clock().nanoseconds * 1e-9):
+        now = self.clock()  # arrival: one clock read for the counters and the stored sample
+        if not self.core.accept(modality, now.nanoseconds * 1e-9):
             return
         try:
             value = units.msg_to_input(modality, msg, max_pixels=self.max_pixels)
@@ -179,13 +180,14 @@ class InputSubscriptions:
             # nothing changes a stored input: read-only, the engine takes the same array object
             # as unchanged without comparing it again at every fusion (FusionEngine._lookup)
             value.flags.writeable = False
-        self.store(modality, value, getattr(msg, "header", None))
+        self.store(modality, value, getattr(msg, "header", None), now=now)
 
-    def store(self, modality: str, value: Any, header=None, wake: bool = True) -> None:
-        """Store a validated ``value`` stamped by ``header`` (else by its arrival) and call ``wake()``
-        (the node fuses it there and then); ``wake=False`` only stores (tests stage inputs so).
+    def store(self, modality: str, value: Any, header=None, wake: bool = True, now=None) -> None:
+        """Store a validated ``value`` stamped by ``header`` (else by its arrival, ``now``: the
+        clock's time, read here when None) and call ``wake()`` (the node fuses it there and
+        then); ``wake=False`` only stores (tests stage inputs so).
         """
-        now = self.clock()
+        now = self.clock() if now is None else now
         if header is not None and (header.stamp.sec or header.stamp.nanosec):
             stamp, frame = header.stamp, header.frame_id
         else:  # header-less input (audio, label) or an unset stamp: arrival time
