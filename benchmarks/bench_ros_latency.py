@@ -503,7 +503,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", default="shipped:image,tuned:image,shipped:all,shipped:latent,shipped:alternate",
                     help="comma-separated variant:subscribe runs; variant shipped | tuned | onnx | onnx_int8 | int8 "
                          "| single, subscribe image | all | latent | alternate")
-    ap.add_argument("--cpu-pairs", type=int, default=4, help="subscribe mode alternate: latent-only / "
+    ap.add_argument("--cpu-pairs", type=int, default=6, help="subscribe mode alternate: latent-only / "
                     "every-output phase pairs")
     ap.add_argument("--cpu-phase-seconds", type=float, default=8.0, help="subscribe mode alternate: "
                     "length of each measured phase")
