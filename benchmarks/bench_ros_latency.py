@@ -377,7 +377,8 @@ def run_one(args, variant: str, subscribe: str):
         latents[0] = 0
         w0 = time.time()
         diag0 = dict(diag)
-        while time.monotonic() - wall0 < (args.seconds if subscribe != "alternate" else 0.0):
+        window_s = 0.0 if subscribe == "alternate" else args.seconds  # alternate measured its phases above
+        while time.monotonic() - wall0 < window_s:
             ex.spin_once(timeout_sec=0.05)
         w1 = time.time()
         diag1 = dict(diag)

@@ -25,6 +25,7 @@ Only numpy, OpenCV and librosa are used here; torch is not needed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,19 +118,13 @@ class _Codec:
 
 
 # --------------------------------------------------------------------------- image
-_KERNELS: dict = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _kernel(shape: int, k: int) -> np.ndarray:
     """``cv2.getStructuringElement(shape, (k, k))``, made once per (shape, k) and kept read-only."""
-    key = (shape, k)
-    kern = _KERNELS.get(key)
-    if kern is None:
-        import cv2
+    import cv2
 
-        kern = cv2.getStructuringElement(shape, (k, k))
-        kern.flags.writeable = False
-        _KERNELS[key] = kern
+    kern = cv2.getStructuringElement(shape, (k, k))
+    kern.flags.writeable = False
     return kern
 
 

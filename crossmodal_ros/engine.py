@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
 import torch.nn.functional as F
 
 from .checkpoint import load_checkpoint
