@@ -64,3 +64,4 @@ bench: setup bench-env
 	nice -n 5 $(PY) benchmarks/bench_backends.py
 	nice -n 5 $(PY) benchmarks/bench_ros_latency.py
 	nice -n 5 $(PY) benchmarks/bench_ros_latency.py --frame vga --runs shipped:image,shipped:latent
+	nice -n 5 $(PY) benchmarks/bench_idle.py

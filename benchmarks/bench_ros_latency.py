@@ -70,9 +70,30 @@ def _stamp_now():
     return Time(sec=int(t), nanosec=int((t - int(t)) * 1e9))
 
 
+def bench_inputs(frame: str):
+    """The publisher's inputs: ``(frames, encoding, windows, strokes)``. 10 camera frames (a
+    bright bar on black, moving one column per frame; ``frame`` as ``--frame``), 4 one-second
+    audio windows at 16 kHz (decaying tones in a little noise) and 4 pen strokes of 60 points.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    h, w, encoding = frame_format(frame)
+    frames = []
+    for k in range(10):
+        f = np.zeros((h, w), np.uint8)
+        f[h // 5: 4 * h // 5, (w // 3 + k) % w: (w // 3 + k) % w + max(2, w // 7)] = 255
+        frames.append(np.repeat(f[..., None], 3, axis=2) if encoding == "bgr8" else f)
+    t = np.arange(16000) / 16000.0
+    windows = [(0.3 * np.sin(2 * np.pi * (200 + 40 * k) * t) * np.exp(-3 * t)
+                + 0.01 * rng.standard_normal(16000)).astype(np.float32) for k in range(4)]
+    s = np.linspace(0, 1, 60)
+    strokes = [np.stack([0.5 + 0.3 * np.cos(5 * s + k), 0.5 + 0.3 * np.sin(5 * s)], 1) for k in range(4)]
+    return frames, encoding, windows, strokes
+
+
 def run_publisher(args) -> int:
     """Role 1: publish camera, audio and strokes until killed or ``--seconds`` + margin."""
-    import numpy as np
     import rclpy
     from nav_msgs.msg import Path as PathMsg
     from rclpy.executors import SingleThreadedExecutor
@@ -89,18 +110,7 @@ def run_publisher(args) -> int:
     cam = node.create_publisher(Image, "camera/image_raw", qos)
     mic = node.create_publisher(Float32MultiArray, "audio/chunk", qos)
     pen = node.create_publisher(PathMsg, "pen/stroke", qos)
-    rng = np.random.default_rng(0)
-    h, w, encoding = frame_format(args.frame)
-    frames = []
-    for k in range(10):  # a bright bar on black, moving one column per frame
-        f = np.zeros((h, w), np.uint8)
-        f[h // 5: 4 * h // 5, (w // 3 + k) % w: (w // 3 + k) % w + max(2, w // 7)] = 255
-        frames.append(np.repeat(f[..., None], 3, axis=2) if encoding == "bgr8" else f)
-    t = np.arange(16000) / 16000.0
-    windows = [(0.3 * np.sin(2 * np.pi * (200 + 40 * k) * t) * np.exp(-3 * t)
-                + 0.01 * rng.standard_normal(16000)).astype(np.float32) for k in range(4)]
-    s = np.linspace(0, 1, 60)
-    strokes = [np.stack([0.5 + 0.3 * np.cos(5 * s + k), 0.5 + 0.3 * np.sin(5 * s)], 1) for k in range(4)]
+    frames, encoding, windows, strokes = bench_inputs(args.frame)
     count = {"camera": 0, "audio": 0, "stroke": 0}
     sent_stamps: list[tuple[int, int]] = []
 
