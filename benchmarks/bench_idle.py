@@ -28,12 +28,14 @@ that rhythm costs from what the node's code costs, in one process, without other
    subscriptions alternating between rounds; per round the ratio of the mean CPU per input with
    every output to that with the latent only; the median over the rounds.
 
-Writes ``benchmarks/results/idle.json``. ROS runs on loopback (``ROS_AUTOMATIC_DISCOVERY_RANGE=
-LOCALHOST``, ``ROS_DOMAIN_ID`` from the environment, default 74). Licence: Apache-2.0.
+Writes ``benchmarks/results/idle.json`` and draws it in ``idle.png`` beside it. ROS runs on
+loopback (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, ``ROS_DOMAIN_ID`` from the environment,
+default 74). Licence: Apache-2.0.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -209,6 +211,49 @@ def node_part(args) -> tuple[list[dict], list[dict]]:
     return blocks, summary
 
 
+def plot(result: dict, out: Path) -> Path:
+    """``idle.png``: the chain's median per weight size and pause (left) and the node's CPU per
+    input, latent only and every output, back to back and paused, with each condition's ratio
+    (right).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chain, node = result.get("matrix_chain") or [], result.get("node") or []
+    if not chain or not node:
+        raise ValueError("the result has no matrix_chain or node rows to plot")
+    kinds = (("none", "back to back"), ("sleep", "after a sleep"), ("busy", "after a busy loop"),
+             ("sleep_rerun", "after a sleep and an untimed rerun"))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    width = 0.8 / len(kinds)
+    for j, (key, label) in enumerate(kinds):
+        ax1.bar([i + j * width for i in range(len(chain))], [r[f"{key}_us"] for r in chain], width, label=label)
+    ax1.set_xticks([i + 0.4 - width / 2 for i in range(len(chain))])
+    ax1.set_xticklabels([f"{r['weights_mib']} MiB" for r in chain])
+    ax1.set_ylabel("median us per chain")
+    ax1.set_title(f"the machine: a chain of float32 matrix-vector products, pause {result.get('gap_ms')} ms",
+                  fontsize=9)
+    ax1.legend(fontsize=8, frameon=False)
+    for j, (key, label) in enumerate((("latent_cpu_ms", "latent only"), ("all_cpu_ms", "every output"))):
+        ax2.bar([i + j * 0.4 for i in range(len(node))], [r[key] for r in node], 0.4, label=label)
+    for i, r in enumerate(node):
+        ax2.annotate(f"{r['ratio_median']:.2f}x", (i + 0.4, r["all_cpu_ms"]), ha="center", va="bottom", fontsize=9)
+    ax2.set_xticks([i + 0.2 for i in range(len(node))])
+    ax2.set_xticklabels([f"{r['condition'].replace('_', ' ')} ({r['gap_ms']} ms)" for r in node])
+    ax2.set_ylabel("callback CPU per input, ms")
+    ax2.set_title("the inference node in one process (label: every output / latent only)", fontsize=9)
+    ax2.legend(fontsize=8, frameon=False, loc="upper left")
+    machine = result.get("machine", {})
+    fig.suptitle(f"{result.get('created', '')}  {machine.get('cpu', '')}  torch {machine.get('torch', '')}, "
+                 f"load {(result.get('load_before') or ['?'])[0]}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--gap-ms", type=float, default=29.4, help="pause before each input (default: 34 inputs/s, "
@@ -237,6 +282,7 @@ def main(argv=None) -> int:
                                  "load_before": load0, "load_after": load_average(), "matrix_chain": chain,
                                  "node": summary, "node_blocks": blocks}, args.out)
     print(f"wrote {path}")
+    print(f"wrote {plot(json.loads(path.read_text()), path.with_suffix('.png'))}")
     return 0
 
 

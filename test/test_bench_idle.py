@@ -1,0 +1,46 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright 2026 The crossmodal_ros authors
+"""``benchmarks/bench_idle.py``: it runs end to end on the real node (tiny sizes, no timing
+asserted: speed lives in the benchmark's README), and its picture is drawn from its JSON.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "bench_idle.py"
+
+
+@pytest.mark.ros
+def test_bench_idle_measures_both_subscriptions_in_both_conditions(tmp_path):
+    out = subprocess.run([sys.executable, str(SCRIPT), "--pairs", "2", "--inputs", "4", "--repeats", "2",
+                          "--gap-ms", "1", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    result = json.loads((tmp_path / "idle.json").read_text())
+    blocks = result["node_blocks"]
+    # every (round, condition, subscription) block once, 4 timed inputs each, orders alternating
+    assert sorted((b["round"], b["condition"], b["subscribe"]) for b in blocks) == sorted(
+        (k, c, s) for k in (0, 1) for c in ("back_to_back", "paused") for s in ("latent", "all"))
+    assert all(b["inputs"] == 4 and b["cpu_mean_ms"] > 0 for b in blocks)
+    assert [b["subscribe"] for b in blocks if b["condition"] == "paused"] == ["latent", "all", "all", "latent"]
+    for row in result["node"]:
+        by_round = {(b["round"], b["subscribe"]): b["cpu_mean_ms"] for b in blocks if b["condition"] == row["condition"]}
+        assert row["ratios"] == [round(by_round[(k, "all")] / by_round[(k, "latent")], 3) for k in (0, 1)]
+    assert [r["weights_mib"] for r in result["matrix_chain"]] == [1, 4, 16]
+    assert (tmp_path / "idle.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_idle_plot_needs_data(load_script, tmp_path):
+    mod = load_script("benchmarks/bench_idle.py")
+    chain = [{"weights_mib": m, "none_us": 1.0, "sleep_us": 3.0, "busy_us": 2.0, "sleep_rerun_us": 1.2} for m in (1, 4)]
+    node = [{"condition": c, "gap_ms": g, "latent_cpu_ms": 1.0, "all_cpu_ms": 3.0, "ratio_median": 3.0}
+            for c, g in (("back_to_back", 0.0), ("paused", 29.4))]
+    out = mod.plot({"matrix_chain": chain, "node": node, "gap_ms": 29.4}, tmp_path / "idle.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+    with pytest.raises(ValueError, match="no matrix_chain or node rows"):
+        mod.plot({"matrix_chain": chain, "node": []}, tmp_path / "empty.png")
