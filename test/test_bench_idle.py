@@ -29,7 +29,8 @@ def test_bench_idle_measures_both_subscriptions_in_both_conditions(tmp_path):
     assert all(b["inputs"] == 4 and b["cpu_mean_ms"] > 0 for b in blocks)
     assert [b["subscribe"] for b in blocks if b["condition"] == "paused"] == ["latent", "all", "all", "latent"]
     for row in result["node"]:
-        by_round = {(b["round"], b["subscribe"]): b["cpu_mean_ms"] for b in blocks if b["condition"] == row["condition"]}
+        mine = [b for b in blocks if b["condition"] == row["condition"]]
+        by_round = {(b["round"], b["subscribe"]): b["cpu_mean_ms"] for b in mine}
         assert row["ratios"] == [round(by_round[(k, "all")] / by_round[(k, "latent")], 3) for k in (0, 1)]
     assert [r["weights_mib"] for r in result["matrix_chain"]] == [1, 4, 16]
     assert (tmp_path / "idle.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
