@@ -8,29 +8,34 @@ In the running node (``bench_ros_latency.py``) a fusion starts about every 29 ms
 that rhythm costs from what the node's code costs, in one process, without other processes:
 
 1. **The machine.** A chain of float32 matrix-vector products (torch, one thread; 512-wide
-   ``tanh(x @ W)``) over 1, 4 and 16 MiB of weights, timed back to back, after a ``--gap-ms``
-   sleep, after the same time spent in a busy loop (the thread keeps its core, so CPU idle
-   states cannot explain a difference), and after a sleep and one untimed run of the same chain
-   (which leaves its weights and code in the caches for the timed run).
+   ``tanh(x @ W)``) over 1, 4 and 16 MiB of weights. Each repeat times the chain (thread CPU
+   time and wall time) in four ways, interleaved: back to back; after a ``--gap-ms`` sleep;
+   after the same time in a busy loop (the thread keeps its core, so an idle state of the CPU
+   cannot explain what it pays); after a sleep and one untimed run of the same chain (which
+   restores what that run leaves behind: caches, TLBs, branch predictors).
 2. **The node.** The real ``InferenceNode`` (the shipped ``config/nexus.yaml``, with the rate
    limit lifted to ``max_rate_hz`` 1000 and ``max_burst`` 1000 so that every input is fused in its
-   own callback in both conditions), fed real messages through its subscription callback: the
-   ROS latency benchmark's publisher inputs (28x28 mono8 frames, 1 s audio windows, 60-point
-   strokes, one audio window and one stroke per 15 frames). A second node in this process
-   subscribes either to ``~/latent_stamped`` only or to every output; with lazy outputs the node
-   then decodes nothing or everything. Per input: the main thread's CPU time
-   (``time.thread_time``) in the callback (conversion, codec, model, publishing), messages built
-   outside the timed part. The executor, the DDS transport and the other processes of the
-   running node are not in it.
+   own callback in both conditions; ``num_threads`` from ``--threads``; startup objects frozen
+   for the garbage collector, as ``crossmodal_inference`` does), fed real messages through its
+   subscription callback: the ROS latency benchmark's publisher inputs (28x28 mono8 frames, 1 s
+   audio windows, 60-point strokes; cycles of 15 frames, one audio window, one stroke). A second
+   node in this process subscribes either to ``~/latent_stamped`` only or to every output; with
+   lazy outputs the node then decodes nothing or everything. Per input: the main thread's CPU
+   time (``time.thread_time``) in the callback (conversion, codec, model, publishing). Each
+   message is built before the pause, so no untimed work warms the callback's path (the running
+   node deserializes each message just before its callback; that is not in this measure, nor
+   are the executor, the DDS transport and the other processes of the running node).
 
-   Conditions: inputs back to back, and inputs ``--gap-ms`` apart (sleeping). ``--pairs`` rounds,
-   each running every (condition, subscription) block of ``--inputs`` inputs, the order of the
-   subscriptions alternating between rounds; per round the ratio of the mean CPU per input with
-   every output to that with the latent only; the median over the rounds.
+   Conditions: inputs back to back, and inputs ``--gap-ms`` apart (sleeping; in the running
+   node the pause is the period minus the fusion, so a little shorter with every output).
+   ``--rounds`` rounds, each running every (condition, subscription) block of ``--inputs`` inputs
+   (a multiple of 17, so that every block holds the same mix) after one untimed cycle, the order
+   of the subscriptions alternating between rounds; per round the ratio of the mean CPU per
+   input with every output to that with the latent only; the median over the rounds.
 
 Writes ``benchmarks/results/idle.json`` and draws it in ``idle.png`` beside it. ROS runs on
 loopback (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, ``ROS_DOMAIN_ID`` from the environment,
-default 74). Licence: Apache-2.0.
+default 76). Licence: Apache-2.0.
 """
 from __future__ import annotations
 
@@ -43,27 +48,49 @@ import time
 from pathlib import Path
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # network rule: loopback only
-os.environ.setdefault("ROS_DOMAIN_ID", "74")
+os.environ.setdefault("ROS_DOMAIN_ID", "76")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, load_average, set_threads, table, write_result  # noqa: E402
 
-#: the node's outputs (what a subscriber to "every output" reads; ``audio`` needs griffin_lim)
-EVERY_OUTPUT = ("image", "audio_mel", "trajectory", "label", "label_probs", "latent", "modalities", "latent_stamped")
-SUBSCRIBE = {"latent": ("latent_stamped",), "all": EVERY_OUTPUT}
+#: inputs per cycle: 15 camera frames, one audio window, one stroke (30 : 2 : 2 Hz)
+CYCLE = 17
+#: the pause kinds of the chain, in their order within a repeat
+PAUSES = ("none", "sleep", "busy", "sleep_rerun")
 
 
 def _pause(kind: str, seconds: float) -> None:
-    if kind == "sleep":
+    """Let ``seconds`` pass: asleep (``sleep``, ``sleep_rerun``), in a busy loop, or not (``none``)."""
+    if kind in ("sleep", "sleep_rerun"):
         time.sleep(seconds)
     elif kind == "busy":
         t = time.perf_counter()
         while time.perf_counter() - t < seconds:
             pass
+    elif kind != "none":
+        raise ValueError(f"unknown pause {kind!r}")
+
+
+def cpu_facts() -> dict:
+    """What the pause cost depends on: a hypervisor, and the cache sizes (Linux sysfs)."""
+    facts = {"hypervisor": None, "caches": {}}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                facts["hypervisor"] = " hypervisor" in line
+                break
+        for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+            level, kind = (index / "level").read_text().strip(), (index / "type").read_text().strip()
+            facts["caches"][f"L{level} {kind}"] = (index / "size").read_text().strip()
+    except OSError:
+        pass
+    return facts
 
 
 def machine_part(gap_s: float, repeats: int) -> list[dict]:
-    """Median wall time of the product chain over each weight size, after each kind of pause."""
+    """Median thread CPU time and wall time of the product chain over each weight size, after
+    each kind of pause (the kinds interleaved within each repeat).
+    """
     import torch
 
     rows = []
@@ -77,21 +104,25 @@ def machine_part(gap_s: float, repeats: int) -> list[dict]:
                 y = torch.tanh(y @ w)
             return y
 
-        row = {"weights_mib": mib}
-        for kind in ("none", "sleep", "busy", "sleep_rerun"):
-            chain()
-            times = []
-            for _ in range(repeats):
-                _pause("sleep" if kind == "sleep_rerun" else kind, gap_s)
+        cpu = {kind: [] for kind in PAUSES}
+        wall = {kind: [] for kind in PAUSES}
+        chain()
+        for _ in range(repeats):
+            for kind in PAUSES:
+                _pause(kind, gap_s)
                 if kind == "sleep_rerun":
-                    chain()  # untimed: the timed call finds what this one left in the caches
-                t0 = time.perf_counter()
+                    chain()  # untimed: the timed call finds what this one left behind
+                c0, w0 = time.thread_time(), time.perf_counter()
                 chain()
-                times.append(time.perf_counter() - t0)
-            row[f"{kind}_us"] = round(1e6 * statistics.median(times), 1)
-        row["sleep_over_none"] = round(row["sleep_us"] / row["none_us"], 2)
-        row["busy_over_none"] = round(row["busy_us"] / row["none_us"], 2)
-        row["sleep_rerun_over_none"] = round(row["sleep_rerun_us"] / row["none_us"], 2)
+                c1, w1 = time.thread_time(), time.perf_counter()
+                cpu[kind].append(c1 - c0)
+                wall[kind].append(w1 - w0)
+        row = {"weights_mib": mib}
+        for kind in PAUSES:
+            row[f"{kind}_us"] = round(1e6 * statistics.median(cpu[kind]), 1)
+            row[f"{kind}_wall_us"] = round(1e6 * statistics.median(wall[kind]), 1)
+        for kind in PAUSES[1:]:
+            row[f"{kind}_over_none"] = round(row[f"{kind}_us"] / row["none_us"], 2)
         rows.append(row)
     return rows
 
@@ -99,30 +130,33 @@ def machine_part(gap_s: float, repeats: int) -> list[dict]:
 class NodeHarness:
     """The inference node in this process, a subscriber node beside it, and the inputs."""
 
-    def __init__(self):
+    def __init__(self, threads: int):
         import rclpy
         import yaml
 
         from crossmodal_ros.ros import conversions as conv
         from crossmodal_ros.ros import node_io
-        from crossmodal_ros.ros.nexus_node import make_node
+        from crossmodal_ros.ros.inference_node import make_node
+        from crossmodal_ros.ros.inference_params import freeze_startup_objects
         from crossmodal_ros.ros.qos import output_qos
 
-        from bench_ros_latency import bench_inputs
+        from bench_ros_latency import OUTPUT_TYPES, bench_inputs
 
         params = yaml.safe_load((ROOT / "config" / "nexus.yaml").read_text())["/**"]["ros__parameters"]
-        params.pop("executor", None)  # a spin parameter of the node's process, not of the node
-        params.update(max_rate_hz=1000.0, max_burst=1000)
+        params.update(max_rate_hz=1000.0, max_burst=1000, num_threads=int(threads))
         rclpy.init()
         self.rclpy, self.conv, self.node_io, self.output_qos = rclpy, conv, node_io, output_qos
         self.node = make_node(**params)
         if self.node.core.last_error:
             raise RuntimeError(f"the node did not configure: {self.node.core.last_error}")
+        freeze_startup_objects()
         self.sub_node = rclpy.create_node("bench_idle_subscriber")
         self.subs: list = []
-        self.frames, encoding, self.windows, self.strokes = bench_inputs("28")
-        self.encoding = encoding
+        # every output the ROS latency benchmark reads ("audio" needs griffin_lim, off when shipped)
+        self.topics = {"latent": ("latent_stamped",), "all": tuple(OUTPUT_TYPES)}
+        self.frames, self.encoding, self.windows, self.strokes = bench_inputs("28")
         self.count = 0
+        self.sent = {"image": 0, "audio": 0, "trajectory": 0}
 
     def subscribe(self, mode: str) -> None:
         """Subscribe to ``mode``'s outputs and wait until the node sees exactly those."""
@@ -130,8 +164,8 @@ class NodeHarness:
             self.sub_node.destroy_subscription(sub)
         self.subs = [self.sub_node.create_subscription(self.node_io.OUTPUTS[name].msg_type, f"/nexus/{name}",
                                                        lambda _msg: None, self.output_qos())
-                     for name in SUBSCRIBE[mode]]
-        want = frozenset(SUBSCRIBE[mode]) & frozenset(self.node.outputs.pubs)
+                     for name in self.topics[mode]]
+        want = frozenset(self.topics[mode]) & frozenset(self.node.outputs.pubs)
         deadline = time.monotonic() + 10.0
         while self.node.outputs.subscribed() != want:
             if time.monotonic() > deadline:
@@ -140,24 +174,31 @@ class NodeHarness:
             time.sleep(0.02)
 
     def _next_message(self):
-        """The next input ``(modality, message)``: 15 frames, then an audio window and a stroke."""
-        k, self.count = self.count, self.count + 1
-        cycle, pos = divmod(k, 17)
+        """The next input ``(modality, message)``: 15 frames, then an audio window and a stroke,
+        each stream in the publisher's order.
+        """
+        pos = self.count % CYCLE
+        self.count += 1
+        modality = "audio" if pos == 15 else "trajectory" if pos == 16 else "image"
+        k = self.sent[modality]
+        self.sent[modality] += 1
         stamp = self.node.get_clock().now().to_msg()
-        if pos == 15:
-            return "audio", self.conv.numpy_to_audio(self.windows[cycle % 4])
-        if pos == 16:
-            return "trajectory", self.conv.numpy_to_path(self.strokes[cycle % 4], stamp=stamp, frame_id="pen")
-        return "image", self.conv.numpy_to_image(self.frames[k % 10], self.encoding, stamp=stamp, frame_id="cam")
+        if modality == "audio":
+            return modality, self.conv.numpy_to_audio(self.windows[k % 4])
+        if modality == "trajectory":
+            return modality, self.conv.numpy_to_path(self.strokes[k % 4], stamp=stamp, frame_id="pen")
+        return modality, self.conv.numpy_to_image(self.frames[k % 10], self.encoding, stamp=stamp, frame_id="cam")
 
-    def block(self, n: int, gap_s: float, warmup: int = 5) -> list[float]:
-        """CPU seconds per input of ``n`` inputs (after ``warmup``), ``gap_s`` of sleep before each."""
+    def block(self, n: int, gap_s: float, warmup: int = CYCLE) -> list[float]:
+        """CPU seconds per input of ``n`` inputs (after ``warmup``), ``gap_s`` of sleep before each
+        (the message is built before the sleep).
+        """
         on_message = self.node.inputs.on_message
         out = []
         for i in range(n + warmup):
+            modality, msg = self._next_message()
             if gap_s:
                 time.sleep(gap_s)
-            modality, msg = self._next_message()
             c0 = time.thread_time()
             on_message(modality, msg)
             c1 = time.thread_time()
@@ -175,12 +216,13 @@ def node_part(args) -> tuple[list[dict], list[dict]]:
     """Per round, condition and subscription: the mean and median CPU per input; per condition
     the rounds' ratios (every output / latent only) and their median.
     """
-    h = NodeHarness()
+    h = NodeHarness(args.threads)
     conditions = {"back_to_back": 0.0, "paused": args.gap_ms / 1e3}
     blocks = []
     try:
         fused0 = h.node.core.fused_count
-        for k in range(args.pairs):
+        h.block(0, 0.0)  # one untimed cycle: every input is in the store before round 0
+        for k in range(args.rounds):
             order = ("latent", "all") if k % 2 == 0 else ("all", "latent")
             for mode in order:
                 h.subscribe(mode)
@@ -200,7 +242,7 @@ def node_part(args) -> tuple[list[dict], list[dict]]:
     summary = []
     for cond in conditions:
         ratios, lat, full = [], [], []
-        for k in range(args.pairs):
+        for k in range(args.rounds):
             by = {b["subscribe"]: b["cpu_mean_ms"] for b in blocks if b["round"] == k and b["condition"] == cond}
             lat.append(by["latent"])
             full.append(by["all"])
@@ -256,29 +298,34 @@ def plot(result: dict, out: Path) -> Path:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--gap-ms", type=float, default=29.4, help="pause before each input (default: 34 inputs/s, "
-                    "the running benchmark's 30 + 2 + 2 Hz)")
-    ap.add_argument("--pairs", type=int, default=4, help="rounds of latent-only and every-output blocks")
-    ap.add_argument("--inputs", type=int, default=170, help="inputs per block (10 cycles of 15 frames, audio, stroke)")
-    ap.add_argument("--repeats", type=int, default=100, help="product chains per weight size and pause")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--gap-ms", type=float, default=29.4, help="pause before each input (default: 1 / 34 s, the "
+                    "running benchmark's 30 + 2 + 2 inputs a second)")
+    ap.add_argument("--rounds", type=int, default=4, help="rounds of latent-only and every-output blocks")
+    ap.add_argument("--inputs", type=int, default=10 * CYCLE,
+                    help=f"timed inputs per block, a multiple of {CYCLE} (cycles of 15 frames, audio, stroke)")
+    ap.add_argument("--repeats", type=int, default=100, help="timed chains per weight size and pause")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of the chain and the node")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    if args.gap_ms <= 0 or args.pairs < 1 or args.inputs < 1 or args.repeats < 1:
-        ap.error("--gap-ms, --pairs, --inputs and --repeats must be positive")
+    if args.gap_ms <= 0 or args.rounds < 1 or args.inputs < 1 or args.repeats < 1:
+        ap.error("--gap-ms, --rounds, --inputs and --repeats must be positive")
+    if args.inputs % CYCLE:
+        ap.error(f"--inputs must be a multiple of {CYCLE}, so that every block holds the same inputs")
     set_threads(args.threads)
     load0 = load_average()
     chain = machine_part(args.gap_ms / 1e3, args.repeats)
-    print(table(chain, ["weights_mib", "none_us", "sleep_us", "busy_us", "sleep_rerun_us", "sleep_over_none",
-                        "busy_over_none", "sleep_rerun_over_none"],
-                f"matrix-vector chain, median us: back to back, after {args.gap_ms} ms asleep, after a busy loop, "
-                "asleep and run once untimed"))
+    print(table(chain, ["weights_mib", *(f"{k}_us" for k in PAUSES), *(f"{k}_over_none" for k in PAUSES[1:])],
+                f"matrix-vector chain, median thread CPU us: back to back, after {args.gap_ms} ms asleep, after a "
+                "busy loop, asleep and run once untimed"))
     blocks, summary = node_part(args)
     print(table(summary, ["condition", "gap_ms", "latent_cpu_ms", "all_cpu_ms", "ratio_median"],
-                "node callback CPU per input (median over rounds of the block means), every output / latent only"))
+                "node callback CPU per input (median over rounds of the block means); ratio: median of the "
+                "rounds' every output / latent only"))
     for row in summary:
         print(f"{row['condition']}: ratios {row['ratios']}")
-    path = write_result("idle", {"gap_ms": args.gap_ms, "pairs": args.pairs, "inputs_per_block": args.inputs,
+    path = write_result("idle", {"gap_ms": args.gap_ms, "rounds": args.rounds, "inputs_per_block": args.inputs,
+                                 "warmup_inputs_per_block": CYCLE, "repeats": args.repeats, "threads": args.threads,
+                                 "ros_domain_id": os.environ.get("ROS_DOMAIN_ID"), "cpu_facts": cpu_facts(),
                                  "load_before": load0, "load_after": load_average(), "matrix_chain": chain,
                                  "node": summary, "node_blocks": blocks}, args.out)
     print(f"wrote {path}")

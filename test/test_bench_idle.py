@@ -18,15 +18,15 @@ SCRIPT = ROOT / "benchmarks" / "bench_idle.py"
 
 @pytest.mark.ros
 def test_bench_idle_measures_both_subscriptions_in_both_conditions(tmp_path):
-    out = subprocess.run([sys.executable, str(SCRIPT), "--pairs", "2", "--inputs", "4", "--repeats", "2",
+    out = subprocess.run([sys.executable, str(SCRIPT), "--rounds", "2", "--inputs", "17", "--repeats", "2",
                           "--gap-ms", "1", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     result = json.loads((tmp_path / "idle.json").read_text())
     blocks = result["node_blocks"]
-    # every (round, condition, subscription) block once, 4 timed inputs each, orders alternating
+    # every (round, condition, subscription) block once, 17 timed inputs each, orders alternating
     assert sorted((b["round"], b["condition"], b["subscribe"]) for b in blocks) == sorted(
         (k, c, s) for k in (0, 1) for c in ("back_to_back", "paused") for s in ("latent", "all"))
-    assert all(b["inputs"] == 4 and b["cpu_mean_ms"] > 0 for b in blocks)
+    assert all(b["inputs"] == 17 and b["cpu_mean_ms"] > 0 for b in blocks)
     assert [b["subscribe"] for b in blocks if b["condition"] == "paused"] == ["latent", "all", "all", "latent"]
     for row in result["node"]:
         mine = [b for b in blocks if b["condition"] == row["condition"]]
