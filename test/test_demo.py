@@ -95,6 +95,40 @@ def test_latent_listener_reads_the_documented_layout():
         mod.latent_observation(bad)
 
 
+def test_latent_listener_reads_the_stamped_latent():
+    """The example's default topic, ``latent_stamped``: the observation, the fused set and the
+    stamp come from the message; a message that is not a stamped latent is a ValueError.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+
+    from builtin_interfaces.msg import Time
+
+    from crossmodal_ros.ros.conversions import latent_to_stamped, make_header
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "latent_listener.py"
+    spec = importlib.util.spec_from_file_location("latent_listener", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mu = np.linspace(-1, 1, 32).astype(np.float32)
+    logvar = np.full(32, -2.0, np.float32)
+    header = make_header(Time(sec=12, nanosec=500_000_000), "nexus")
+    msg = latent_to_stamped(mu, logvar, ("image", "audio"), "nexus", "ab" * 32, header,
+                            modalities=("image", "audio", "trajectory", "label"))
+    obs, latent = mod.stamped_observation(msg)
+    np.testing.assert_array_equal(obs[:32], mu)
+    np.testing.assert_allclose(obs[32:], np.exp(-1.0), rtol=1e-6)
+    assert sorted(latent.fused) == ["audio", "image"] and latent.stamp_s == 12.5
+    assert latent.model["kind"] == "nexus"
+    obs_mu, _ = mod.stamped_observation(msg, use_std=False)
+    assert obs_mu.shape == (32,)
+    msg.name = list(msg.name)[:-1]
+    with pytest.raises(ValueError):
+        mod.stamped_observation(msg)
+
+
 def test_close_graph_lets_queued_handlers_finish(capfd):
     """The demo's teardown with a handler still queued in the executor's thread pool (as
     spin_once leaves one): no "exception was never retrieved" afterwards. Before the fix

@@ -8,6 +8,7 @@ points the suite at another copy of the dataset.
 """
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,3 +171,17 @@ def test_validation_split_never_touches_held_out_data(parts):
     assert by["microphone/clean"]["n"] == 6
     idx = [int(f.split("_")[2]) for f in suite.recordings()["file"] if not f.split("_")[1].startswith("espeak")]
     assert idx and all(5 <= i <= 9 for i in idx)  # FSDD validation recordings only
+
+
+def test_default_output_never_overwrites_the_shipped_report(tmp_path):
+    """Without ``--out`` only the shipped checkpoint on the test split writes the committed report
+    (docs/results/robustness); a validation run or another model goes under runs/.
+    """
+    from crossmodal_ros.evaluation.robustness import DEFAULT_OUT, default_out
+    from crossmodal_ros.paths import default_checkpoint
+
+    shipped = default_checkpoint()
+    assert default_out(shipped, "test") == DEFAULT_OUT
+    assert default_out(shipped, "val") == Path("runs") / f"robustness_{shipped.stem}_val"
+    mine = tmp_path / "best.pt"
+    assert default_out(mine, "test") == Path("runs") / "robustness_best_test"

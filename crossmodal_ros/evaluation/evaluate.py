@@ -496,7 +496,9 @@ def main(argv=None) -> int:
         return robustness_main([a for a in argv if a != "--robustness"])
     parser = argparse.ArgumentParser(
         prog="crossmodal-eval",
-        description="Cross-modal evaluation (Nexus paper, Section 6) of a checkpoint with the shipped judges.")
+        description="Cross-modal evaluation (Nexus paper, Section 6) of a checkpoint with the shipped judges.",
+        epilog="The robustness suite (each modality alone under seeded sensor transformations) has its own "
+               "options: crossmodal-eval --robustness --help.")
     parser.add_argument("--checkpoint", default=None, help="model checkpoint (default: the shipped nexus_digits.pt)")
     parser.add_argument("--data", default="digits", help="dataset spec: digits | mhd:<dir> | bag:<file>")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))

@@ -31,7 +31,9 @@ Every raw input is preprocessed by the codecs stored in the checkpoint (through
 drawn from a generator seeded by ``(seed, row id)``: the same seed gives the same numbers, and a
 row's numbers do not depend on which other rows run.
 
-Outputs (``--out``, default ``docs/results/robustness/``): ``results.json``, ``README.md`` (a
+Outputs (``--out``; default ``docs/results/robustness/``, the shipped model's report, for the
+shipped checkpoint on the test split, else ``runs/robustness_<checkpoint>_<split>/`` so that a
+validation run or another model never overwrites that report): ``results.json``, ``README.md`` (a
 table per modality, generated from the numbers), ``snr.png``, ``shift.png``, ``scale.png`` and
 ``camera_examples.png``.
 
@@ -889,6 +891,17 @@ def checkpoint_identity(path, meta: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- CLI
+def default_out(checkpoint: Path, split: str) -> Path:
+    """Where a run writes without ``--out``: the shipped report (:data:`DEFAULT_OUT`) only for
+    the shipped checkpoint on the test split; any other model or split goes under ``runs/``.
+    """
+    from crossmodal_ros.paths import default_checkpoint
+
+    if split == "test" and Path(checkpoint).resolve() == default_checkpoint().resolve():
+        return DEFAULT_OUT
+    return Path("runs") / f"robustness_{Path(checkpoint).stem}_{split}"
+
+
 def main(argv=None) -> int:
     """Command line of the robustness suite (``crossmodal-eval --robustness``)."""
     parser = argparse.ArgumentParser(
@@ -900,7 +913,9 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT,
                         help=f"inputs per row (default {DEFAULT_LIMIT}; 0 = all)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"output directory (default {DEFAULT_OUT})")
+    parser.add_argument("--out", default=None,
+                        help=f"output directory (default: {DEFAULT_OUT} for the shipped checkpoint on the test split, "
+                             "else runs/robustness_<checkpoint name>_<split>)")
     parser.add_argument("--rows", default=",".join(GROUPS),
                         help="comma-separated groups (camera,microphone,pen), row ids or patterns (pen/rot*)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
@@ -922,6 +937,7 @@ def main(argv=None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
+    out = args.out if args.out is not None else str(default_out(ckpt, args.split))
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     try:
         engine = FusionEngine.from_checkpoint(ckpt, device=args.device)
@@ -938,8 +954,8 @@ def main(argv=None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise
-    written = write_outputs(result, suite, args.out)
-    log(f"robustness suite took {result['seconds']:.1f} s; wrote {len(written)} files to {args.out}")
+    written = write_outputs(result, suite, out)
+    log(f"robustness suite took {result['seconds']:.1f} s; wrote {len(written)} files to {out}")
     return 0
 
 

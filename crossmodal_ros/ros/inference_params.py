@@ -86,8 +86,9 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "max_burst": (4, _int_desc(
         "Fresh fusions allowed back to back before max_rate_hz spaces them (the token bucket's "
         "size): inputs of several sensors arriving together are each fused at once. 1 = a "
-        "minimum gap of 1/max_rate_hz between fresh fusions (config/replay.yaml: one output "
-        "per replayed sample).", 1, 1000)),
+        "minimum gap of 1/max_rate_hz between fresh fusions (config/replay.yaml: a replayed "
+        "sample's inputs give one fusion at once and one more for the rest, 1/max_rate_hz "
+        "later).", 1, 1000)),
     "heartbeat_hz": (5.0, _float_desc(
         "Fusions per second while any input is live and nothing new arrived for 1/heartbeat_hz "
         "(fills silence only, never delays fresh input; 0 = no heartbeat). Must not exceed "
