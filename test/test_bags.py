@@ -371,3 +371,63 @@ def test_bag_eval_backend_option(bag, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main([str(path), "--backend", "onnx", "--device", "cpu", "--max-rate-hz", "-1"])
     assert exc.value.code == 2
+
+
+def _renamed_copy(src, dst, rename: dict):
+    """A copy of bag ``src`` at ``dst`` with its topics renamed (``rename``: old -> new), as a
+    robot's recording of its own drivers would name them: the same messages, byte for byte.
+    """
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from crossmodal_ros.bags.format import open_bag, typestore
+
+    ts = typestore()
+    reader = open_bag(src)
+    writer = Writer(dst, version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    try:
+        conns = {c.id: writer.add_connection(rename.get(c.topic, c.topic), c.msgtype, typestore=ts)
+                 for c in reader.connections}
+        for c, stamp_ns, raw in reader.messages():
+            writer.write(conns[c.id], stamp_ns, raw)
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_bag_eval_reads_a_bag_under_other_topic_names(bag, tmp_path, capsys):
+    """A bag recorded from a robot's drivers: ``bag_eval --camera-topic ... --truth-topic ...``
+    scores it exactly as the same messages under the package's names; without the options the
+    error names the bag's topics and the options (exit 2).
+    """
+    import json
+
+    from crossmodal_ros.bags.evaluate import main
+    from crossmodal_ros.bags.reader import bag_topics
+
+    path, _ = bag
+    rename = {"/camera/image_raw": "/robot/camera/color/image_raw", "/audio/chunk": "/robot/utterances",
+              "/pen/stroke": "/arm/stroke", TRUTH_TOPIC: "/experiment/digit"}
+    robot = tmp_path / "robot_bag"
+    _renamed_copy(path, robot, rename)
+    ref, got = tmp_path / "ref.json", tmp_path / "got.json"
+    assert main([str(path), "--device", "cpu", "--json", str(ref)]) == 0
+    assert main([str(robot), "--device", "cpu", "--json", str(got), "--camera-topic", "/robot/camera/color/image_raw",
+                 "--audio-topic", "robot/utterances", "--pen-topic", "/arm/stroke",
+                 "--truth-topic", "/experiment/digit"]) == 0
+    a, b = json.loads(ref.read_text()), json.loads(got.read_text())
+    assert b["inputs"] == a["inputs"] == {"image": 5, "audio": 5, "trajectory": 10}
+    assert b["per_subset"] == a["per_subset"] and b["outputs"] == a["outputs"] > 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main([str(robot), "--device", "cpu"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "/robot/utterances" in err and "--camera-topic" in err
+    with pytest.raises(SystemExit):  # sensors found, labels not
+        main([str(robot), "--device", "cpu", "--camera-topic", "/robot/camera/color/image_raw"])
+    assert "--truth-topic" in capsys.readouterr().err
+    with pytest.raises(BagError, match="both"):
+        bag_topics({"image": "/x", "audio": "/x"})
+    with pytest.raises(BagError, match="modality"):
+        bag_topics({"sonar": "/x"})

@@ -178,11 +178,17 @@ def drive_timeline(events, start: float, until: float, scheduler, store, stalene
 
 
 def evaluate_bag(path: str | Path, engine, settings: FusionSettings = FusionSettings(),
-                 sample_rate: int | None = None) -> EvalReport:
-    """Run the fusion logic over a bag's time line and score the outputs against the truth."""
-    events, truth_t, truth, start, end, invalid = read_bag_inputs(path)
+                 sample_rate: int | None = None, topics: dict[str, str] | None = None,
+                 truth_topic: str | None = None) -> EvalReport:
+    """Run the fusion logic over a bag's time line and score the outputs against the truth.
+
+    ``topics`` (``{modality: topic}``) and ``truth_topic``: where this bag has its sensors and
+    labels, when not under the package's names (:func:`crossmodal_ros.bags.reader.bag_topics`).
+    """
+    events, truth_t, truth, start, end, invalid = read_bag_inputs(path, topics, truth_topic)
     if not truth:
-        raise BagError(f"{path} has no {TRUTH_TOPIC} messages to score against")
+        raise BagError(f"{path} has no {truth_topic or TRUTH_TOPIC} messages (std_msgs/Int32 labels) to score "
+                       "against; name the labels' topic with --truth-topic")
     if sample_rate is None:
         sample_rate = int(bag_custom_data(path).get("crossmodal_ros.sample_rate", 16000))
     engine.warm_up(sample_rate)  # first-call costs (ONNX graph exports, audio features) out of the timing
@@ -241,7 +247,8 @@ def main(argv=None) -> int:
     from crossmodal_ros.engine import BACKENDS
 
     p = argparse.ArgumentParser(prog="bag_eval", description=__doc__.split("\n\n")[0])
-    p.add_argument("bag", help="bag directory, .mcap or .db3 file (written by bag_export)")
+    p.add_argument("bag", help="bag directory, .mcap or .db3 file (written by bag_export, or recorded; see the "
+                                "--*-topic options)")
     p.add_argument("--checkpoint", default="", help="model checkpoint (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--backend", default="fast", choices=BACKENDS,
@@ -253,7 +260,13 @@ def main(argv=None) -> int:
                    default=(0.9, 0.9, 0.9), help="staleness windows in seconds (default 0.9 each)")
     p.add_argument("--sample-rate", type=int, default=None, help="audio rate (default: from the bag)")
     p.add_argument("--json", default=None, help="also write the report as JSON here")
+    p.add_argument("--camera-topic", default=None, help="the bag's sensor_msgs/Image topic (default /camera/image_raw)")
+    p.add_argument("--audio-topic", default=None,
+                   help="the bag's std_msgs/Float32MultiArray utterance topic (default /audio/chunk)")
+    p.add_argument("--pen-topic", default=None, help="the bag's nav_msgs/Path stroke topic (default /pen/stroke)")
+    p.add_argument("--truth-topic", default=None, help="the bag's std_msgs/Int32 label topic (default /label/truth)")
     a = p.parse_args(argv)
+    topics = {m: t for m, t in ((IMAGE, a.camera_topic), (AUDIO, a.audio_topic), (TRAJECTORY, a.pen_topic)) if t}
     from crossmodal_ros.checkpoint import CheckpointError
     from crossmodal_ros.engine import FusionEngine
 
@@ -261,7 +274,7 @@ def main(argv=None) -> int:
         settings = FusionSettings(a.max_rate_hz, a.heartbeat_hz,
                                   dict(zip((IMAGE, AUDIO, TRAJECTORY), a.staleness), label=0.0), a.max_burst)
         engine = FusionEngine.from_checkpoint(a.checkpoint or None, device=a.device, backend=a.backend)
-        report = evaluate_bag(a.bag, engine, settings, a.sample_rate)
+        report = evaluate_bag(a.bag, engine, settings, a.sample_rate, topics, a.truth_topic)
     except (BagError, CheckpointError, ImportError, ValueError) as exc:  # ValueError: bad settings, or a
         p.error(str(exc))                                                # backend this device does not run
     print(report.table())

@@ -15,7 +15,7 @@ from crossmodal_ros import messages, units
 from crossmodal_ros.bags.format import TOPICS, TRUTH_TOPIC, BagError, open_bag, typestore
 from crossmodal_ros.modalities import AUDIO, IMAGE, TRAJECTORY
 
-__all__ = ["InputEvent", "read_bag_inputs"]
+__all__ = ["InputEvent", "bag_topics", "read_bag_inputs"]
 
 
 @dataclass
@@ -33,30 +33,60 @@ def _decode(modality: str, msg) -> object:
     return units.msg_to_input(modality, msg)
 
 
-def read_bag_inputs(path: str | Path):
-    """Decode a sensor bag: (input events in time order, truth times, truth labels, start, end, invalid)."""
+def bag_topics(topics: dict[str, str] | None = None, truth_topic: str | None = None):
+    """The bag topics to read: ``({topic: (modality, type)}, truth topic)``. ``topics`` maps a
+    modality (``image``, ``audio``, ``trajectory``) to the topic its messages are on in this bag,
+    for bags recorded from a robot's own drivers (default: the package's names,
+    :data:`crossmodal_ros.bags.format.TOPICS`); ``truth_topic`` likewise for the labels.
+    """
+    by_modality = {m: (t, msg_type) for t, (m, msg_type) in TOPICS.items()}
+    unknown = sorted(set(topics or {}) - set(by_modality))
+    if unknown:
+        raise BagError(f"no bag topic for modality {unknown}; the sensor modalities are {sorted(by_modality)}")
+    out = {}
+    for m, (default, msg_type) in by_modality.items():
+        topic = (topics or {}).get(m) or default
+        topic = topic if topic.startswith("/") else f"/{topic}"
+        if topic in out:
+            raise BagError(f"topic {topic} is given for both {out[topic][0]} and {m}")
+        out[topic] = (m, msg_type)
+    truth = truth_topic or TRUTH_TOPIC
+    truth = truth if truth.startswith("/") else f"/{truth}"
+    if truth in out:
+        raise BagError(f"the truth topic {truth} is also the {out[truth][0]} topic")
+    return out, truth
+
+
+def read_bag_inputs(path: str | Path, topics: dict[str, str] | None = None, truth_topic: str | None = None):
+    """Decode a sensor bag: (input events in time order, truth times, truth labels, start, end, invalid).
+
+    ``topics``, ``truth_topic``: where this bag has each sensor and the labels (:func:`bag_topics`).
+    """
+    sensors, truth_name = bag_topics(topics, truth_topic)
     ts = typestore()
     reader = open_bag(path)
     events: list[InputEvent] = []
     truth_t, truth = [], []
     invalid = {m: 0 for m in (IMAGE, AUDIO, TRAJECTORY)}
     try:
-        conns = [c for c in reader.connections if c.topic in TOPICS or c.topic == TRUTH_TOPIC]
-        if not any(c.topic in TOPICS for c in conns):
-            raise BagError(f"{path} has none of the sensor topics {sorted(TOPICS)}")
+        conns = [c for c in reader.connections if c.topic in sensors or c.topic == truth_name]
+        if not any(c.topic in sensors for c in conns):
+            present = sorted({c.topic for c in reader.connections})
+            raise BagError(f"{path} has none of the sensor topics {sorted(sensors)} (it has {present}); "
+                           "name the bag's topics with --camera-topic, --audio-topic, --pen-topic")
         for c in conns:
-            expected = TOPICS[c.topic][1] if c.topic in TOPICS else "std_msgs/msg/Int32"
+            expected = sensors[c.topic][1] if c.topic in sensors else "std_msgs/msg/Int32"
             if c.msgtype != expected:
                 raise BagError(f"{path}: topic {c.topic} has type {c.msgtype}, expected {expected}")
         start, end = reader.start_time * 1e-9, reader.end_time * 1e-9
         for c, stamp_ns, raw in reader.messages(connections=conns):
             t = stamp_ns * 1e-9
             msg = ts.deserialize_cdr(raw, c.msgtype)
-            if c.topic == TRUTH_TOPIC:
+            if c.topic == truth_name:
                 truth_t.append(t)
                 truth.append(int(msg.data))
                 continue
-            modality, _ = TOPICS[c.topic]
+            modality, _ = sensors[c.topic]
             try:
                 value = _decode(modality, msg)
             except messages.ConversionError:
