@@ -17,8 +17,9 @@ that rhythm costs from what the node's code costs, in one process, without other
    limit lifted to ``max_rate_hz`` 1000 and ``max_burst`` 1000 so that every input is fused in its
    own callback in both conditions; ``num_threads`` from ``--threads``; startup objects frozen
    for the garbage collector, as ``crossmodal_inference`` does), fed real messages through its
-   subscription callback: the ROS latency benchmark's publisher inputs (28x28 mono8 frames, 1 s
-   audio windows, 60-point strokes; cycles of 15 frames, one audio window, one stroke). A second
+   subscription callback: the ROS latency benchmark's publisher inputs (real test-split digits:
+   28x28 mono8 frames with per-frame sensor noise, 1 s audio windows, 100-point strokes; cycles of
+   15 frames, one audio window, one stroke). A second
    node in this process subscribes either to ``~/latent_stamped`` only or to every output; with
    lazy outputs the node then decodes nothing or everything. Per input: the main thread's CPU
    time (``time.thread_time``) in the callback (conversion, codec, model, publishing). Each
@@ -184,10 +185,11 @@ class NodeHarness:
         self.sent[modality] += 1
         stamp = self.node.get_clock().now().to_msg()
         if modality == "audio":
-            return modality, self.conv.numpy_to_audio(self.windows[k % 4])
+            return modality, self.conv.numpy_to_audio(self.windows[k % len(self.windows)])
         if modality == "trajectory":
-            return modality, self.conv.numpy_to_path(self.strokes[k % 4], stamp=stamp, frame_id="pen")
-        return modality, self.conv.numpy_to_image(self.frames[k % 10], self.encoding, stamp=stamp, frame_id="cam")
+            return modality, self.conv.numpy_to_path(self.strokes[k % len(self.strokes)], stamp=stamp, frame_id="pen")
+        return modality, self.conv.numpy_to_image(self.frames[k % len(self.frames)], self.encoding, stamp=stamp,
+                                                  frame_id="cam")
 
     def block(self, n: int, gap_s: float, warmup: int = CYCLE) -> list[float]:
         """CPU seconds per input of ``n`` inputs (after ``warmup``), ``gap_s`` of sleep before each

@@ -4,11 +4,13 @@
 
 Three processes on loopback (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, own ROS_DOMAIN_ID):
 
-1. ``--role publisher`` (this script): camera frames at ``--camera-hz`` (``--frame 28``: mono8,
-   28 pixels square, the camera node's playback format; ``--frame vga``: 640x480 bgr8, what a
-   robot's camera driver publishes), 1 s audio windows (16 kHz) at
-   ``--audio-hz`` and pen strokes (nav_msgs/Path, 60 poses) at ``--stroke-hz``; every header is
-   stamped with the wall clock at publish time;
+1. ``--role publisher`` (this script): real test-split digits (:func:`bench_inputs`): camera
+   frames at ``--camera-hz`` (``--frame 28``: mono8, 28 pixels square, the camera node's playback
+   format; ``--frame vga``: the digit drawn into a 640x480 bgr8 frame, what a robot's camera
+   driver publishes), each with its own sensor noise, so every frame is preprocessed and encoded
+   anew; the spoken digits as 1 s audio windows (16 kHz) at ``--audio-hz`` and the pen strokes
+   (nav_msgs/Path, 100 poses) at ``--stroke-hz``; every header is stamped with the wall clock at
+   publish time;
 2. the inference node, ``python -m crossmodal_ros.ros.inference_node --ros-args --params-file
    config/nexus.yaml`` (shipped checkpoint): what a user runs. Variant ``shipped`` adds nothing
    else; variant ``tuned`` adds ``-p`` overrides (``--max-rate-hz``, ``--heartbeat-hz``,
@@ -70,25 +72,48 @@ def _stamp_now():
     return Time(sec=int(t), nanosec=int((t - int(t)) * 1e9))
 
 
+#: test-split rows of the publisher's four scenes (digits 8, 9, 1, 4; the embedded dataset)
+SCENE_ROWS = (0, 3, 5, 6)
+#: camera frames per scene: 0.5 s at 30 Hz, while one audio window and one stroke arrive
+FRAMES_PER_SCENE = 15
+#: the camera's per-frame sensor noise (std, fraction of full scale)
+FRAME_NOISE = 0.02
+
+
 def bench_inputs(frame: str):
-    """The publisher's inputs: ``(frames, encoding, windows, strokes)``. 10 camera frames (a
-    bright bar on black, moving one column per frame; ``frame`` as ``--frame``), 4 one-second
-    audio windows at 16 kHz (decaying tones in a little noise) and 4 pen strokes of 60 points.
+    """The publisher's inputs: ``(frames, encoding, windows, strokes)``, real test-split digits.
+
+    Four scenes (:data:`SCENE_ROWS`). Per scene :data:`FRAMES_PER_SCENE` camera frames of its
+    digit (``frame`` as ``--frame``: the 28x28 image itself, or drawn into a 640x480 bgr8 frame by
+    :func:`crossmodal_ros.sim.render_frame`), each with its own Gaussian sensor noise
+    (:data:`FRAME_NOISE`), so that consecutive frames differ as a camera's do and every frame is
+    preprocessed and encoded anew; the spoken digit as a one-second 16 kHz window (the recording
+    resampled and centred); the pen stroke (100 points).
     """
     import numpy as np
 
+    from crossmodal_ros.codecs import centred_window
+    from crossmodal_ros.data import load_dataset
+    from crossmodal_ros.modalities import AUDIO, IMAGE, TRAJECTORY
+    from crossmodal_ros.sensors.playback import resample_audio, sample_for
+    from crossmodal_ros.sim import FrameSpec, render_frame
+
     rng = np.random.default_rng(0)
     h, w, encoding = frame_format(frame)
-    frames = []
-    for k in range(10):
-        f = np.zeros((h, w), np.uint8)
-        f[h // 5: 4 * h // 5, (w // 3 + k) % w: (w // 3 + k) % w + max(2, w // 7)] = 255
-        frames.append(np.repeat(f[..., None], 3, axis=2) if encoding == "bgr8" else f)
-    t = np.arange(16000) / 16000.0
-    windows = [(0.3 * np.sin(2 * np.pi * (200 + 40 * k) * t) * np.exp(-3 * t)
-                + 0.01 * rng.standard_normal(16000)).astype(np.float32) for k in range(4)]
-    s = np.linspace(0, 1, 60)
-    strokes = [np.stack([0.5 + 0.3 * np.cos(5 * s + k), 0.5 + 0.3 * np.sin(5 * s)], 1) for k in range(4)]
+    data = load_dataset("digits", "test")
+    frames, windows, strokes = [], [], []
+    for row in SCENE_ROWS:
+        digit = sample_for(data, IMAGE, row)
+        if encoding == "bgr8":
+            scene = render_frame(digit, rng, FrameSpec(height=h, width=w, noise_std=0.0))[:, :, ::-1]
+        else:
+            scene = digit if digit.shape == (h, w) else sample_for(data, IMAGE, row, frame_size=h)
+        for _ in range(FRAMES_PER_SCENE):
+            noisy = scene.astype(np.float32) + rng.normal(0.0, 255.0 * FRAME_NOISE, size=scene.shape)
+            frames.append(np.ascontiguousarray(np.clip(np.rint(noisy), 0, 255).astype(np.uint8)))
+        wave = resample_audio(sample_for(data, AUDIO, row), int(data["sample_rate"]), 16000)
+        windows.append(centred_window(wave, 16000).astype(np.float32))
+        strokes.append(sample_for(data, TRAJECTORY, row))
     return frames, encoding, windows, strokes
 
 
@@ -120,15 +145,15 @@ def run_publisher(args) -> int:
         return t
 
     def on_cam():
-        cam.publish(conv.numpy_to_image(frames[count["camera"] % 10], encoding, stamp=stamp(), frame_id="cam"))
+        cam.publish(conv.numpy_to_image(frames[count["camera"] % len(frames)], encoding, stamp=stamp(), frame_id="cam"))
         count["camera"] += 1
 
     def on_mic():
-        mic.publish(conv.numpy_to_audio(windows[count["audio"] % 4]))
+        mic.publish(conv.numpy_to_audio(windows[count["audio"] % len(windows)]))
         count["audio"] += 1
 
     def on_pen():
-        pen.publish(conv.numpy_to_path(strokes[count["stroke"] % 4], stamp=stamp(), frame_id="pen"))
+        pen.publish(conv.numpy_to_path(strokes[count["stroke"] % len(strokes)], stamp=stamp(), frame_id="pen"))
         count["stroke"] += 1
 
     # start once the node's camera subscription has matched, so that every frame counts
