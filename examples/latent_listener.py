@@ -88,7 +88,7 @@ class LatentListener(Node):
         try:
             obs, latent = stamped_observation(msg, self.use_std)
         except ValueError as exc:
-            self.get_logger().warning(str(exc))
+            self.get_logger().warning(str(exc), throttle_duration_sec=5.0)
             return
         self._record(obs, latent.mu, latent.logvar,
                      f"{'+'.join(latent.fused) or '?'} at {latent.stamp_s:.3f} s, {latent.model['kind']}")
@@ -97,7 +97,7 @@ class LatentListener(Node):
         try:
             obs, mu, logvar = latent_observation(msg, self.use_std)
         except ValueError as exc:
-            self.get_logger().warning(str(exc))
+            self.get_logger().warning(str(exc), throttle_duration_sec=5.0)
             return
         self._record(obs, mu, logvar, self.last_fused or "?")
 

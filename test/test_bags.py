@@ -427,7 +427,16 @@ def test_bag_eval_reads_a_bag_under_other_topic_names(bag, tmp_path, capsys):
     with pytest.raises(SystemExit):  # sensors found, labels not
         main([str(robot), "--device", "cpu", "--camera-topic", "/robot/camera/color/image_raw"])
     assert "--truth-topic" in capsys.readouterr().err
-    with pytest.raises(BagError, match="both"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # a misspelt topic is an error, not a run without that sensor
+        main([str(robot), "--device", "cpu", "--camera-topic", "/robot/camera/color/image_raw",
+              "--audio-topic", "/robot/utterance", "--pen-topic", "/arm/stroke", "--truth-topic", "/experiment/digit"])
+    assert "/robot/utterance'" in capsys.readouterr().err
+    with pytest.raises(BagError, match="also the image topic"):
         bag_topics({"image": "/x", "audio": "/x"})
     with pytest.raises(BagError, match="modality"):
         bag_topics({"sonar": "/x"})
+    for bad in ("~/cam", " /x", "/x/", "/a//b"):
+        with pytest.raises(BagError, match="not a topic name"):
+            bag_topics({"image": bad})
+    assert bag_topics({"image": "robot/cam"})[0]["/robot/cam"] == ("image", "sensor_msgs/msg/Image")

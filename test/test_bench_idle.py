@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The crossmodal_ros authors
 """``benchmarks/bench_idle.py``: it runs end to end on the real node (tiny sizes, no timing
-asserted: speed lives in the benchmark's README), and its picture is drawn from its JSON.
+asserted: speed lives in the benchmark's README), and its picture is drawn from its JSON; the
+benchmarks' inputs (``bench_ros_latency.bench_inputs``) are encoded anew at every camera frame.
 """
 from __future__ import annotations
 
@@ -45,3 +46,26 @@ def test_bench_idle_plot_needs_data(load_script, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
     with pytest.raises(ValueError, match="no matrix_chain or node rows"):
         mod.plot({"matrix_chain": chain, "node": []}, tmp_path / "empty.png")
+
+
+@pytest.mark.parametrize("frame", ["28", "vga"])
+def test_bench_inputs_give_a_new_encoding_at_every_frame(load_script, frame):
+    """Real digits with per-frame sensor noise: every camera frame's codec output differs from
+    the one before, so the encoding memo cannot skip the image encoder in a benchmark (the
+    moving bar used before gave one encoding for all ten 28x28 frames).
+    """
+    import numpy as np
+
+    from crossmodal_ros.codecs import default_codecs
+
+    mod = load_script("benchmarks/bench_ros_latency.py")
+    frames, encoding, windows, strokes = mod.bench_inputs(frame)
+    h, w, enc = mod.frame_format(frame)
+    assert encoding == enc and all(f.shape[:2] == (h, w) and f.dtype == np.uint8 for f in frames)
+    assert len(frames) == len(mod.SCENE_ROWS) * mod.FRAMES_PER_SCENE
+    codec = default_codecs()["image"]
+    rgb = encoding == "bgr8"
+    codes = [codec.encode(f[:, :, ::-1] if rgb else f).tobytes() for f in frames]
+    assert len(set(codes)) == len(frames)
+    assert all(x.shape == (16000,) and x.dtype == np.float32 for x in windows)
+    assert all(s.shape == (100, 2) for s in strokes) and len(windows) == len(strokes) == len(mod.SCENE_ROWS)

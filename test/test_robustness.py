@@ -8,7 +8,6 @@ points the suite at another copy of the dataset.
 """
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,14 +173,18 @@ def test_validation_split_never_touches_held_out_data(parts):
 
 
 def test_default_output_never_overwrites_the_shipped_report(tmp_path):
-    """Without ``--out`` only the shipped checkpoint on the test split writes the committed report
-    (docs/results/robustness); a validation run or another model goes under runs/.
+    """Without ``--out`` only the full suite of the shipped checkpoint on the test split writes the
+    committed report (docs/results/robustness of the source checkout); a partial run, a
+    validation run or another model goes under runs/, one folder per checkpoint path.
     """
     from crossmodal_ros.evaluation.robustness import DEFAULT_OUT, default_out
-    from crossmodal_ros.paths import default_checkpoint
+    from crossmodal_ros.paths import _SOURCE_ROOT, default_checkpoint
 
     shipped = default_checkpoint()
-    assert default_out(shipped, "test") == DEFAULT_OUT
-    assert default_out(shipped, "val") == Path("runs") / f"robustness_{shipped.stem}_val"
-    mine = tmp_path / "best.pt"
-    assert default_out(mine, "test") == Path("runs") / "robustness_best_test"
+    assert default_out(shipped, "test") == _SOURCE_ROOT / DEFAULT_OUT
+    for out in (default_out(shipped, "val"), default_out(shipped, "test", full_suite=False)):
+        assert out.parts[0] == "runs" and out.name.startswith(f"robustness_{shipped.stem}_")
+    assert default_out(shipped, "val") != default_out(shipped, "test", full_suite=False)
+    a, b = tmp_path / "a" / "best.pt", tmp_path / "b" / "best.pt"
+    assert default_out(a, "test").name.startswith("robustness_best_") and default_out(a, "test").name.endswith("_test")
+    assert default_out(a, "test") != default_out(b, "test")

@@ -188,7 +188,7 @@ def evaluate_bag(path: str | Path, engine, settings: FusionSettings = FusionSett
     events, truth_t, truth, start, end, invalid = read_bag_inputs(path, topics, truth_topic)
     if not truth:
         raise BagError(f"{path} has no {truth_topic or TRUTH_TOPIC} messages (std_msgs/Int32 labels) to score "
-                       "against; name the labels' topic with --truth-topic")
+                       "against; name the labels' topic (bag_eval: --truth-topic)")
     if sample_rate is None:
         sample_rate = int(bag_custom_data(path).get("crossmodal_ros.sample_rate", 16000))
     engine.warm_up(sample_rate)  # first-call costs (ONNX graph exports, audio features) out of the timing

@@ -8,6 +8,7 @@ dropped here too (and counted per modality in ``invalid``).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,16 @@ def _decode(modality: str, msg) -> object:
     return units.msg_to_input(modality, msg)
 
 
+_TOPIC_NAME = re.compile(r"/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _absolute(name: str, what: str) -> str:
+    """A bag topic name as recorded (absolute); a malformed one is a :class:`BagError`."""
+    if not isinstance(name, str) or not _TOPIC_NAME.fullmatch(name):
+        raise BagError(f"{what}: {name!r} is not a topic name as a bag records it (e.g. /camera/image_raw)")
+    return name if name.startswith("/") else f"/{name}"
+
+
 def bag_topics(topics: dict[str, str] | None = None, truth_topic: str | None = None):
     """The bag topics to read: ``({topic: (modality, type)}, truth topic)``. ``topics`` maps a
     modality (``image``, ``audio``, ``trajectory``) to the topic its messages are on in this bag,
@@ -45,13 +56,11 @@ def bag_topics(topics: dict[str, str] | None = None, truth_topic: str | None = N
         raise BagError(f"no bag topic for modality {unknown}; the sensor modalities are {sorted(by_modality)}")
     out = {}
     for m, (default, msg_type) in by_modality.items():
-        topic = (topics or {}).get(m) or default
-        topic = topic if topic.startswith("/") else f"/{topic}"
+        topic = _absolute((topics or {}).get(m) or default, f"the {m} topic")
         if topic in out:
-            raise BagError(f"topic {topic} is given for both {out[topic][0]} and {m}")
+            raise BagError(f"the {m} topic {topic} is also the {out[topic][0]} topic")
         out[topic] = (m, msg_type)
-    truth = truth_topic or TRUTH_TOPIC
-    truth = truth if truth.startswith("/") else f"/{truth}"
+    truth = _absolute(truth_topic or TRUTH_TOPIC, "the truth topic")
     if truth in out:
         raise BagError(f"the truth topic {truth} is also the {out[truth][0]} topic")
     return out, truth
@@ -70,10 +79,15 @@ def read_bag_inputs(path: str | Path, topics: dict[str, str] | None = None, trut
     invalid = {m: 0 for m in (IMAGE, AUDIO, TRAJECTORY)}
     try:
         conns = [c for c in reader.connections if c.topic in sensors or c.topic == truth_name]
+        present = sorted({c.topic for c in reader.connections})
         if not any(c.topic in sensors for c in conns):
-            present = sorted({c.topic for c in reader.connections})
             raise BagError(f"{path} has none of the sensor topics {sorted(sensors)} (it has {present}); "
-                           "name the bag's topics with --camera-topic, --audio-topic, --pen-topic")
+                           "name the bag's topics (bag_eval: --camera-topic, --audio-topic, --pen-topic)")
+        named = [_absolute(t, m) for m, t in (topics or {}).items() if t]
+        named += [_absolute(truth_topic, "truth")] if truth_topic else []
+        missing = [t for t in named if t not in present]
+        if missing:
+            raise BagError(f"{path} has no topic {missing} (it has {present})")
         for c in conns:
             expected = sensors[c.topic][1] if c.topic in sensors else "std_msgs/msg/Int32"
             if c.msgtype != expected:

@@ -31,8 +31,9 @@ Every raw input is preprocessed by the codecs stored in the checkpoint (through
 drawn from a generator seeded by ``(seed, row id)``: the same seed gives the same numbers, and a
 row's numbers do not depend on which other rows run.
 
-Outputs (``--out``; default ``docs/results/robustness/``, the shipped model's report, for the
-shipped checkpoint on the test split, else ``runs/robustness_<checkpoint>_<split>/`` so that a
+Outputs (``--out``; default ``docs/results/robustness/`` of the source checkout, the shipped
+model's report, only for the shipped checkpoint on the test split with every other option at its
+default, else ``runs/robustness_<checkpoint>_<path hash>_<split>/``, so that a partial run, a
 validation run or another model never overwrites that report): ``results.json``, ``README.md`` (a
 table per modality, generated from the numbers), ``snr.png``, ``shift.png``, ``scale.png`` and
 ``camera_examples.png``.
@@ -891,15 +892,22 @@ def checkpoint_identity(path, meta: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- CLI
-def default_out(checkpoint: Path, split: str) -> Path:
-    """Where a run writes without ``--out``: the shipped report (:data:`DEFAULT_OUT`) only for
-    the shipped checkpoint on the test split; any other model or split goes under ``runs/``.
+def default_out(checkpoint: Path, split: str, full_suite: bool = True) -> Path:
+    """Where a run writes without ``--out``. The committed report (:data:`DEFAULT_OUT` in the
+    source checkout) only for the shipped checkpoint on the test split with the suite's defaults
+    (``full_suite``: every row, the default limit, seed, judges and data); any other run goes to
+    ``runs/robustness_<checkpoint name>_<hash of its path>_<split>`` in the working directory.
     """
-    from crossmodal_ros.paths import default_checkpoint
+    import hashlib
 
-    if split == "test" and Path(checkpoint).resolve() == default_checkpoint().resolve():
-        return DEFAULT_OUT
-    return Path("runs") / f"robustness_{Path(checkpoint).stem}_{split}"
+    from crossmodal_ros.paths import _SOURCE_ROOT, default_checkpoint
+
+    ckpt = Path(checkpoint).resolve()
+    source_report = _SOURCE_ROOT / DEFAULT_OUT
+    if full_suite and split == "test" and ckpt == default_checkpoint().resolve() and source_report.parent.is_dir():
+        return source_report
+    tag = hashlib.sha1(str(ckpt).encode()).hexdigest()[:6]
+    return Path("runs") / f"robustness_{ckpt.stem}_{tag}_{split}"
 
 
 def main(argv=None) -> int:
@@ -914,8 +922,9 @@ def main(argv=None) -> int:
                         help=f"inputs per row (default {DEFAULT_LIMIT}; 0 = all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None,
-                        help=f"output directory (default: {DEFAULT_OUT} for the shipped checkpoint on the test split, "
-                             "else runs/robustness_<checkpoint name>_<split>)")
+                        help=f"output directory (default: the committed report, {DEFAULT_OUT} of the source "
+                             "checkout, for the shipped checkpoint on the test split with every other option at "
+                             "its default; else runs/robustness_<checkpoint name>_<path hash>_<split>)")
     parser.add_argument("--rows", default=",".join(GROUPS),
                         help="comma-separated groups (camera,microphone,pen), row ids or patterns (pen/rot*)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
@@ -937,7 +946,9 @@ def main(argv=None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
-    out = args.out if args.out is not None else str(default_out(ckpt, args.split))
+    full_suite = (args.rows == ",".join(GROUPS) and args.limit == DEFAULT_LIMIT and args.seed == 0
+                  and args.instruments is None and args.data_root is None)
+    out = args.out if args.out is not None else str(default_out(ckpt, args.split, full_suite))
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     try:
         engine = FusionEngine.from_checkpoint(ckpt, device=args.device)
