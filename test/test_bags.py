@@ -440,3 +440,17 @@ def test_bag_eval_reads_a_bag_under_other_topic_names(bag, tmp_path, capsys):
         with pytest.raises(BagError, match="not a topic name"):
             bag_topics({"image": bad})
     assert bag_topics({"image": "robot/cam"})[0]["/robot/cam"] == ("image", "sensor_msgs/msg/Image")
+    # the same bag as a training set: the bag: spec names the topics after a "?"
+    from crossmodal_ros.data import DatasetError, load_dataset
+
+    want = load_dataset(f"bag:{path}", "all")
+    got = load_dataset(f"bag:{robot}?camera=/robot/camera/color/image_raw&audio=/robot/utterances&pen=/arm/stroke"
+                       "&truth=/experiment/digit", "all")
+    for key in ("image", "audio", "trajectory", "label", "audio_length"):
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    with pytest.raises(DatasetError, match="truth=<topic>"):
+        load_dataset(f"bag:{robot}?camera=/robot/camera/color/image_raw", "all")
+    with pytest.raises(DatasetError, match="expected one of"):
+        load_dataset(f"bag:{robot}?lidar=/scan", "all")
+    with pytest.raises(DatasetError, match="key=topic"):
+        load_dataset(f"bag:{robot}?camera", "all")

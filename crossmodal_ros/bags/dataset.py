@@ -36,17 +36,22 @@ def _in_split(k: int, split: str) -> bool:
 
 
 def load_bag_dataset(path: str | Path, split: str = "all", window: float = 0.5, lead: float = 0.05,
-                     sample_rate: int | None = None) -> dict:
-    """The dataset dict of ``split`` from a sensor bag (see the module docstring)."""
+                     sample_rate: int | None = None, topics: dict[str, str] | None = None,
+                     truth_topic: str | None = None) -> dict:
+    """The dataset dict of ``split`` from a sensor bag (see the module docstring). ``topics``
+    (``{modality: topic}``) and ``truth_topic``: where the bag has its sensors and labels, when not
+    under the package's names (:func:`crossmodal_ros.bags.reader.bag_topics`).
+    """
     from crossmodal_ros.codecs import CodecError, ImageCodec, TrajectoryCodec
 
     if split not in SPLITS:
         raise BagError(f"bag dataset split must be one of {SPLITS}, got {split!r}")
     if not (window > 0 and lead >= 0):
         raise BagError("window must be positive and lead >= 0")
-    events, truth_t, truth, _, _, _ = read_bag_inputs(path)
+    events, truth_t, truth, _, _, _ = read_bag_inputs(path, topics, truth_topic)
     if not truth:
-        raise BagError(f"{path} has no /label/truth messages: a training set needs labels")
+        raise BagError(f"{path} has no {truth_topic or '/label/truth'} messages: a training set needs labels "
+                       "(name their topic with truth=<topic> in the bag: spec)")
     rate = sample_rate or int(bag_custom_data(path).get("crossmodal_ros.sample_rate", 16000))
     by_mod = {m: [e for e in events if e.modality == m] for m in (IMAGE, AUDIO, TRAJECTORY)}
     cursor = {m: 0 for m in by_mod}

@@ -9,7 +9,10 @@
 * ``"digits:<dir>"`` - the same format from another folder (e.g. a rebuilt copy);
 * ``"mhd:<dir or file>"`` - the MHD files ``mhd_train.pt`` / ``mhd_test.pt``, see
   :mod:`crossmodal_ros.data.mhd`;
-* ``"bag:<file>"`` - a dataset recorded from a ROS 2 bag (provided by the bag tools).
+* ``"bag:<file>"`` - a dataset recorded from a ROS 2 bag (provided by the bag tools); a bag
+  recorded under other topic names names them after a ``?``:
+  ``"bag:<file>?camera=/cam/image_raw&audio=/utterances&pen=/arm/stroke&truth=/digit"`` (any
+  subset; the others keep the package's names).
 """
 from __future__ import annotations
 
@@ -40,10 +43,32 @@ def load_dataset(spec: str, split: str) -> dict:
         from crossmodal_ros.bags.dataset import load_bag_dataset
         from crossmodal_ros.bags.format import BagError
 
+        path, _, query = arg.partition("?")
         try:
-            return load_bag_dataset(arg, split)
+            topics, truth = _bag_topic_options(query)
+            return load_bag_dataset(path, split, topics=topics, truth_topic=truth)
         except BagError as exc:
             raise DatasetError(str(exc)) from exc
         except ImportError as exc:
             raise DatasetError(f"bag datasets ('bag:<file>') need rosbags, which failed to import: {exc}") from exc
     raise DatasetError(f"unknown dataset kind {kind!r} in spec {spec!r}; expected one of {DATASET_KINDS}")
+
+
+#: the keys of a ``bag:`` spec's topic options and the modality each names
+_BAG_TOPIC_KEYS = {"camera": "image", "audio": "audio", "pen": "trajectory"}
+
+
+def _bag_topic_options(query: str) -> tuple[dict, str | None]:
+    """``camera=/x&audio=/y&pen=/z&truth=/t`` -> (``{modality: topic}``, truth topic or None)."""
+    topics, truth = {}, None
+    for item in filter(None, query.split("&")):
+        key, sep, value = item.partition("=")
+        if not sep or not value:
+            raise DatasetError(f"bag spec option {item!r}: write key=topic, e.g. camera=/robot/image_raw")
+        if key == "truth":
+            truth = value
+        elif key in _BAG_TOPIC_KEYS:
+            topics[_BAG_TOPIC_KEYS[key]] = value
+        else:
+            raise DatasetError(f"bag spec option {key!r}: expected one of {sorted(_BAG_TOPIC_KEYS) + ['truth']}")
+    return topics, truth
