@@ -71,18 +71,12 @@ def test_short_demo_runs_the_graph(tmp_path, capsys):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
-def test_latent_listener_reads_the_documented_layout():
-    import importlib.util
-    from pathlib import Path
-
+def test_latent_listener_reads_the_documented_layout(load_script):
     import numpy as np
 
     from crossmodal_ros.ros.conversions import latent_to_msg
 
-    path = Path(__file__).resolve().parent.parent / "examples" / "latent_listener.py"
-    spec = importlib.util.spec_from_file_location("latent_listener", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("examples/latent_listener.py")
     mu = np.linspace(-1, 1, 16).astype(np.float32)
     logvar = np.full(16, -2.0, np.float32)
     obs, mu2, lv2 = mod.latent_observation(latent_to_msg(mu, logvar))
@@ -95,23 +89,17 @@ def test_latent_listener_reads_the_documented_layout():
         mod.latent_observation(bad)
 
 
-def test_latent_listener_reads_the_stamped_latent():
+def test_latent_listener_reads_the_stamped_latent(load_script):
     """The example's default topic, ``latent_stamped``: the observation, the fused set and the
     stamp come from the message; a message that is not a stamped latent is a ValueError.
     """
-    import importlib.util
-    from pathlib import Path
-
     import numpy as np
 
     from builtin_interfaces.msg import Time
 
     from crossmodal_ros.ros.conversions import latent_to_stamped, make_header
 
-    path = Path(__file__).resolve().parent.parent / "examples" / "latent_listener.py"
-    spec = importlib.util.spec_from_file_location("latent_listener", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("examples/latent_listener.py")
     mu = np.linspace(-1, 1, 32).astype(np.float32)
     logvar = np.full(32, -2.0, np.float32)
     header = make_header(Time(sec=12, nanosec=500_000_000), "nexus")
