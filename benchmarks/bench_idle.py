@@ -131,7 +131,7 @@ def machine_part(gap_s: float, repeats: int) -> list[dict]:
 class NodeHarness:
     """The inference node in this process, a subscriber node beside it, and the inputs."""
 
-    def __init__(self, threads: int):
+    def __init__(self, threads: int, backend: str = ""):
         import rclpy
         import yaml
 
@@ -145,6 +145,8 @@ class NodeHarness:
 
         params = yaml.safe_load((ROOT / "config" / "nexus.yaml").read_text())["/**"]["ros__parameters"]
         params.update(max_rate_hz=1000.0, max_burst=1000, num_threads=int(threads))
+        if backend:
+            params["backend"] = backend
         rclpy.init()
         self.rclpy, self.conv, self.node_io, self.output_qos = rclpy, conv, node_io, output_qos
         self.node = make_node(**params)
@@ -218,7 +220,8 @@ def node_part(args) -> tuple[list[dict], list[dict]]:
     """Per round, condition and subscription: the mean and median CPU per input; per condition
     the rounds' ratios (every output / latent only) and their median.
     """
-    h = NodeHarness(args.threads)
+    h = NodeHarness(args.threads, args.backend)
+    args.path = h.node.engine.path
     conditions = {"back_to_back": 0.0, "paused": args.gap_ms / 1e3}
     blocks = []
     try:
@@ -307,6 +310,7 @@ def main(argv=None) -> int:
                     help=f"timed inputs per block, a multiple of {CYCLE} (cycles of 15 frames, audio, stroke)")
     ap.add_argument("--repeats", type=int, default=100, help="timed chains per weight size and pause")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the chain and the node")
+    ap.add_argument("--backend", default="", help="the node's backend parameter (default: the parameter file's)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     if args.gap_ms <= 0 or args.rounds < 1 or args.inputs < 1 or args.repeats < 1:
@@ -321,12 +325,13 @@ def main(argv=None) -> int:
                 "busy loop, asleep and run once untimed"))
     blocks, summary = node_part(args)
     print(table(summary, ["condition", "gap_ms", "latent_cpu_ms", "all_cpu_ms", "ratio_median"],
-                "node callback CPU per input (median over rounds of the block means); ratio: median of the "
-                "rounds' every output / latent only"))
+                f"node callback CPU per input, path {args.path} (median over rounds of the block means); ratio: "
+                "median of the rounds' every output / latent only"))
     for row in summary:
         print(f"{row['condition']}: ratios {row['ratios']}")
     path = write_result("idle", {"gap_ms": args.gap_ms, "rounds": args.rounds, "inputs_per_block": args.inputs,
                                  "warmup_inputs_per_block": CYCLE, "repeats": args.repeats, "threads": args.threads,
+                                 "backend": args.backend or "parameter file", "inference_path": args.path,
                                  "ros_domain_id": os.environ.get("ROS_DOMAIN_ID"), "cpu_facts": cpu_facts(),
                                  "load_before": load0, "load_after": load_average(), "matrix_chain": chain,
                                  "node": summary, "node_blocks": blocks}, args.out)

@@ -16,7 +16,9 @@ Three processes on loopback (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, own ROS_DO
    else; variant ``tuned`` adds ``-p`` overrides (``--max-rate-hz``, ``--heartbeat-hz``,
    staleness image 0.5 s, audio/trajectory 3 s), labelled as such in the table and JSON; variant
    ``onnx`` adds ``-p backend:=onnx`` (ONNX Runtime; graphs exported when the node configures);
-   ``int8`` adds ``-p backend:=int8`` (the fast path with weight-only int8 products); ``single``
+   ``int8`` adds ``-p backend:=int8`` (the fast path with weight-only int8 products), ``fast``
+   ``-p backend:=fast`` (the exact float path; the shipped ``int8_auto`` runs int8 on a CPU with
+   AVX512-BF16 or AMX, else fast: the configure line in the node's log says which); ``single``
    adds ``-p executor:=single`` (rclpy's SingleThreadedExecutor instead of the EventsExecutor);
 3. this script, subscribed to what the run's ``subscribe`` mode says: ``image`` (``/nexus/image``
    + ``/nexus/latent``, the default), ``all`` (every output topic of the node) or ``latent``
@@ -27,8 +29,8 @@ Three processes on loopback (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, own ROS_DO
    settle), so that each latent-only phase has an every-output phase beside it on the same warm
    node under the same machine load; it reports each pair's CPU ratio and their median.
 
-``--runs`` lists ``variant:subscribe`` pairs (default ``shipped:image,tuned:image,shipped:all,
-shipped:latent,shipped:alternate``). Latency = receive time of the measured topic (``/nexus/image``;
+``--runs`` lists ``variant:subscribe`` pairs (default ``shipped:image,fast:image,tuned:image,
+shipped:all,shipped:latent,shipped:alternate``). Latency = receive time of the measured topic (``/nexus/image``;
 ``/nexus/latent_stamped`` in ``latent`` mode) - its header stamp (the newest fused input's
 stamp), for each camera frame and stroke the publisher stamped in the window: the first output
 that carries its stamp (the publisher reports every stamp it sent). Outputs carrying another
@@ -251,12 +253,12 @@ def node_command(args, variant: str) -> list[str]:
                 "-p", "staleness.audio:=3.0", "-p", "staleness.trajectory:=3.0"]
     elif variant in ("onnx", "onnx_int8"):
         cmd += ["-p", f"backend:={variant}"]
-    elif variant == "int8":
-        cmd += ["-p", "backend:=int8"]
+    elif variant in ("int8", "fast"):
+        cmd += ["-p", f"backend:={variant}"]
     elif variant == "single":
         cmd += ["-p", "executor:=single"]
     elif variant != "shipped":
-        raise ValueError(f"unknown variant {variant!r} (shipped | tuned | onnx | onnx_int8 | int8 | single)")
+        raise ValueError(f"unknown variant {variant!r} (shipped | tuned | onnx | onnx_int8 | int8 | fast | single)")
     if args.checkpoint:
         cmd += ["-p", f"checkpoint:={args.checkpoint}"]
     return cmd
@@ -299,7 +301,8 @@ def run_bench(args) -> int:
     load_after = load_average()
     fh, fw, enc = frame_format(args.frame)
     for row in alt_rows:
-        print(f"node CPU per fusion, {row['variant']}, latent-only vs every output, {row['pairs']} pairs of "
+        print(f"node CPU per fusion, {row['variant']} (path {row['path']}), latent-only vs every output, "
+              f"{row['pairs']} pairs of "
               f"{args.cpu_phase_seconds:g} s phases (load {row['load']}): latent {row['latent_cpu_ms_per_output']} ms, "
               f"all {row['all_cpu_ms_per_output']} ms, ratios {row['ratios']}, median {row['ratio_median']}")
     if rows:
@@ -441,7 +444,7 @@ def run_one(args, variant: str, subscribe: str):
         rclpy.try_shutdown()
 
     if subscribe == "alternate":
-        return _alternate_row(variant, load_run, phases), {}
+        return {**_alternate_row(variant, load_run, phases), "path": diag.get("inference path", "?")}, {}
     window = w1 - w0
     # only outputs received inside the window: after it the publisher stops and the node's
     # heartbeat fusions (which fill silence) keep carrying the last stamp, whose age then grows
@@ -459,7 +462,8 @@ def run_one(args, variant: str, subscribe: str):
     expected = len(published)
     cam_stamps = len(first)
     cpu_s = cpu1 - cpu0
-    row = {"variant": variant, "subscribe": subscribe, "load": load_run[0], "outputs": len(recv),
+    row = {"variant": variant, "subscribe": subscribe, "path": diag1.get("inference path", "?"), "load": load_run[0],
+           "outputs": len(recv),
            "rate_hz": round(len(recv) / window, 2),
            "median_ms": stats.get("median_ms"), "p99_ms": stats.get("p99_ms"), "mean_ms": stats.get("mean_ms"),
            # stamps (camera frames and strokes) published in the window that no output carried: a
@@ -536,8 +540,10 @@ def main(argv=None) -> int:
     ap.add_argument("--stroke-hz", type=float, default=2.0)
     ap.add_argument("--frame", default="28", help="camera frames: a side length for square mono8 frames (28 = the "
                     "camera node's playback) or 'vga' (640x480 bgr8)")
-    ap.add_argument("--runs", default="shipped:image,tuned:image,shipped:all,shipped:latent,shipped:alternate",
+    ap.add_argument("--runs", default="shipped:image,fast:image,tuned:image,shipped:all,shipped:latent,"
+                    "shipped:alternate",
                     help="comma-separated variant:subscribe runs; variant shipped | tuned | onnx | onnx_int8 | int8 "
+                         "| fast "
                          "| single, subscribe image | all | latent | alternate")
     ap.add_argument("--cpu-pairs", type=int, default=6, help="subscribe mode alternate: latent-only / "
                     "every-output phase pairs")

@@ -29,7 +29,7 @@ from .units.label import softmax as _softmax
 
 
 #: inference backends (``FusionEngine(backend=...)``)
-BACKENDS = ("reference", "fast", "onnx", "auto", "int8", "onnx_int8")
+BACKENDS = ("reference", "fast", "onnx", "auto", "int8", "onnx_int8", "int8_auto")
 
 
 class EngineInputError(ValueError):
@@ -166,7 +166,11 @@ class FusionEngine:
     models, other kinds run on the reference path) or ``"onnx_int8"`` (the onnx path with int8
     matrix products, :func:`~crossmodal_ros.models.onnx_path.quantize_int8`: the fastest batch-1
     path on the AMD CPU it was measured on, ``benchmarks/README.md``; close to the reference, not
-    equal: bounds in ``test/test_onnx_path.py``). None
+    equal: bounds in ``test/test_onnx_path.py``) or ``"int8_auto"`` (the node's default: ``int8``
+    on a CPU where it pays, :func:`~crossmodal_ros.models.fast.int8_preferred`: torch's kernel and
+    a native bfloat16 path, AVX512-BF16 or AMX; else, and on CUDA or with ``half``, ``fast``; a
+    kernel that fails its probe product falls back to ``fast`` with a warning;
+    ``engine.backend`` says which it became). None
     (default) keeps ``fast``'s choice. ``onnx_cache`` (default off): keep the exported graphs on
     disk under ``paths.cache_dir()``/onnx, keyed by the weights' digest (about 100 MB for the
     15 encode and 4 decode graphs), so a restart skips the export.
@@ -193,6 +197,10 @@ class FusionEngine:
         self.device = resolve_device(device)
         if backend is not None and backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS} (or None: fast={fast!r} decides), got {backend!r}")
+        #: the backend asked for; ``backend`` is what it resolved to (int8_auto -> int8 or fast)
+        self.requested_backend = backend
+        if backend == "int8_auto":
+            backend = "int8" if self.device.type == "cpu" and not half and fm.int8_preferred() else "fast"
         if backend in ("fast", "onnx", "auto", "int8", "onnx_int8"):
             fast = True
         elif backend == "reference":
@@ -239,7 +247,19 @@ class FusionEngine:
         from .models.fast import FastNexus
 
         weights = "int8" if self.backend == "int8" else "float"
-        self._fast = FastNexus(self.model, weights=weights) if self.fast and FastNexus.supports(self.model) else None
+        self._fast = None
+        if self.fast and FastNexus.supports(self.model):
+            try:
+                self._fast = FastNexus(self.model, weights=weights)
+            except RuntimeError as exc:  # the int8 kernel failed its probe product on this machine
+                if self.requested_backend != "int8_auto":
+                    raise
+                import warnings
+
+                warnings.warn(f"backend int8_auto: the int8 path is not usable here ({exc}); this engine uses "
+                              "the fast path", RuntimeWarning, stacklevel=2)
+                self.backend = "fast"
+                self._fast = FastNexus(self.model, weights="float")
         self._graphs = None
         if self._fast is not None and self.cuda_graphs:
             from .models.fast import CudaGraphRunner

@@ -190,7 +190,7 @@ def test_invalid_backend_is_rejected():
         FusionEngine(model, default_codecs(), device="cpu", backend="tensorrt")
     with pytest.raises(ValueError, match="backend must be one of"):
         FusionEngine.from_checkpoint("/nonexistent.pt", device="cpu", backend="ONNX")
-    assert BACKENDS == ("reference", "fast", "onnx", "auto", "int8", "onnx_int8")
+    assert BACKENDS == ("reference", "fast", "onnx", "auto", "int8", "onnx_int8", "int8_auto")
 
 
 def test_backend_choices_and_fallbacks(monkeypatch):

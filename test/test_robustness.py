@@ -144,14 +144,21 @@ def test_broken_model_scores_near_chance(parts):
 def test_cli_dispatch_and_row_selection(parts, tmp_path, capsys):
     from crossmodal_ros.evaluation.evaluate import main
 
-    args = ["--robustness", "--limit", "4", "--rows", "pen/rot*", "--out", str(tmp_path)]
-    if DATA_ROOT:
-        args += ["--data-root", DATA_ROOT]
-    assert main(args) == 0
+    base = ["--robustness", "--limit", "4", "--rows", "pen/rot*"] + (["--data-root", DATA_ROOT] if DATA_ROOT else [])
+    assert main(base + ["--out", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert "[1/4] pen/rot-20" in err and "[4/4] pen/rot+20" in err
     data = json.loads((tmp_path / "results.json").read_text())
     assert [r["id"] for r in data["rows"]] == ["pen/rot-20", "pen/rot-10", "pen/rot+10", "pen/rot+20"]
+    assert data["config"]["inference_path"] == "fast"
+    assert "inference path fast" in (tmp_path / "README.md").read_text()
+    # the node's default path, as the node resolves it on this machine
+    from crossmodal_ros.models.fast import int8_preferred
+
+    assert main(base + ["--out", str(tmp_path / "auto"), "--backend", "int8_auto"]) == 0
+    auto = json.loads((tmp_path / "auto" / "results.json").read_text())
+    assert auto["config"]["inference_path"] == ("fast-int8" if int8_preferred() else "fast")
+    assert [r["n"] for r in auto["rows"]] == [r["n"] for r in data["rows"]]
     assert main(["--robustness", "--rows", "nonsense", "--out", str(tmp_path)]) == 2
 
 
@@ -188,3 +195,6 @@ def test_default_output_never_overwrites_the_shipped_report(tmp_path):
     a, b = tmp_path / "a" / "best.pt", tmp_path / "b" / "best.pt"
     assert default_out(a, "test").name.startswith("robustness_best_") and default_out(a, "test").name.endswith("_test")
     assert default_out(a, "test") != default_out(b, "test")
+    # another inference path never writes the report, nor over the fast path's folder
+    assert default_out(shipped, "test", backend="int8_auto").parts[0] == "runs"
+    assert default_out(a, "test", backend="int8").name == default_out(a, "test").name + "_int8"

@@ -251,8 +251,8 @@ def main(argv=None) -> int:
                                 "--*-topic options)")
     p.add_argument("--checkpoint", default="", help="model checkpoint (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--backend", default="fast", choices=BACKENDS,
-                   help="inference path, as the node's backend parameter (default fast, the node's default)")
+    p.add_argument("--backend", default="int8_auto", choices=BACKENDS,
+                   help="inference path, as the node's backend parameter (default int8_auto, the node's default)")
     p.add_argument("--max-rate-hz", type=float, default=20.0)
     p.add_argument("--heartbeat-hz", type=float, default=5.0)
     p.add_argument("--max-burst", type=int, default=1, help="fresh fusions back to back (default 1, as replay)")

@@ -512,9 +512,11 @@ def main(argv=None) -> int:
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG sample grids")
     parser.add_argument("--plot-samples", type=int, default=6, help="examples per PNG grid")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    parser.add_argument("--backend", default="reference", choices=("reference", "fast", "int8", "onnx", "onnx_int8"),
-                        help="inference path evaluated: reference (model.infer, default), fast (the folded path "
-                             "the node runs) or int8 (the fast path with weight-only int8 products), both for "
+    parser.add_argument("--backend", default="reference",
+                        choices=("reference", "fast", "int8", "int8_auto", "onnx", "onnx_int8"),
+                        help="inference path evaluated: reference (model.infer, default), fast (the folded path), "
+                             "int8 (the fast path with weight-only int8 products) or int8_auto (the node's "
+                             "default: int8 on a CPU with a native bfloat16 path, else fast), all for "
                              "Nexus-family models; onnx or onnx_int8 (ONNX Runtime, float or int8 products, one "
                              "batch-1 call per sample); int8 and the onnx backends run on the CPU (--device auto "
                              "means cpu then)")
@@ -529,6 +531,11 @@ def main(argv=None) -> int:
         # the int8 path runs on the CPU only: with --device auto it is evaluated there
         cpu_only = args.backend in ("int8", "onnx", "onnx_int8")
         device = resolve_device("cpu" if cpu_only and args.device == "auto" else args.device)
+        if args.backend == "int8_auto":  # as the node resolves it (FusionEngine)
+            from crossmodal_ros.models.fast import int8_preferred
+
+            args.backend = "int8" if device.type == "cpu" and int8_preferred() else "fast"
+            print(f"backend int8_auto: {args.backend} on this {device.type}", flush=True)
         dataset = args.data.split(":")[0]
         inst_path = Path(args.instruments) if args.instruments else default_instruments_path(dataset)
         print(f"loading model {ckpt_path} on {device} ...", flush=True)

@@ -662,6 +662,7 @@ def run_suite(engine, instruments, *, rows=None, limit: int = DEFAULT_LIMIT, see
         "codecs": {m: c.to_dict() for m, c in suite.codecs.items() if hasattr(c, "to_dict")},
         "config": {"batch": BATCH, "buffer_s": BUFFER_S, "stream_utterances": STREAM_UTTERANCES,
                    "rir_pool": RIR_POOL, "vad": suite.vad, "frame": "640x480", "torch_threads": _threads(),
+                   "inference_path": getattr(engine, "path", "?"),
                    "segmenter": "segment_stream" if _has_segment_stream() else "VoiceActivitySegmenter (50 ms blocks)",
                    "rows": rows or ",".join(GROUPS)},
         "held_out_speakers": suite.held_out_speakers(),
@@ -703,7 +704,9 @@ def results_markdown(result: dict) -> str:
                 "val-split)" if result.get("split", "test") != "test" else ""),
              f"- **seed**: {result['seed']}; **limit per row**: {result['limit'] or 'all'} (rows with fewer "
              f"inputs use all of them); **runtime**: {result.get('seconds', 0):.0f} s "
-             f"({result['config'].get('torch_threads', '?')} torch thread(s))",
+             f"({result['config'].get('torch_threads', '?')} torch thread(s)"
+             + (f", inference path {result['config']['inference_path']}" if "inference_path" in result["config"]
+                else "") + ")",
              f"- **instruments**: trained on {result['instruments'].get('dataset') or '?'}; stored test accuracy "
              + ", ".join(f"{m} {_pct(a)} %" for m, a in result["instruments"].get("test_accuracy", {}).items()),
              "- **label acc.**: accuracy of the model's label output (argmax) with the row's modality given alone; "
@@ -892,11 +895,12 @@ def checkpoint_identity(path, meta: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- CLI
-def default_out(checkpoint: Path, split: str, full_suite: bool = True) -> Path:
+def default_out(checkpoint: Path, split: str, full_suite: bool = True, backend: str = "fast") -> Path:
     """Where a run writes without ``--out``. The committed report (:data:`DEFAULT_OUT` in the
     source checkout) only for the shipped checkpoint on the test split with the suite's defaults
-    (``full_suite``: every row, the default limit, seed, judges and data); any other run goes to
-    ``runs/robustness_<checkpoint name>_<hash of its path>_<split>`` in the working directory.
+    (``full_suite``: every row, the default limit, seed, judges, data and backend); any other run
+    goes to ``runs/robustness_<checkpoint name>_<hash of its path>_<split>`` in the working
+    directory, with ``_<backend>`` appended for a backend other than fast.
     """
     import hashlib
 
@@ -904,10 +908,11 @@ def default_out(checkpoint: Path, split: str, full_suite: bool = True) -> Path:
 
     ckpt = Path(checkpoint).resolve()
     source_report = _SOURCE_ROOT / DEFAULT_OUT
-    if full_suite and split == "test" and ckpt == default_checkpoint().resolve() and source_report.parent.is_dir():
+    if (full_suite and backend == "fast" and split == "test" and ckpt == default_checkpoint().resolve()
+            and source_report.parent.is_dir()):
         return source_report
     tag = hashlib.sha1(str(ckpt).encode()).hexdigest()[:6]
-    return Path("runs") / f"robustness_{ckpt.stem}_{tag}_{split}"
+    return Path("runs") / f"robustness_{ckpt.stem}_{tag}_{split}{'' if backend == 'fast' else '_' + backend}"
 
 
 def main(argv=None) -> int:
@@ -929,6 +934,9 @@ def main(argv=None) -> int:
                         help="comma-separated groups (camera,microphone,pen), row ids or patterns (pen/rot*)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--backend", default="fast", choices=("fast", "int8", "int8_auto", "reference"),
+                        help="inference path, as the node's backend parameter (default fast: equal to the "
+                             "training model; int8_auto is the node's default)")
     parser.add_argument("--data-root", default=None, help="digits dataset directory (default: the shipped one)")
     parser.add_argument("--split", default="test", choices=("test", "val"),
                         help="test (reports) or val (choosing between training runs; skips held-out sets)")
@@ -947,14 +955,15 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
     full_suite = (args.rows == ",".join(GROUPS) and args.limit == DEFAULT_LIMIT and args.seed == 0
-                  and args.instruments is None and args.data_root is None)
-    out = args.out if args.out is not None else str(default_out(ckpt, args.split, full_suite))
+                  and args.instruments is None and args.data_root is None and args.backend == "fast")
+    out = args.out if args.out is not None else str(default_out(ckpt, args.split, full_suite, args.backend))
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     try:
-        engine = FusionEngine.from_checkpoint(ckpt, device=args.device)
+        engine = FusionEngine.from_checkpoint(ckpt, device=args.device, backend=args.backend)
         instruments = Instruments.load(args.instruments, engine.device)
         info = checkpoint_identity(ckpt, engine.meta)
-        log(f"robustness suite: {ckpt} (sha256 {info['sha256'][:12]}), limit {args.limit}, seed {args.seed}")
+        log(f"robustness suite: {ckpt} (sha256 {info['sha256'][:12]}), limit {args.limit}, seed {args.seed}, "
+            f"path {engine.path}")
         result, suite = run_suite(engine, instruments, rows=args.rows, limit=args.limit, seed=args.seed,
                                   data_root=args.data_root, progress=log, checkpoint_info=info, split=args.split)
     except (RobustnessError, EvaluationError) as exc:

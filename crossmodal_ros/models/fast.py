@@ -88,6 +88,36 @@ def int8_available() -> bool:
     return hasattr(torch, "_weight_int8pack_mm")
 
 
+def cpu_flags() -> frozenset | None:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (None where there is no flags line: ARM, macOS)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            line = next((line for line in fh if line.startswith("flags")), None)
+    except OSError:
+        return None
+    return None if line is None else frozenset(line.split(":", 1)[1].split())
+
+
+def native_bf16_cpu(flags: frozenset | None = None) -> bool:
+    """Whether the CPU multiplies bfloat16 natively: AMX-BF16 or AVX512-BF16 in its flags
+    (``flags``: :func:`cpu_flags` when None); without a flags line, torch's own check.
+    """
+    flags = cpu_flags() if flags is None else flags
+    if flags is not None:
+        return "amx_bf16" in flags or "avx512_bf16" in flags
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(check()) if check is not None else False
+
+
+def int8_preferred(flags: frozenset | None = None) -> bool:
+    """What ``backend: int8_auto`` asks: does the weight-only int8 path pay on this CPU? Only
+    with torch's kernel and a native bfloat16 path (:func:`native_bf16_cpu`): the kernel runs on
+    bfloat16 activations, and without such a path each product was measured 14x slower than the
+    float32 one (benchmarks/README.md).
+    """
+    return int8_available() and native_bf16_cpu(flags)
+
+
 class Int8Weight:
     """A ``(in, out)`` product weight stored as int8 with one scale per output (symmetric,
     per-channel, weight-only: activations stay floating point). ``x @ w`` runs

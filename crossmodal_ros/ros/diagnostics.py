@@ -99,15 +99,18 @@ def fusion_status(
     qos_incompatible: Optional[Mapping[str, int]] = None,
     fused_inputs: Optional[Mapping[str, int]] = None,
     expired: Optional[Mapping[str, int]] = None,
+    path: str = "",
 ) -> DiagnosticStatus:
     """One ``DiagnosticStatus``: OK while active with live input, WARN when inactive, idle or
-    dropping input, ERROR after a failed inference (``last_error``).
+    dropping input, ERROR after a failed inference (``last_error``). ``path``: the engine's
+    inference path (``FusionEngine.path``, e.g. ``fast-int8``), listed after the device when given.
     """
     live = list(live)
     values = [
         KeyValue(key="state", value=state),
         KeyValue(key="live inputs", value="+".join(live) if live else "none"),
         KeyValue(key="device", value=device),
+        *([KeyValue(key="inference path", value=path)] if path else []),
         KeyValue(key="checkpoint", value=checkpoint),
         KeyValue(key="checkpoint kind", value=checkpoint_kind),
         KeyValue(key="inference latency last (ms)", value=_ms(latency.last)),
@@ -265,21 +268,23 @@ class InputMonitor:
 
 def node_statuses(core, monitor: InputMonitor, *, name: str, device: str, checkpoint: str, checkpoint_kind: str,
                   published: int, live: Iterable[str], now_s: float, topics: Mapping[str, str],
-                  subscribed: Iterable[str], cfg: Mapping[str, Any]) -> list[DiagnosticStatus]:
+                  subscribed: Iterable[str], cfg: Mapping[str, Any], path: str = "") -> list[DiagnosticStatus]:
     """The inference node's statuses: ``<name>: fusion`` (:func:`fusion_status`), then
     ``<name>: input <m>`` per input (:func:`input_status`).
 
     ``core``: the node's FusionCore (counters, staleness windows, last arrivals); ``published``:
     output messages sent; ``live``: the modalities live now; ``now_s``: the liveness clock;
     ``topics``: resolved input topic names; ``subscribed``: the inputs the node subscribes to;
-    ``cfg``: the node's parameter values (``diagnostics.expected_hz.<m>``, ``diagnostics.tolerance``).
+    ``cfg``: the node's parameter values (``diagnostics.expected_hz.<m>``, ``diagnostics.tolerance``);
+    ``path``: the engine's inference path.
     """
     statuses = [fusion_status(
         name=f"{name}: fusion", hardware_id=device, state="active" if core.active else "inactive", live=live,
         rates={m: r.rate() for m, r in monitor.rates.items()}, latency=core.latency, fused=core.fused_count,
         published=published, received=core.received, dropped=core.dropped, superseded=core.superseded,
         fused_inputs=core.fused_inputs, expired=core.expired, device=device, checkpoint=checkpoint,
-        checkpoint_kind=checkpoint_kind, last_error=core.last_error, qos_incompatible=monitor.qos_incompatible)]
+        checkpoint_kind=checkpoint_kind, last_error=core.last_error, qos_incompatible=monitor.qos_incompatible,
+        path=path)]
     for m in monitor.modalities:
         events, span, freq = monitor.freq[m].snapshot(core.received[m])
         last = core.last_arrival[m]

@@ -346,7 +346,8 @@ class InferenceNode(LifecycleNode):
         """The ``/diagnostics`` statuses now: ``<node>: fusion``, then ``<node>: input <m>`` per input."""
         return node_statuses(
             self.core, self.monitor, name=self.get_fully_qualified_name(),
-            device=str(getattr(self._engine, "device", "none")), checkpoint=self._checkpoint_path,
+            device=str(getattr(self._engine, "device", "none")), path=getattr(self._engine, "path", "none"),
+            checkpoint=self._checkpoint_path,
             checkpoint_kind=self._checkpoint_kind, published=self.outputs.published, live=self.live_inputs(),
             now_s=self._now_s(), topics={m: self.resolve_topic_name(t) for m, t in INPUT_TOPICS.items()},
             subscribed=self.inputs.subscribed, cfg=self._cfg)

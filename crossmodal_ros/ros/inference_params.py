@@ -46,8 +46,10 @@ PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "device": ("auto", _desc(
         "Inference device: auto (cuda when available, else cpu), cpu or cuda. Read at configure.",
         ParameterType.PARAMETER_STRING)),
-    "backend": ("fast", _desc(
-        "Batch-1 inference path: fast (folded PyTorch graph), onnx (ONNX Runtime; needs device cpu; "
+    "backend": ("int8_auto", _desc(
+        "Batch-1 inference path: int8_auto (default: int8 on a CPU with a native bfloat16 path, "
+        "AVX512-BF16 or AMX, where it measured faster in this node; else fast), fast (folded PyTorch "
+        "graph, equal to the training model within float rounding), onnx (ONNX Runtime; needs device cpu; "
         "builds its graphs at configure; about 2x faster than fast in a loop of batch-1 calls, about "
         "equal in this node, where fast skips unchanged inputs), auto (onnx where it runs, else fast), "
         "int8 (the fast path with weight-only int8 products; needs device cpu; faster than fast "

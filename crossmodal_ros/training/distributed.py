@@ -330,16 +330,9 @@ def fast_bf16(device: torch.device) -> bool:
         return bool(torch.cuda.is_bf16_supported(including_emulation=False))
     if device.type != "cpu":
         return False
-    flags = None
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), None)
-    except OSError:
-        pass
-    if flags is not None:
-        return "amx_bf16" in flags or "avx512_bf16" in flags
-    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # no x86 flags line (ARM, macOS)
-    return bool(check()) if check is not None else False
+    from crossmodal_ros.models.fast import native_bf16_cpu
+
+    return native_bf16_cpu()
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
