@@ -4,8 +4,9 @@
 
 For each of the 15 subsets, one ``FusionEngine.infer_tensors`` call (batch 1, every modality
 decoded, numpy out) with the shipped checkpoint on the CPU, for the backends ``reference``
-(torch eager, the module graph), ``fast`` (FastNexus, the current default), ``int8`` (FastNexus
-with weight-only int8 products), ``onnx`` (ONNX Runtime: an encode graph per subset, a decode
+(torch eager, the module graph), ``fast`` (FastNexus, the engine's default), ``int8`` (FastNexus
+with weight-only int8 products; what the node's default ``int8_auto`` runs on a CPU with
+AVX512-BF16 or AMX), ``onnx`` (ONNX Runtime: an encode graph per subset, a decode
 graph per modality; needs onnxruntime + onnx) and ``onnx_int8`` (the same with int8 products).
 The backends are timed interleaved
 in rounds (each round: ``--runs``/``--rounds`` calls per backend and subset) so that a change of

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 #: (column prefix in the rows, label), in drawing order; columns the run lacks are skipped
-SERIES = (("ours", "fast (default)"), ("ours_onnx", "onnx"), ("ours_onnx_int8", "onnx_int8"),
+SERIES = (("ours", "fast"), ("ours_onnx", "onnx"), ("ours_onnx_int8", "onnx_int8"),
           ("ours_int8", "int8"), ("multivae", "multivae Nexus"))
 
 

@@ -106,6 +106,17 @@ def resolve_device(device: str = "auto") -> torch.device:
     return dev
 
 
+def resolve_int8_auto(device: torch.device, half: bool, model) -> str:
+    """The backend ``int8_auto`` becomes: ``"int8"`` for a float32 CPU engine of a model the fast
+    path runs (Nexus family) where :func:`~crossmodal_ros.models.fast.int8_preferred` (torch's
+    kernel and a CPU that multiplies bfloat16 natively); else ``"fast"``. Puts ``model`` in eval
+    mode (as every engine does).
+    """
+    if torch.device(device).type != "cpu" or half or not fm.FastNexus.supports(model.eval()):
+        return "fast"
+    return "int8" if fm.int8_preferred() else "fast"
+
+
 def _memory_order(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
     """``x`` with every negatively strided axis flipped back (a view) and the flipped axes.
 
@@ -200,7 +211,7 @@ class FusionEngine:
         #: the backend asked for; ``backend`` is what it resolved to (int8_auto -> int8 or fast)
         self.requested_backend = backend
         if backend == "int8_auto":
-            backend = "int8" if self.device.type == "cpu" and not half and fm.int8_preferred() else "fast"
+            backend = resolve_int8_auto(self.device, half, model)
         if backend in ("fast", "onnx", "auto", "int8", "onnx_int8"):
             fast = True
         elif backend == "reference":

@@ -368,6 +368,14 @@ def test_bag_eval_backend_option(bag, tmp_path):
         reports[backend] = json.loads(out.read_text())
     assert reports["onnx"]["per_subset"] == reports["fast"]["per_subset"]
     assert reports["onnx"]["outputs"] == reports["fast"]["outputs"] > 0
+    assert reports["fast"]["inference_path"] == "fast" and reports["onnx"]["inference_path"] == "onnx"
+    # the default is the node's: int8_auto, with the path it became on this machine in the report
+    from crossmodal_ros.models.fast import int8_preferred
+
+    assert main([str(path), "--device", "cpu", "--json", str(tmp_path / "default.json")]) == 0
+    default = json.loads((tmp_path / "default.json").read_text())
+    assert default["inference_path"] == ("fast-int8" if int8_preferred() else "fast")
+    assert default["outputs"] == reports["fast"]["outputs"]  # the same scheduler decisions
     with pytest.raises(SystemExit) as exc:
         main([str(path), "--backend", "onnx", "--device", "cpu", "--max-rate-hz", "-1"])
     assert exc.value.code == 2

@@ -95,3 +95,24 @@ def test_audio_path_summary_quotes_the_generated_tables():
         made = (AUDIO_PATH / f"audio_data_trial_{'val' if split == 'validation' else 'test'}.md").read_text()
         for cell in cells:
             assert f"**{cell}**" in made, (split, cell)
+
+
+def test_int8_path_summary_quotes_its_reports():
+    """docs/results/int8_path/README.md (the node's default path on AVX512-BF16/AMX CPUs) quotes
+    its two reports and the committed float-path robustness report.
+    """
+    folder = ROOT / "docs" / "results" / "int8_path"
+    text = (folder / "README.md").read_text()
+    ev = json.loads((folder / "eval" / "results.json").read_text())
+    assert ev["header"]["inference path"] == "int8" and ev["n_samples"] == 3498
+    assert f"**{100 * ev['mean_cross_accuracy']:.2f} %**" in text
+
+    def label_mean(path):
+        rows = [r for r in json.loads(path.read_text())["rows"] if r.get("n")]
+        return len(rows), sum(r["n"] for r in rows), 100 * sum(r["accuracy"] for r in rows) / len(rows)
+
+    n, inputs, int8 = label_mean(folder / "robustness" / "results.json")
+    _, _, fast = label_mean(ROBUST)
+    assert json.loads((folder / "robustness" / "results.json").read_text())["config"]["inference_path"] == "fast-int8"
+    assert f"**{int8:.2f} %** over {n} rows ({inputs:,} inputs)" in text
+    assert f"{fast:.2f} % ([`../robustness/`]" in text

@@ -100,8 +100,10 @@ def test_policy_runs_unchanged_against_live_node(ros_context, shipped):
         assert info["source"] == ("stamped" if stamped else "plain")
         if stamped:  # the stamped latent names the checkpoint the policy was trained on
             assert env.reading.model.get("checkpoint_sha256") == policy.checkpoint_sha256
-        # the node's latent of the same camera frame is the simulated observation
-        np.testing.assert_allclose(obs[:-N_CELLS], sim_mu, atol=0.05)
+        # the node's latent of the same camera frame is the simulated observation (the policy was
+        # trained on the float path's latents; the node's default int8_auto runs the int8 path on
+        # CPUs with AVX512-BF16/AMX, whose latent means stay within test_fast_int8.BOUNDS, 0.1)
+        np.testing.assert_allclose(obs[:-N_CELLS], sim_mu, atol=0.1 if nexus.engine.path == "fast-int8" else 0.05)
         ret, done, steps = 0.0, False, 0
         while not done:
             obs, r, term, trunc, info = env.step(int(policy.act(obs)[0]))

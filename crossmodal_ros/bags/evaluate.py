@@ -80,6 +80,7 @@ class EvalReport:
     inputs: dict  # modality -> messages
     invalid: dict  # modality -> undecodable messages
     mean_infer_ms: float
+    inference_path: str = ""  # the engine's path (FusionEngine.path): fast, fast-int8, onnx, ...
 
     @property
     def output_rate_hz(self) -> float:
@@ -104,7 +105,7 @@ class EvalReport:
             "output_rate_hz": self.output_rate_hz, "accuracy": self.accuracy,
             "samples": self.samples,
             "per_subset": self.per_subset, "inputs": self.inputs, "invalid": self.invalid,
-            "mean_infer_ms": self.mean_infer_ms,
+            "mean_infer_ms": self.mean_infer_ms, "inference_path": self.inference_path,
         }
 
     def table(self) -> str:
@@ -119,7 +120,8 @@ class EvalReport:
                          "no sample settled on it")
         lines.append(f"output rate {self.output_rate_hz:.2f} Hz over bag time "
                      f"({self.prompt_outputs} prompt, {self.heartbeat_outputs} heartbeat); "
-                     f"inference {self.mean_infer_ms:.1f} ms mean")
+                     f"inference {self.mean_infer_ms:.1f} ms mean"
+                     + (f" (path {self.inference_path})" if self.inference_path else ""))
         return "\n".join(lines)
 
 
@@ -239,6 +241,7 @@ def evaluate_bag(path: str | Path, engine, settings: FusionSettings = FusionSett
         outputs=counts["prompt"] + counts["heartbeat"], prompt_outputs=counts["prompt"],
         heartbeat_outputs=counts["heartbeat"], per_subset=report_subsets, inputs=n_inputs,
         invalid=invalid, mean_infer_ms=1e3 * float(np.mean(infer_s)) if infer_s else 0.0,
+        inference_path=str(getattr(engine, "path", "")),
     )
 
 

@@ -419,7 +419,7 @@ class FastPathModel(_InferencePath):
             raise EvaluationError(f"the fast path runs Nexus-family models, not {type(model).__name__}")
         try:
             self.fast = FastNexus(model, weights=weights)
-        except ValueError as exc:
+        except (ValueError, RuntimeError) as exc:  # RuntimeError: the int8 kernel failed its probe product
             raise EvaluationError(str(exc)) from exc
         super().__init__(model)
 
@@ -531,18 +531,27 @@ def main(argv=None) -> int:
         # the int8 path runs on the CPU only: with --device auto it is evaluated there
         cpu_only = args.backend in ("int8", "onnx", "onnx_int8")
         device = resolve_device("cpu" if cpu_only and args.device == "auto" else args.device)
-        if args.backend == "int8_auto":  # as the node resolves it (FusionEngine)
-            from crossmodal_ros.models.fast import int8_preferred
-
-            args.backend = "int8" if device.type == "cpu" and int8_preferred() else "fast"
-            print(f"backend int8_auto: {args.backend} on this {device.type}", flush=True)
         dataset = args.data.split(":")[0]
         inst_path = Path(args.instruments) if args.instruments else default_instruments_path(dataset)
         print(f"loading model {ckpt_path} on {device} ...", flush=True)
         model, codecs, meta = load_checkpoint(ckpt_path, device)
+        requested = args.backend
+        if args.backend == "int8_auto":  # as FusionEngine resolves it for the node
+            from crossmodal_ros.engine import resolve_int8_auto
+            from crossmodal_ros.models.fast import FastNexus
+
+            args.backend = resolve_int8_auto(device, False, model) if FastNexus.supports(model.eval()) else "reference"
+            if args.backend == "int8":
+                try:
+                    model = FastPathModel(model, weights="int8")
+                except EvaluationError as exc:
+                    print(f"warning: backend int8_auto: the int8 path is not usable here ({exc}); evaluating the "
+                          "fast path", file=sys.stderr)
+                    args.backend = "fast"
+            print(f"backend int8_auto: {args.backend} on this {device.type}", flush=True)
         if args.backend in ("onnx", "onnx_int8"):
             model = OnnxPathModel(model, weights="int8" if args.backend == "onnx_int8" else "float")
-        elif args.backend != "reference":
+        elif args.backend != "reference" and not isinstance(model, FastPathModel):
             model = FastPathModel(model, weights="int8" if args.backend == "int8" else "float")
         instruments = Instruments.load(inst_path, device)
         if instruments.dataset and instruments.dataset != dataset:
@@ -567,6 +576,7 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else Path("docs") / "results" / ckpt_path.stem
     header = {"checkpoint": ckpt_path.name, "model kind": getattr(model, "kind", "?"),
               **({"inference path": args.backend} if args.backend != "reference" else {}),
+              **({"backend requested": requested} if requested != args.backend else {}),
               "data": f"{args.data} ({args.split} split{', first %d' % args.limit if args.limit else ''})",
               "instruments": inst_path.name}
     real = {m: tensors[m][:args.plot_samples] for m in result["modalities"]}
