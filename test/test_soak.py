@@ -46,6 +46,9 @@ def test_short_soak(soak, tmp_path, node_process):
     finally:
         torch.set_num_threads(threads)
     assert report["node"] == ("own process" if node_process else "in process")
+    from crossmodal_ros.models.fast import int8_preferred
+
+    assert report["inference_path"] == ("fast-int8" if int8_preferred() else "fast")  # the shipped int8_auto
     out = io.StringIO()
     soak.print_report(report, out)
     print(out.getvalue())

@@ -88,6 +88,7 @@ class InProcessNode:
         self.node = nexus
         self.outputs = sorted(nexus.outputs.pubs)
         self.device = str(nexus.engine.device) if nexus.engine is not None else "none"
+        self.path = nexus.engine.path if nexus.engine is not None else "none"
 
     def received(self) -> dict:
         return dict(self.node.received)
@@ -147,6 +148,7 @@ class NodeProcess:
         probe.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
         self.outputs: list[str] = []
         self.device = "?"
+        self.path = "?"
 
     def _on_diag(self, msg) -> None:
         for status in msg.status:
@@ -154,6 +156,7 @@ class NodeProcess:
                 self.values = {kv.key: kv.value for kv in status.values}
                 self.updates += 1
                 self.device = self.values.get("device", self.device)
+                self.path = self.values.get("inference path", self.path)
 
     def exited(self) -> bool:
         return self.proc.poll() is not None
@@ -530,6 +533,7 @@ def _report(view, graph, monitor, counter, outputs, samples, crashes, records_to
         "duration_s": duration_s,
         "checkpoint": checkpoint,
         "device": view.device,
+        "inference_path": view.path,
         "period_s": period,
         "outage_phases": len(schedule.phases),
         "crashes": len(crashes),
@@ -574,7 +578,8 @@ def verdict(report: dict, targets: bool = True) -> list[str]:
 
 def print_report(report: dict, out=sys.stdout) -> None:
     p = lambda *a: print(*a, file=out)  # noqa: E731
-    p(f"\n== soak report ({report['duration_s']:.0f} s, {report['device']}, node {report.get('node', '?')}, "
+    p(f"\n== soak report ({report['duration_s']:.0f} s, {report['device']}, path {report.get('inference_path', '?')}, "
+      f"node {report.get('node', '?')}, "
       f"{report['outage_phases']} outage phases)")
     p(f"  crashes: {report['crashes']}")
     p(f"  RSS: {report['rss_mb_first']} -> {report['rss_mb_last']} MiB "
