@@ -57,7 +57,12 @@ def test_int8_auto_follows_the_cpu_check(shipped, monkeypatch, preferred):
 
 
 def test_int8_auto_is_fast_in_float16_and_for_kinds_without_a_fast_path(shipped, monkeypatch):
+    from crossmodal_ros.engine import resolve_int8_auto
+
     monkeypatch.setattr(fm, "int8_preferred", lambda flags=None: True)
+    assert resolve_int8_auto(torch.device("cpu"), False, shipped.model) == "int8"
+    assert resolve_int8_auto(torch.device("cuda"), False, shipped.model) == "fast"  # the kernel is CPU only
+    assert resolve_int8_auto(torch.device("cpu"), True, shipped.model) == "fast"
     half = FusionEngine(copy.deepcopy(shipped.model), shipped.codecs, device="cpu", backend="int8_auto", half=True)
     assert half.backend == "fast" and half.path == "fast"  # the int8 kernel runs float32 models only
     mmvae = FusionEngine(build_model("mmvae", {}).eval(), default_codecs(), device="cpu", backend="int8_auto")
