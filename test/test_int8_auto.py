@@ -21,6 +21,13 @@ from crossmodal_ros.models import fast as fm
 from crossmodal_ros.models.fast import cpu_flags, int8_available, int8_preferred, native_bf16_cpu
 
 
+def _broken_int8_kernel(monkeypatch):
+    """A CPU the check accepts, with an int8 kernel that returns zeros (it fails the probe)."""
+    monkeypatch.setattr(fm, "int8_preferred", lambda flags=None: True)
+    monkeypatch.setattr(torch, "_weight_int8pack_mm",
+                        lambda x, q, scale: torch.zeros((x.shape[0], q.shape[0]), dtype=x.dtype), raising=False)
+
+
 @pytest.fixture(scope="module")
 def shipped():
     return FusionEngine.from_checkpoint(device="cpu")
@@ -86,9 +93,7 @@ def test_int8_auto_falls_back_to_fast_when_the_kernel_fails_its_probe(shipped, m
     ``Int8Weight``) fails the probe product: int8_auto warns and runs the float path; an explicit
     ``int8`` is an error. Runs on any CPU: the check and the kernel are replaced.
     """
-    monkeypatch.setattr(fm, "int8_preferred", lambda flags=None: True)
-    monkeypatch.setattr(torch, "_weight_int8pack_mm",
-                        lambda x, q, scale: torch.zeros((x.shape[0], q.shape[0]), dtype=x.dtype), raising=False)
+    _broken_int8_kernel(monkeypatch)
     with pytest.warns(RuntimeWarning, match="int8 path is not usable here"):
         eng = FusionEngine(shipped.model, shipped.codecs, device="cpu", backend="int8_auto")
     assert eng.backend == "fast" and eng.path == "fast" and eng.requested_backend == "int8_auto"
@@ -108,9 +113,7 @@ def test_crossmodal_eval_resolves_int8_auto_as_the_node(tmp_path, monkeypatch):
     assert header["inference path"] == ("int8" if int8_preferred() else "fast")
     assert header["backend requested"] == "int8_auto"
     # a kernel failing its probe: the float path is evaluated, with a warning, not a traceback
-    monkeypatch.setattr(fm, "int8_preferred", lambda flags=None: True)
-    monkeypatch.setattr(torch, "_weight_int8pack_mm",
-                        lambda x, q, scale: torch.zeros((x.shape[0], q.shape[0]), dtype=x.dtype), raising=False)
+    _broken_int8_kernel(monkeypatch)
     assert main(["--backend", "int8_auto", "--device", "cpu", "--limit", "20", "--no-plots", "--threads", "1",
                  "--out", str(tmp_path / "fallback")]) == 0
     header = json.loads((tmp_path / "fallback" / "results.json").read_text())["header"]

@@ -541,18 +541,20 @@ def main(argv=None) -> int:
             from crossmodal_ros.models.fast import FastNexus
 
             args.backend = resolve_int8_auto(device, False, model) if FastNexus.supports(model.eval()) else "reference"
-            if args.backend == "int8":
-                try:
-                    model = FastPathModel(model, weights="int8")
-                except EvaluationError as exc:
-                    print(f"warning: backend int8_auto: the int8 path is not usable here ({exc}); evaluating the "
-                          "fast path", file=sys.stderr)
-                    args.backend = "fast"
-            print(f"backend int8_auto: {args.backend} on this {device.type}", flush=True)
         if args.backend in ("onnx", "onnx_int8"):
             model = OnnxPathModel(model, weights="int8" if args.backend == "onnx_int8" else "float")
-        elif args.backend != "reference" and not isinstance(model, FastPathModel):
-            model = FastPathModel(model, weights="int8" if args.backend == "int8" else "float")
+        elif args.backend != "reference":
+            try:
+                model = FastPathModel(model, weights="int8" if args.backend == "int8" else "float")
+            except EvaluationError as exc:
+                if requested != "int8_auto":
+                    raise
+                print(f"warning: backend int8_auto: the int8 path is not usable here ({exc}); evaluating the "
+                      "fast path", file=sys.stderr)
+                args.backend = "fast"
+                model = FastPathModel(model)
+        if requested == "int8_auto":
+            print(f"backend int8_auto: {args.backend} on this {device.type}", flush=True)
         instruments = Instruments.load(inst_path, device)
         if instruments.dataset and instruments.dataset != dataset:
             print(f"warning: instruments were trained on {instruments.dataset!r}, evaluating on {dataset!r}",
