@@ -19,6 +19,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt setup.py setup.cfg pack
 
 $(STAMP): requirements.txt setup.py setup.cfg package.xml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "$(VENV) runs Python " + sys.version.split()[0] + "; the ROS 2 wheels need 3.11: make clean-venv, then make <target> PYTHON=python3.11")'
 	@echo "== installing pinned dependencies into $(VENV) (first run only, ~2-4 min) =="
 	$(PY) -m pip install --quiet --disable-pip-version-check $(PIP_ARGS) -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
