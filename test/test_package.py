@@ -85,3 +85,31 @@ def test_wheel_carries_share_files_and_dataset(tmp_path):
     assert any(n.endswith("share/ament_index/resource_index/packages/crossmodal_ros") for n in names)
     assert any(n.startswith("crossmodal_ros/data/digits/") and n.endswith(".flac") for n in names)
     assert not any("/test/" in n or n.startswith("test/") for n in names)
+
+
+def test_make_refuses_a_venv_of_another_python(tmp_path):
+    """A `.venv` left by another Python version (the ROS 2 wheels need 3.11) stops `make setup`
+    before pip runs, with a message naming the fix; a 3.11 interpreter passes the same check.
+    """
+    import shutil
+
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    fake = tmp_path / "venv312" / "bin"
+    fake.mkdir(parents=True)
+    # a python that reports 3.12 and runs `-c CODE` with the real interpreter
+    (fake / "python").write_text(
+        "#!/bin/sh\n"
+        f"exec {sys.executable} -c \"import sys; sys.version_info = (3, 12, 0, 'final', 0); "
+        "sys.version = '3.12.0 (fake)'; exec(sys.argv[1])\" \"$2\"\n")
+    (fake / "python").chmod(0o755)
+    done = subprocess.run(["make", "-C", str(ROOT), "setup", f"VENV={tmp_path / 'venv312'}"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "runs Python 3.12.0" in done.stderr + done.stdout and "make clean-venv" in done.stderr + done.stdout
+    assert "installing pinned dependencies" not in done.stdout
+    # the real interpreter passes the check (3.11 is what this suite runs on)
+    check = [line for line in (ROOT / "Makefile").read_text().splitlines() if "sys.version_info[:2] ==" in line]
+    assert len(check) == 1
+    code = check[0].split("-c '", 1)[1].rsplit("'", 1)[0].replace("$(VENV)", ".venv")
+    assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 0
