@@ -171,7 +171,8 @@ def markdown(r: dict) -> str:
         f"{r['sample_rate'] // 1000} kHz.",
         "",
         "Streams: utterances separated by 0.6-1.4 s over continuous background noise "
-        "(`crossmodal_ros.sim.continuous_stream`; SNR relative to the speech level; babble is made of "
+        "(`crossmodal_ros.sim.continuous_stream`; SNR relative to the clips' mean speech level, "
+        "each recording at its own level, so quiet speakers are below it; babble is made of "
         "train-split clips), segmented in 50 ms blocks exactly as the microphone node does "
         "(`segmenters.segment_stream`, default parameters: pre-roll 0.1 s, hangover 0.3 s, "
         "0.15-2.0 s utterances).",
