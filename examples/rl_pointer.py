@@ -1,5 +1,3 @@
-# SPDX-License-Identifier: Apache-2.0
-# Copyright 2026 The crossmodal_ros authors
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 # Copyright 2026 The crossmodal_ros authors
@@ -10,7 +8,8 @@ and press submit there. The agent observes only the Nexus latent (plus its point
 
 Train (simulation, no ROS; ~1 min to encode the dataset once, then ~1-2 min of PPO on 2 cores)::
 
-    python examples/rl_pointer.py train                   # -> models/rl_pointer_image.pt
+    python examples/rl_pointer.py train                   # -> runs/rl_pointer_image.pt
+    python examples/rl_pointer.py train --out models/rl_pointer_image.pt   # replace the shipped policy
 
 Run against the demo graph, built in this process as ``make demo`` builds it (camera,
 microphone and pen playback of the test split, the inference node with the shipped model), with
@@ -197,11 +196,14 @@ def main(argv=None) -> int:
     t.add_argument("--timesteps", type=int, default=500_000)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoint", default="")
-    t.add_argument("--out", default=DEFAULT_POLICY)
+    t.add_argument("--out", default="runs/rl_pointer_image.pt",
+                   help="policy file (default: runs/rl_pointer_image.pt; the shipped one: models/rl_pointer_image.pt)")
     t.add_argument("--mean", action="store_true",
                    help="train on the latent mean (default: on samples of the fused Gaussian, which transfers better)")
     r = sub.add_parser("run", help="run the policy against the live latent topic")
-    r.add_argument("--policy", default=DEFAULT_POLICY)
+    r.add_argument("--policy", default=DEFAULT_POLICY,
+                   help="policy file (default: the shipped models/rl_pointer_image.pt; "
+                        "one you trained: runs/rl_pointer_image.pt)")
     r.add_argument("--checkpoint", default="")
     r.add_argument("--duration", type=float, default=60.0, help="seconds (5 outage phases)")
     r.add_argument("--period", type=float, default=3.0, help="seconds per playback sample (= per episode)")

@@ -52,9 +52,31 @@ def test_seeds_give_mean_and_std_and_the_verdict_follows_the_numbers(tool, tmp_p
 def test_one_seed_has_no_std(tool, tmp_path):
     a = _eval_result(tmp_path / "a", 0.97, 0.98)
     b = _eval_result(tmp_path / "b", 0.96, 0.98)
-    tool.main([f"A={a}", f"B={b}", "--out", str(tmp_path / "t.md")])
+    b3 = ",".join(_eval_result(tmp_path / f"b3_{i}", m, 0.98) for i, m in enumerate((0.95, 0.96, 0.97)))
+    tool.main([f"A={a}", f"B={b}", f"C={b3}", "--out", str(tmp_path / "t.md")])
     text = (tmp_path / "t.md").read_text()
-    assert "**97.0**" in text and "one seed for A, B: no std from it" in text
+    lines = [ln for ln in text.splitlines() if ln.startswith("- ")]
+    assert "**97.0**" in text
+    # one seed on each side: no spread to test the lead against, so no verdict (a 2-std test
+    # against 0 would call any gap significant)
+    assert any("vs B" in ln and "no verdict" in ln and "2 std" not in ln for ln in lines), lines
+    # one seed on one side: the other's spread decides, and the line says so
+    assert any("vs C" in ln and "one seed for A: no std from it" in ln for ln in lines), lines
+
+
+def test_different_sample_counts_are_flagged(tool, tmp_path):
+    def with_n(folder, n):
+        path = pathlib.Path(_eval_result(folder, 0.97, 0.98)) / "results.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "n_samples": n}))
+        return str(folder)
+
+    same = tool.main([f"A={with_n(tmp_path / 'a', 3498)}", f"B={with_n(tmp_path / 'b', 3498)}",
+                      "--out", str(tmp_path / "same.md")])
+    assert same == 0 and "different numbers of samples" not in (tmp_path / "same.md").read_text()
+    tool.main([f"A={with_n(tmp_path / 'c', 3498)}", f"B={with_n(tmp_path / 'd', 300)}",
+               "--out", str(tmp_path / "t.md")])
+    text = (tmp_path / "t.md").read_text()
+    assert "different numbers of samples" in text and "A 1 seed(s): 3498" in text and "B 1 seed(s): 300" in text
 
 
 def test_weak_classes_are_listed_per_seed(tool, tmp_path):

@@ -323,3 +323,31 @@ def test_cli_end_to_end_on_the_digits_data(tmp_path, judges, capsys):
     assert main(args + ["--no-plots"]) == 0  # deterministic: same table again
     assert (out / "results.md").read_text() == first
     assert main(["--checkpoint", str(tmp_path / "missing.pt"), "--instruments", str(inst)]) == 2
+
+
+def test_default_out_keeps_partial_and_retrained_runs_out_of_the_committed_results(tmp_path):
+    """Without --out only the run that made docs/results/<name>/ (the shipped checkpoint, every
+    result-changing option at its default) writes there; a --limit smoke run, another split or
+    backend, or a retrained checkpoint goes under runs/ (a user's `--split val` check of a
+    retrained model once overwrote the committed page).
+    """
+    import argparse
+
+    from crossmodal_ros.evaluation.evaluate import default_out
+    from crossmodal_ros.paths import _SOURCE_ROOT, default_checkpoint
+
+    parser = argparse.ArgumentParser()
+    for name, default in (("data", "digits"), ("split", "test"), ("instruments", None), ("limit", 0),
+                          ("sample", False), ("seed", 0), ("backend", "reference")):
+        parser.add_argument(f"--{name}", default=default, type=type(default) if default is not None else None)
+    shipped = default_checkpoint()
+    if (_SOURCE_ROOT / "docs" / "results").is_dir():
+        assert default_out(shipped, parser.parse_args([]), parser) == _SOURCE_ROOT / "docs" / "results" / shipped.stem
+    for argv in (["--limit", "50"], ["--split", "val"], ["--backend", "fast"], ["--seed", "1"]):
+        out = default_out(shipped, parser.parse_args(argv), parser)
+        assert out.parts[0] == "runs" and out.name.startswith(f"eval_{shipped.stem}_"), (argv, out)
+    val = default_out(shipped, parser.parse_args(["--split", "val", "--limit", "50"]), parser)
+    assert val.name.endswith("_val_limit50")
+    mine = default_out(tmp_path / "best.pt", parser.parse_args([]), parser)
+    other = default_out(tmp_path / "other" / "best.pt", parser.parse_args([]), parser)
+    assert mine.parts[0] == "runs" and mine != other  # two runs' best.pt do not share a folder

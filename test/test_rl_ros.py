@@ -70,7 +70,8 @@ def test_shipped_policy_belongs_to_the_shipped_model():
     assert POLICY.stat().st_size < 1_000_000
     assert policy.checkpoint_sha256 == file_sha256(default_checkpoint()), (
         "models/rl_pointer_image.pt was trained on another checkpoint's latents; "
-        "rerun python -m crossmodal_ros.rl.experiment --seeds 3")
+        "rerun python -m crossmodal_ros.rl.experiment --seeds 3 --out docs/results/rl.md "
+        "--policy-out models/rl_pointer_image.pt")
 
 
 def test_policy_runs_unchanged_against_live_node(ros_context, shipped):

@@ -231,3 +231,30 @@ def test_fused_adam_follows_the_config_and_matches_for_each():
     torch.testing.assert_close(a.weight, b.weight, rtol=1e-5, atol=1e-6)
     with pytest.raises(T.ConfigError, match="fused_adam"):
         make_adam([torch.zeros(3, dtype=torch.int64)], 1e-2, {"fused_adam": True}, cpu)
+
+
+def test_limit_spreads_over_the_split_and_only_those_samples_get_augmentation_variants():
+    """--limit N: N samples spread over the split (the first N are all pen-rendered digits), and
+    the augmentation bank is built for those alone (a smoke run of the shipped config took 9 min
+    building the whole split's bank).
+    """
+    import numpy as np
+
+    from crossmodal_ros.augment import resolve_augment
+    from crossmodal_ros.data import load_dataset
+    from crossmodal_ros.training.data import load_tensors, load_train_data, spread_indices
+
+    full, _ = load_tensors("digits", "train")
+    n = full["y"].shape[0]
+    idx = spread_indices(n, 40)
+    assert len(idx) == 40 and idx[0] == 0 and idx[-1] == n - 1
+    assert spread_indices(n, None) is None and spread_indices(n, n) is None
+    source = np.asarray(load_dataset("digits", "train")["source"])
+    assert len(set(source[:40].tolist())) == 1 and len(set(source[idx].tolist())) == 2
+    tensors, _, bank = load_train_data("digits", "train", augment=resolve_augment({"enabled": True, "variants": 2}),
+                                       limit=40)
+    for m in ("image", "trajectory", "audio", "label", "y"):
+        assert torch.equal(tensors[m], full[m][torch.from_numpy(idx)]), m
+    assert tuple(bank.arrays["image"].shape[:2]) == (40, 2)
+    assert tensors["aug_index"].tolist() == list(range(40))
+    assert T.limit_samples(full, 40)["y"].tolist() == full["y"][torch.from_numpy(idx)].tolist()

@@ -96,10 +96,13 @@ def leads(values: dict[str, list[float]], measure: str) -> list[str]:
         lead = 100 * (base_m - m)
         bound = 2 * 100 * max(base_s, s)
         single = [n for n in (names[0], other) if len(values[n]) < 2]
+        head = f"- {measure}: {names[0]} {100 * base_m:.2f} vs {other} {100 * m:.2f}: lead {lead:+.2f} points, "
+        if len(single) == 2:  # no spread on either side: any gap would pass a 2-std test of 0
+            out.append(head + "no verdict (one seed for each: no std to compare the lead with)")
+            continue
         verdict = "more than" if lead > bound else "not more than"
         note = f" (one seed for {', '.join(single)}: no std from it)" if single else ""
-        out.append(f"- {measure}: {names[0]} {100 * base_m:.2f} vs {other} {100 * m:.2f}: lead {lead:+.2f} points, "
-                   f"{verdict} 2 std ({bound:.2f}){note}")
+        out.append(head + f"{verdict} 2 std ({bound:.2f}){note}")
     return out
 
 
@@ -159,6 +162,12 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     entries = [_load(e, p.error) for e in a.entries]
     text = table(entries)
+    counts = {f"{name} {len(runs)} seed(s)": sorted({r.get("n_samples") for r in runs}, key=str)
+              for name, runs in entries}
+    if len({str(c) for c in counts.values()}) > 1:  # a --limit run beside a full one, or another split
+        text += ("\n**Warning: the result folders were evaluated on different numbers of samples** ("
+                 + "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in counts.items())
+                 + "): their means are not comparable.\n")
     summary = leads({n: [r["mean_cross_accuracy"] for r in runs] for n, runs in entries}, "mean cross-modal")
     if a.robustness:
         rob = [_load(e, p.error) for e in a.robustness]

@@ -15,7 +15,7 @@ The summary follows the paper's Table 3: per target, the mean (and spread over s
 cross-modal rows with 1, 2 and 3 given modalities.
 
     crossmodal-eval --checkpoint models/nexus_digits.pt [--data digits] [--split test]
-        [--instruments models/instruments_digits.pt] [--out docs/results/<name>]
+        [--instruments models/instruments_digits.pt] [--out DIR]
         [--device auto] [--limit N] [--sample]
     crossmodal-eval --robustness [--checkpoint X] [--limit N] [--seed S] [--out DIR] [--rows camera,microphone,pen]
         (the robustness suite: crossmodal_ros.evaluation.robustness)
@@ -487,6 +487,34 @@ def limit_tensors(tensors: dict, limit: int | None) -> dict:
     return {k: (v[:limit] if isinstance(v, torch.Tensor) else v) for k, v in tensors.items()}
 
 
+# options that change what a run measures (the others change only speed or the plots)
+_RESULT_OPTIONS = ("data", "split", "instruments", "limit", "sample", "seed", "backend")
+
+
+def default_out(checkpoint: Path, args, parser) -> Path:
+    """Where ``crossmodal-eval`` writes without ``--out``. The committed folder
+    ``docs/results/<checkpoint name>/`` of the source checkout only for the shipped checkpoint
+    with every option that changes the results at its default (the run that made that folder);
+    any other run goes to ``runs/eval_<checkpoint name>_<hash of its path>_<split>`` in the working
+    directory, with ``_limit<N>``, ``_<backend>``, ``_sample``, ``_seed<N>`` appended where they
+    differ from the defaults (``--data``/``--instruments``: another path hash).
+    """
+    import hashlib
+
+    from crossmodal_ros.paths import _SOURCE_ROOT, default_checkpoint
+
+    ckpt = Path(checkpoint).resolve()
+    committed = _SOURCE_ROOT / "docs" / "results" / ckpt.stem
+    changed = [k for k in _RESULT_OPTIONS if getattr(args, k) != parser.get_default(k)]
+    if not changed and ckpt == default_checkpoint().resolve() and committed.parent.is_dir():
+        return committed
+    tag = hashlib.sha1(f"{ckpt}|{args.data}|{args.instruments}".encode()).hexdigest()[:6]
+    extra = (f"{f'_limit{args.limit}' if args.limit else ''}"
+             f"{'' if args.backend == 'reference' else '_' + args.backend}"
+             f"{'_sample' if args.sample else ''}{f'_seed{args.seed}' if args.seed else ''}")
+    return Path("runs") / f"eval_{ckpt.stem}_{tag}_{args.split}{extra}"
+
+
 def main(argv=None) -> int:
     """Console entry ``crossmodal-eval``."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -503,7 +531,10 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default="digits", help="dataset spec: digits | mhd:<dir> | bag:<file>")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--instruments", default=None, help="judge file (default: models/instruments_<data>.pt)")
-    parser.add_argument("--out", default=None, help="output directory (default: docs/results/<checkpoint name>)")
+    parser.add_argument("--out", default=None,
+                        help="output directory (default: runs/eval_<checkpoint name>_<path hash>_<split>...; the "
+                             "committed docs/results/nexus_digits/ only for the shipped checkpoint with every "
+                             "other option at its default)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N samples")
     parser.add_argument("--sample", action="store_true", help="sample latents instead of using their means")
@@ -575,7 +606,7 @@ def main(argv=None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise
-    out = Path(args.out) if args.out else Path("docs") / "results" / ckpt_path.stem
+    out = Path(args.out) if args.out else default_out(ckpt_path, args, parser)
     header = {"checkpoint": ckpt_path.name, "model kind": getattr(model, "kind", "?"),
               **({"inference path": args.backend} if args.backend != "reference" else {}),
               **({"backend requested": requested} if requested != args.backend else {}),

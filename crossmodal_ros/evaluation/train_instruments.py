@@ -3,6 +3,7 @@
 """Train the evaluation judges once on real data and ship them.
 
     python -m crossmodal_ros.evaluation.train_instruments --data digits --out models/instruments_digits.pt
+    (without ``--out``: ``runs/instruments_<dataset>.pt``, so the shipped judges are replaced only on purpose)
 
 For every judged modality (image, audio, trajectory) it trains a classifier (cross-entropy,
 light data augmentation, best validation accuracy kept) and a feature auto-encoder (mean
@@ -18,6 +19,7 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -244,7 +246,9 @@ def main(argv=None) -> int:
         prog="python -m crossmodal_ros.evaluation.train_instruments",
         description="Train the evaluation judges (classifiers + feature auto-encoders) on real data.")
     parser.add_argument("--data", default="digits", help="dataset spec: digits | mhd:<dir> | bag:<file>")
-    parser.add_argument("--out", default="models/instruments_digits.pt", help="output checkpoint")
+    parser.add_argument("--out", default=None,
+                        help="output checkpoint (default: runs/instruments_<dataset>.pt; crossmodal-eval reads "
+                             "models/instruments_<dataset>.pt, the shipped judges)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every default epoch count")
@@ -273,7 +277,7 @@ def main(argv=None) -> int:
     except EvaluationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    path = inst.save(args.out)
+    path = inst.save(args.out or Path("runs") / f"instruments_{args.data.split(':')[0]}.pt")
     print(f"\nJudge accuracy on the real {args.data} test split (the ceiling of the evaluation):")
     for m in inst.modalities:
         print(f"  {m:<11} {100 * inst.test_accuracy[m]:6.2f} %   (feature AE test MSE "

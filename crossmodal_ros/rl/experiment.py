@@ -4,7 +4,9 @@
 
 One re-runnable command trains every policy, evaluates it and writes the results page::
 
-    python -m crossmodal_ros.rl.experiment --seeds 3          # ~10 min on 2 CPU cores
+    python -m crossmodal_ros.rl.experiment --seeds 3          # ~10 min on 2 CPU cores -> runs/rl/rl.md
+    python -m crossmodal_ros.rl.experiment --seeds 3 --out docs/results/rl.md \
+        --policy-out models/rl_pointer_image.pt               # regenerate the committed page and policy
 
 Policies (PPO, same settings, ``--timesteps`` each, per seed), trained on the *train* split:
 
@@ -53,7 +55,7 @@ def _ms(values) -> tuple[float, float]:
 
 
 def run(checkpoint=None, seeds: int = 3, timesteps: int = 500_000, episodes: int = 2000, obs_mode: str = "mu",
-        out_md: str | Path = "docs/results/rl.md", policy_out: str | Path | None = DEFAULT_POLICY,
+        out_md: str | Path = "runs/rl/rl.md", policy_out: str | Path | None = None,
         limit: int = 0, eval_every: int = 50_000, data: str = "digits", log=print,
         curve_episodes: int = 500) -> dict:
     """Train and evaluate the RL policies over ``seeds``; returns the results dict."""
@@ -401,9 +403,11 @@ def main(argv=None) -> int:
     p.add_argument("--episodes", type=int, default=2000, help="test episodes per (policy, sensor set, seed)")
     p.add_argument("--eval-every", type=int, default=50_000, help="learning-curve interval (steps)")
     p.add_argument("--obs-mode", default="mu", choices=("mu", "mu_std"))
-    p.add_argument("--out", default="docs/results/rl.md", help="results page (json and PNGs beside it)")
-    p.add_argument("--policy-out", default=str(DEFAULT_POLICY),
-                   help="where the seed-0 camera policy goes ('' for nowhere)")
+    p.add_argument("--out", default="runs/rl/rl.md",
+                   help="results page (json and PNGs beside it; the committed one: docs/results/rl.md)")
+    p.add_argument("--policy-out", default="",
+                   help="where the seed-0 camera policy goes (default '': nowhere; the shipped one: "
+                        f"{DEFAULT_POLICY.as_posix()})")
     p.add_argument("--limit", type=int, default=0, help="use only this many train samples (smoke runs)")
     p.add_argument("--data", default="digits")
     a = p.parse_args(argv)

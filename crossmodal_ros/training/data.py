@@ -19,15 +19,30 @@ def load_tensors(spec: str, split: str = "train"):
     return tensors, codecs
 
 
+def spread_indices(n: int, limit: int | None):
+    """``limit`` sample indices spread evenly over ``range(n)`` (first and last included), or None
+    for all of them (``limit`` falsy or >= ``n``). The data are ordered by source and class, so
+    the first N samples of a tiny run would all be pen-rendered digits of the first classes.
+    """
+    import numpy as np
+
+    if not limit or int(limit) >= n:
+        return None
+    return np.unique(np.linspace(0, n - 1, int(limit)).round().astype(np.int64))
+
+
 def load_train_data(spec: str, split: str = "train", exclude_speakers=(), augment: dict | None = None,
-                    seed: int = 0, log=None):
+                    seed: int = 0, log=None, limit: int | None = None):
     """Model tensors of dataset ``spec`` as the trainer uses them, the codecs, and the
     augmentation bank.
 
     ``exclude_speakers``: samples whose recording is by one of them get a recording of the same
     label by another speaker (seeded), so those speakers are never heard. ``augment`` (a resolved
     ``augment:`` section with ``enabled``): also returns the :class:`~crossmodal_ros.augment.AugmentBank`
-    and adds ``aug_index`` to the tensors. Returns ``(tensors, codecs_dict, bank_or_None)``.
+    and adds ``aug_index`` to the tensors. ``limit``: keep only that many samples, spread over
+    the data (:func:`spread_indices`), before features and augmentation variants are computed (a
+    tiny run does not build the bank of the whole split). Returns
+    ``(tensors, codecs_dict, bank_or_None)``.
     """
     from ..codecs import codecs_to_dict, default_codecs
     from ..data import load_dataset
@@ -35,8 +50,13 @@ def load_train_data(spec: str, split: str = "train", exclude_speakers=(), augmen
 
     codecs = default_codecs()
     ds = load_dataset(spec, split)
-    if exclude_speakers:
+    if exclude_speakers:  # on the whole split: the substitute recordings come from all of it
         ds = exclude_speaker_audio(ds, list(exclude_speakers), seed)
+    keep = spread_indices(len(ds["label"]), limit)
+    if keep is not None:
+        n = len(ds["label"])
+        ds = {k: (v[keep] if hasattr(v, "shape") and getattr(v, "ndim", 0) >= 1 and len(v) == n else v)
+              for k, v in ds.items()}
     tensors = model_tensors(ds, codecs)
     bank = None
     if augment and augment.get("enabled"):
@@ -78,10 +98,13 @@ def exclude_speaker_audio(ds: dict, speakers: list, seed: int) -> dict:
 
 
 def split_train_val(tensors: dict, val_fraction: float, seed: int, limit: int | None = None):
-    """Seeded split of a tensor dict into (train, val); ``limit`` keeps the first N samples."""
+    """Seeded split of a tensor dict into (train, val); ``limit`` keeps N samples spread over
+    the data first (:func:`spread_indices`).
+    """
+    keep = spread_indices(next(iter(tensors.values())).shape[0], limit)
+    if keep is not None:
+        tensors = limit_samples(tensors, limit)
     n = next(iter(tensors.values())).shape[0]
-    if limit:
-        n = min(n, int(limit))
     n_val = max(2, int(round(n * val_fraction)))
     if n - n_val < 2:
         raise TrainingError(f"{n} samples are too few to split off a validation set (need >= {n_val + 2})")
@@ -92,10 +115,16 @@ def split_train_val(tensors: dict, val_fraction: float, seed: int, limit: int | 
 
 
 def limit_samples(tensors: dict, limit: int | None) -> dict:
-    """The first ``limit`` samples of a tensor dict (all of them when ``limit`` is falsy)."""
-    if not limit:
+    """``limit`` samples of a tensor dict spread over it (:func:`spread_indices`; all of them
+    when ``limit`` is falsy).
+    """
+    n = next(iter(tensors.values())).shape[0]
+    keep = spread_indices(n, limit)
+    if keep is None:
         return tensors
-    return {k: v[: int(limit)] for k, v in tensors.items()}
+    idx = torch.from_numpy(keep)
+    return {k: (v[idx] if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] == n else v)
+            for k, v in tensors.items()}
 
 
 def batches(tensors: dict, batch_size: int, generator: torch.Generator | None, device, keys=None):

@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--seed", type=int, help="overrides train.seed")
-    p.add_argument("--limit", type=int, help="use only the first N training samples (tiny runs)")
+    p.add_argument("--limit", type=int, help="use only N training samples, spread over the split (tiny runs; "
+                   "the augmentation variants are built for those only)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--grad-accum", type=int, help="overrides train.grad_accum (micro-batches per optimizer step)")
     p.add_argument("--precision", choices=PRECISIONS, help="overrides train.precision")
@@ -263,7 +264,7 @@ def main(argv=None) -> int:
         if ctx.local_rank != 0:
             ctx.barrier()
         tensors, codecs, bank = load_train_data(cfg["data"], "train", tcfg["exclude_speakers"], cfg["augment"],
-                                             tcfg["seed"], log=say)
+                                                tcfg["seed"], log=say, limit=args.limit)
         if tcfg["val_split"]:
             # a split of its own: other writers and other recordings than the training data
             val, _ = load_tensors(cfg["data"], tcfg["val_split"])
