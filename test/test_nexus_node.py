@@ -418,9 +418,18 @@ def test_parameter_validation(ros_context, checkpoint):
     assert ok("sample_latent", True) and node.engine.sample is True
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert ok("max_rate_hz", 10.0)
+    assert ok("max_rate_hz", 10) and node.get_parameter("max_rate_hz").value == 10.0  # a whole number, as a double
+    assert node.get_parameter("max_rate_hz").type_ == Parameter.Type.DOUBLE
     # the timer is set again to the scheduler's next deadline (nothing live: the idle check)
     assert node.fusion_timer.due == pytest.approx(node.core.mono() + 0.2, abs=0.1)
     assert 0 < node.fusion_timer.timer.timer_period_ns <= 250_000_000
+    # a value read at configure, set on a configured node: accepted, not applied yet, and warned about
+    assert not node.pending_reconfigure
+    assert ok("backend", "fast") and ok("heartbeat_hz", 4.0) and node.pending_reconfigure == {"backend"}
+    assert node.engine.requested_backend == "int8_auto"  # the running engine is unchanged
+    for transition in (node.trigger_deactivate, node.trigger_cleanup, node.trigger_configure):
+        assert transition() == TransitionCallbackReturn.SUCCESS
+    assert node.engine.requested_backend == "fast" and not node.pending_reconfigure
     # values given at construction are validated at configure
     bad = make_node("nexus_bad", context=rc.context, checkpoint=checkpoint, device="tpu")
     rc.add(bad)

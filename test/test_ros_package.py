@@ -111,7 +111,7 @@ def test_profiles_are_one_launch_argument_apart():
     assert devices["/**/microphone_node"]["ros__parameters"]["vad"] == "silero"
 
 
-@pytest.mark.parametrize("name", ["camera_node", "microphone_node"])
+@pytest.mark.parametrize("name", ["camera_node", "microphone_node", "crossmodal_inference"])
 def test_start_up_failure_is_one_clear_error(name):
     """An unexpected error while the node starts (here a parameter of the wrong type) is reported
     as itself, with exit code 1, not as "AttributeError: ... has no attribute 'capture'".
@@ -122,6 +122,23 @@ def test_start_up_failure_is_one_clear_error(name):
     assert r.returncode == 1, out[-2000:]
     assert "AttributeError" not in out and "Traceback" not in out, out[-2000:]
     assert "qos_depth" in out
+
+
+@pytest.mark.parametrize("override, reason", [("checkpoint:=/nonexistent/model.pt", "does not exist"),
+                                              ("device:=cuda:7", "cuda")])
+def test_inference_node_exits_when_its_autostart_configure_fails(override, reason):
+    """With ``autostart: true`` (the default and the launch file's) nothing would configure the
+    node later, so a failed configure ends the process with status 1 and the reason, where it
+    used to keep spinning, unconfigured and silent (launch saw a healthy process).
+    """
+    # heartbeat_hz:=2 is a whole number for a double parameter: accepted as 2.0 (rclpy alone would
+    # stop the process with a wrong-type error before any configure)
+    r = subprocess.run([executable("crossmodal_inference"), "--ros-args", "-p", override, "-p", "heartbeat_hz:=2"],
+                       capture_output=True, text=True, timeout=120, env=_env())
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out[-2000:]
+    assert "configure failed" in out and reason in out.lower() and "exiting with status 1" in out, out[-2000:]
+    assert "Traceback" not in out, out[-2000:]
 
 
 def test_default_parameter_files_start_every_node_without_devices():

@@ -45,6 +45,17 @@ def spin_executor(executor, timeout_s: float = 0.5) -> None:
         executor.spin_once(timeout_sec=timeout_s)
 
 
+def autostart_failure(node) -> str:
+    """The reason a lifecycle node with ``autostart: true`` is still unconfigured after it was
+    built (its configure failed), or "" (configured, not a lifecycle node, or no autostart).
+    """
+    if not (node.has_parameter("autostart") and node.get_parameter("autostart").value):
+        return ""
+    if getattr(node, "lifecycle_state", "") != "unconfigured":
+        return ""
+    return getattr(getattr(node, "core", None), "last_error", "") or "configure failed"
+
+
 def run_node_process(make_node: Callable, args=None, before_spin: Callable[[], object] = lambda: None) -> None:
     """``rclpy.init(args)``, ``node = make_node()``, then spin it on the executor its ``executor``
     parameter names until Ctrl-C or shutdown; ``before_spin()`` runs once the node is built.
@@ -55,11 +66,23 @@ def run_node_process(make_node: Callable, args=None, before_spin: Callable[[], o
         with rclpy.init(args=args):
             # an executor first: a Ctrl-C in the node's (autostart) configure must not hit its constructor
             executor = SingleThreadedExecutor()
-            node = make_node()
+            try:
+                node = make_node()
+            except (KeyboardInterrupt, ExternalShutdownException):
+                raise
+            except Exception as exc:  # noqa: BLE001 - e.g. a parameter value of the wrong type or out of range
+                rclpy.logging.get_logger("crossmodal_ros").fatal(
+                    f"{getattr(make_node, '__name__', 'node')} failed to start: {type(exc).__name__}: {exc}")
+                raise SystemExit(1) from None
             try:
                 if node.get_parameter("executor").value == "events":
                     executor.shutdown()
                     executor = make_executor("events", node.get_logger())
+                failed = autostart_failure(node)
+                if failed:  # nothing would configure it later: a silent process helps nobody
+                    node.get_logger().fatal(f"{failed}; exiting with status 1 (autostart: true; with autostart:="
+                                            "false a lifecycle manager configures the node instead)")
+                    raise SystemExit(1)
                 node.get_logger().info(f"spinning {type(executor).__name__}")
                 executor.add_node(node)
                 before_spin()

@@ -10,14 +10,13 @@ input messages into ``self.core``, a ROS-free :class:`crossmodal_ros.fusion_poli
 (store, scheduling, fusion, accounting); :class:`node_io.OutputPublishers` publishes the result
 by walking the output table, decoding a modality only while one of its outputs has subscribers.
 
-Threads: :func:`main` spins one single-threaded executor (:mod:`crossmodal_ros.ros.executors`,
-parameter ``executor``); inputs arriving during an inference wait in their queues and the store
-coalesces them. A fresh input is fused in the subscription callback that stored it. The node
-stays correct on a multi-threaded executor (rclpy 9.1.2's busy-loops; not used): every scheduler
-decision and fusion holds ``_fusion_lock`` (which also keeps the lifecycle and parameter services
-from changing the core or the publishers under it), an input whose wake-up finds the lock held is
-fused by the holder when it lets go (:class:`~crossmodal_ros.fusion_policy.WakeGate`), and the
-timers keep their own mutually exclusive callback group.
+Threads: :func:`main` spins one single-threaded executor (:mod:`crossmodal_ros.ros.executors`, parameter
+``executor``); inputs arriving during an inference wait in their queues and the store coalesces them. A fresh
+input is fused in the subscription callback that stored it. The node stays correct on a multi-threaded
+executor (rclpy 9.1.2's busy-loops; not used): every scheduler decision and fusion holds ``_fusion_lock`` (which
+also keeps the lifecycle and parameter services from changing the core or the publishers under it), an input
+whose wake-up finds the lock held is fused by the holder when it lets go
+(:class:`~crossmodal_ros.fusion_policy.WakeGate`), and the timers keep their own mutually exclusive group.
 """
 from __future__ import annotations
 
@@ -39,8 +38,9 @@ from crossmodal_ros.modalities import MODALITIES
 from crossmodal_ros.ros import conversions as conv
 from crossmodal_ros.ros.diagnostics import InputMonitor, node_statuses
 from crossmodal_ros.fusion_store import LatestSamples, newest
-from crossmodal_ros.ros.inference_params import (LIVE_PARAMETERS, PARAMETERS, STALENESS, freeze_startup_objects,
-                                                 load_engine, parameter_overrides, print_help, validate_parameters)
+from crossmodal_ros.ros.inference_params import (LIVE_PARAMETERS, PARAMETERS, STALENESS, configure_time_note,
+                                                 declare_parameters, freeze_startup_objects, load_engine,
+                                                 parameter_overrides, print_help, validate_parameters)
 from crossmodal_ros.ros.node_io import INPUT_TOPICS, INPUT_TYPES, OUTPUT_NAMES, OUTPUT_NEEDS, OUTPUTS  # noqa: F401
 from crossmodal_ros.ros.node_io import DeadlineTimer, InputSubscriptions, OutputPublishers, PublishContext
 from crossmodal_ros.ros.qos import input_qos, output_qos
@@ -71,8 +71,7 @@ class InferenceNode(LifecycleNode):
 
     def __init__(self, node_name: str = "nexus", **kwargs):
         super().__init__(node_name, **kwargs)
-        for name, (default, desc) in PARAMETERS.items():
-            self.declare_parameter(name, default, desc)
+        declare_parameters(self)  # whole numbers accepted for the double parameters
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.add_post_set_parameters_callback(self._after_set_parameters)
         self.core = FusionCore(LatestSamples(MODALITIES), self.get_logger(), _is_input_error)
@@ -84,6 +83,7 @@ class InferenceNode(LifecycleNode):
         self._engine, self._checkpoint_path, self._checkpoint_kind, self._checkpoint_sha256 = None, "", "", ""
         self._always_decode: frozenset = frozenset()
         self._cfg: dict[str, Any] = {}
+        self.pending_reconfigure: set[str] = set()  # set since the last configure, read at the next one
         self._diag_pub = self._diag_timer = None
         self.fusion_timer = DeadlineTimer(lambda: self.core.mono())
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -119,9 +119,12 @@ class InferenceNode(LifecycleNode):
         return SetParametersResult(successful=not reason, reason=reason)
 
     def _after_set_parameters(self, params: list[Parameter]) -> None:
-        """Apply live-tunable values at once; the others take effect at the next configure."""
+        """Apply live-tunable values at once; the others take effect at the next configure (warned)."""
         if not self._cfg:
             return
+        if later := sorted(p.name for p in params if p.name in PARAMETERS and p.name not in LIVE_PARAMETERS):
+            self.pending_reconfigure.update(later)
+            self.get_logger().warning(configure_time_note(later))
         changed = {p.name for p in params if p.name in LIVE_PARAMETERS}
         with self._fusion_lock:
             self._cfg.update({p.name: p.value for p in params if p.name in changed})
@@ -138,9 +141,8 @@ class InferenceNode(LifecycleNode):
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Validate parameters, load the checkpoint, create publishers and subscriptions.
-
-        FAILURE (logged, node stays unconfigured): invalid parameters or an unusable checkpoint.
+        """Validate parameters, load the checkpoint, create publishers and subscriptions. FAILURE (logged;
+        unconfigured; with autostart the process exits): bad parameters or an unusable checkpoint.
         """
         from crossmodal_ros.checkpoint import file_sha256
 
@@ -155,7 +157,7 @@ class InferenceNode(LifecycleNode):
         self._checkpoint_kind = str(getattr(engine, "kind", "") or getattr(engine.model, "kind", "unknown"))
         self._checkpoint_sha256 = file_sha256(self._checkpoint_path)
         self._configure_core()
-        self.core.last_error = ""
+        self.core.last_error, self.pending_reconfigure = "", set()
         self.monitor.set_window(values["diagnostics.window"])
         forced = set(values["always_decode"]) - {""}
         self._always_decode = frozenset(MODALITIES if "all" in forced else forced) & set(has)
@@ -269,10 +271,8 @@ class InferenceNode(LifecycleNode):
 
     # ------------------------------------------------------------------ fusion
     def _on_wake(self) -> None:
-        """New input was stored (in its subscription callback): fuse it there and then, unless
-        ``max_rate_hz`` defers it (to a tick) or another thread fuses (then that one fuses it
-        next: :class:`~crossmodal_ros.fusion_policy.WakeGate`). This saves the executor a wake-up
-        per input (a guard condition did that before; the ``events`` executor has none).
+        """New input was stored: fuse it in this callback unless ``max_rate_hz`` defers it to a tick or another
+        thread fuses (which then fuses this input next: :class:`~crossmodal_ros.fusion_policy.WakeGate`).
         """
         self._gate.wake(self._fuse_fresh)
 
@@ -283,10 +283,8 @@ class InferenceNode(LifecycleNode):
             self.fusion_timer.set(self.core.next_tick(self._now_s()), earlier_only=True)
 
     def _on_fusion_timer(self) -> None:
-        """Timer tick: deferred fresh input, or a heartbeat in silence; then the timer is set to
-        the next deadline (:meth:`FusionCore.next_tick`). Decides and fuses under the fusion lock
-        (the scheduler is not thread-safe; on a multi-threaded executor an input callback may be
-        fusing).
+        """Timer tick: deferred fresh input, or a heartbeat in silence, then the next deadline
+        (:meth:`FusionCore.next_tick`); under the fusion lock (an input callback may fuse on another thread).
         """
         with self._fusion_lock:
             self._check_clock()

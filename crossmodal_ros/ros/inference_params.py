@@ -166,6 +166,38 @@ LIVE_PARAMETERS = frozenset({"max_rate_hz", "max_burst", "heartbeat_hz", "sample
                              *(f"diagnostics.expected_hz.{m}" for m in MODALITIES)})
 
 
+def _as_double(param):
+    """``param`` as a double when it holds an integer for a parameter declared as a double (``20`` in a
+    YAML file or ``-p max_rate_hz:=20``, which rclpy would reject as a wrong type), else itself.
+    """
+    from rclpy.parameter import Parameter
+
+    default = PARAMETERS.get(param.name, (None,))[0]
+    if isinstance(default, float) and param.type_ == Parameter.Type.INTEGER:
+        return Parameter(param.name, Parameter.Type.DOUBLE, float(param.value))
+    return param
+
+
+def declare_parameters(node) -> None:
+    """Declare every parameter of :data:`PARAMETERS` on ``node``, taking whole numbers for the double
+    ones: in the overrides given at start-up and in later ``set_parameters`` calls.
+    """
+    # rclpy keeps the start-up overrides (command line, parameter files) in this dict and
+    # type-checks them against the declared default; there is no public hook before that check
+    overrides = node._parameter_overrides
+    for name, param in list(overrides.items()):
+        overrides[name] = _as_double(param)
+    node.add_pre_set_parameters_callback(lambda params: [_as_double(p) for p in params])
+    for name, (default, desc) in PARAMETERS.items():
+        node.declare_parameter(name, default, desc)
+
+
+def configure_time_note(names) -> str:
+    """The warning for parameters set on a configured node that only its next configure reads."""
+    return (f"{', '.join(names)}: read at configure, so not applied yet; apply with the lifecycle transitions "
+            "deactivate, cleanup, configure, activate (ros2 lifecycle set <node> <transition>)")
+
+
 def validate_parameters(values: dict[str, Any]) -> str:
     """Check choices and cross-parameter rules; return '' when valid, else the reason."""
     if values["device"] not in DEVICE_CHOICES:
