@@ -126,7 +126,7 @@ def main(argv=None) -> int:
                 rclpy.spin_once(node, timeout_sec=0.1)
             if node.observations:
                 batch = np.stack(node.observations)
-                print(f"collected {batch.shape[0]} observations of size {batch.shape[1]}")
+                print(f"collected {batch.shape[0]} observations of size {batch.shape[1]}", flush=True)
             node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

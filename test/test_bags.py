@@ -372,12 +372,23 @@ def test_bag_eval_backend_option(bag, tmp_path):
     # the default is the node's: int8_auto, with the path it became on this machine in the report
     from crossmodal_ros.models.fast import int8_preferred
 
-    assert main([str(path), "--device", "cpu", "--json", str(tmp_path / "default.json")]) == 0
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main([str(path), "--device", "cpu", "--json", str(tmp_path / "default.json")]) == 0
+        assert torch.get_num_threads() == 1  # one thread by default, as the node's num_threads
+    finally:
+        torch.set_num_threads(before)
     default = json.loads((tmp_path / "default.json").read_text())
     assert default["inference_path"] == ("fast-int8" if int8_preferred() else "fast")
     assert default["outputs"] == reports["fast"]["outputs"]  # the same scheduler decisions
     with pytest.raises(SystemExit) as exc:
         main([str(path), "--backend", "onnx", "--device", "cpu", "--max-rate-hz", "-1"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main([str(path), "--device", "cpu", "--threads", "-1"])
     assert exc.value.code == 2
 
 

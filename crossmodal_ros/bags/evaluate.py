@@ -262,6 +262,9 @@ def main(argv=None) -> int:
     p.add_argument("--staleness", type=float, nargs=3, metavar=("IMAGE", "AUDIO", "TRAJECTORY"),
                    default=(0.9, 0.9, 0.9), help="staleness windows in seconds (default 0.9 each)")
     p.add_argument("--sample-rate", type=int, default=None, help="audio rate (default: from the bag)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1, as the node's num_threads; 0: torch's default, every core, "
+                        "which made batch-1 inference about 10x slower on a loaded 2-core machine)")
     p.add_argument("--json", default=None, help="also write the report as JSON here")
     p.add_argument("--camera-topic", default=None, help="the bag's sensor_msgs/Image topic (default /camera/image_raw)")
     p.add_argument("--audio-topic", default=None,
@@ -269,6 +272,12 @@ def main(argv=None) -> int:
     p.add_argument("--pen-topic", default=None, help="the bag's nav_msgs/Path stroke topic (default /pen/stroke)")
     p.add_argument("--truth-topic", default=None, help="the bag's std_msgs/Int32 label topic (default /label/truth)")
     a = p.parse_args(argv)
+    if a.threads < 0:
+        p.error("--threads must be >= 0")
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
     topics = {m: t for m, t in ((IMAGE, a.camera_topic), (AUDIO, a.audio_topic), (TRAJECTORY, a.pen_topic)) if t}
     from crossmodal_ros.checkpoint import CheckpointError
     from crossmodal_ros.engine import FusionEngine
