@@ -601,3 +601,25 @@ def _fast_infer_select(fast, inputs: dict, sample: bool, decode: tuple, memo: bo
     out["latent_mu"] = mu
     out["latent_logvar"] = logvar
     return out
+
+
+def set_cpu_threads(n: int) -> int:
+    """Apply a thread count (the node's ``num_threads``, ``bag_eval --threads``) to the process's
+    CPU thread pools and return torch's thread count now: ``n`` > 0 sets torch's intra-op threads,
+    the BLAS pools numpy and scipy load (threadpoolctl) and OpenCV's to ``n`` (process-wide); 0
+    leaves them as they are.
+
+    Idle pool threads busy-wait: with ``OMP_NUM_THREADS=2`` on the 2-core machine the node used
+    65 % of a core at 30 fusions/s, 41 % with torch alone at 1 thread and 19 % with every pool at 1
+    (benchmarks/results/ros_latency_omp2_*_num_threads.json).
+    """
+    import cv2
+    import scipy.linalg  # noqa: F401 - loads scipy's own OpenBLAS (librosa uses it) so it is capped too
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    if int(n) > 0:
+        torch.set_num_threads(int(n))
+        threadpool_limits(int(n), user_api="blas")
+        cv2.setNumThreads(int(n))
+    return torch.get_num_threads()

@@ -12,11 +12,8 @@ node so the offline bag evaluator can run the same logic over bag time:
 * bookkeeping for reconciling message counts: ``superseded[m]`` (replaced before any fusion
   took it) and ``expired[m]`` (not live any more when a fusion took the pending inputs, so
   never fused);
-* if the clock jumps backwards (``now < arrival``): by at least the modality's staleness window
-  (another bag replayed, a bag loops, ``/clock`` restarts) the sample belongs to the old timeline
-  and is forgotten (counted in ``expired`` when no fusion took it, like any input that went
-  stale); by less (a clock correction) it is treated as fresh once: its arrival is re-based to
-  ``now`` and it then ages normally.
+* if the clock jumps backwards (``now < arrival``, e.g. a bag loops or ``/clock`` restarts), the
+  sample is treated as fresh once: its arrival is re-based to ``now`` and it then ages normally.
 
 All methods are thread-safe (subscription callbacks and the fusion timer may run on different
 executor threads).
@@ -85,10 +82,7 @@ class LatestSamples:
                 if s is None or window <= 0.0:
                     continue
                 age = now_s - s.arrival_s
-                if age <= -window:  # a new timeline: an input of the old one is not fused into it
-                    del self._samples[m]  # (still in _unfused if pending: counted at the next take)
-                    continue
-                if age < 0.0:  # a small step back: fresh once, then ages from now
+                if age < 0.0:  # clock jumped backwards: fresh once, then ages from now
                     s = replace(s, arrival_s=now_s)
                     self._samples[m] = s
                     age = 0.0

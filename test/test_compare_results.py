@@ -77,6 +77,10 @@ def test_different_sample_counts_are_flagged(tool, tmp_path):
                "--out", str(tmp_path / "t.md")])
     text = (tmp_path / "t.md").read_text()
     assert "different numbers of samples" in text and "A 1 seed(s): 3498" in text and "B 1 seed(s): 300" in text
+    # one entry whose seeds were evaluated on different counts, the others alike: flagged too
+    mixed = f"{with_n(tmp_path / 'e', 3498)},{with_n(tmp_path / 'f', 300)}"
+    tool.main([f"A={mixed}", f"B={mixed}", "--out", str(tmp_path / "m.md")])
+    assert "A 2 seed(s): 300, 3498" in (tmp_path / "m.md").read_text()
 
 
 def test_weak_classes_are_listed_per_seed(tool, tmp_path):

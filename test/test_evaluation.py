@@ -348,6 +348,12 @@ def test_default_out_keeps_partial_and_retrained_runs_out_of_the_committed_resul
         assert out.parts[0] == "runs" and out.name.startswith(f"eval_{shipped.stem}_"), (argv, out)
     val = default_out(shipped, parser.parse_args(["--split", "val", "--limit", "50"]), parser)
     assert val.name.endswith("_val_limit50")
+    # the backend asked for names the folder (int8_auto resolves before the run), and a GPU run of
+    # the shipped model never replaces the committed CPU results
+    auto = default_out(shipped, parser.parse_args([]), parser, backend="int8_auto")
+    assert auto.parts[0] == "runs" and auto.name.endswith("_test_int8_auto")
+    gpu = default_out(shipped, parser.parse_args([]), parser, device="cuda:0")
+    assert gpu.parts[0] == "runs" and gpu.name.endswith("_test_cuda0")
     mine = default_out(tmp_path / "best.pt", parser.parse_args([]), parser)
     other = default_out(tmp_path / "other" / "best.pt", parser.parse_args([]), parser)
     assert mine.parts[0] == "runs" and mine != other  # two runs' best.pt do not share a folder

@@ -125,7 +125,7 @@ def test_start_up_failure_is_one_clear_error(name):
 
 
 @pytest.mark.parametrize("override, reason", [("checkpoint:=/nonexistent/model.pt", "does not exist"),
-                                              ("device:=cuda:7", "cuda")])
+                                              ("device:=cuda:99", "cuda")])
 def test_inference_node_exits_when_its_autostart_configure_fails(override, reason):
     """With ``autostart: true`` (the default and the launch file's) nothing would configure the
     node later, so a failed configure ends the process with status 1 and the reason, where it

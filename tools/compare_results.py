@@ -162,9 +162,10 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     entries = [_load(e, p.error) for e in a.entries]
     text = table(entries)
-    counts = {f"{name} {len(runs)} seed(s)": sorted({r.get("n_samples") for r in runs}, key=str)
+    counts = {f"{name} {len(runs)} seed(s)": sorted({r.get("n_samples", "unknown") for r in runs}, key=str)
               for name, runs in entries}
-    if len({str(c) for c in counts.values()}) > 1:  # a --limit run beside a full one, or another split
+    # a --limit run beside a full one (in one entry or across entries), or another split
+    if len({str(c) for c in counts.values()}) > 1 or any(len(c) > 1 for c in counts.values()):
         text += ("\n**Warning: the result folders were evaluated on different numbers of samples** ("
                  + "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in counts.items())
                  + "): their means are not comparable.\n")

@@ -275,9 +275,9 @@ def main(argv=None) -> int:
     if a.threads < 0:
         p.error("--threads must be >= 0")
     if a.threads:
-        import torch
+        from crossmodal_ros.engine import set_cpu_threads
 
-        torch.set_num_threads(a.threads)
+        set_cpu_threads(a.threads)  # torch, the BLAS pools and OpenCV, as the node's num_threads
     topics = {m: t for m, t in ((IMAGE, a.camera_topic), (AUDIO, a.audio_topic), (TRAJECTORY, a.pen_topic)) if t}
     from crossmodal_ros.checkpoint import CheckpointError
     from crossmodal_ros.engine import FusionEngine

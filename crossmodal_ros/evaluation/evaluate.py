@@ -488,13 +488,15 @@ def limit_tensors(tensors: dict, limit: int | None) -> dict:
 
 
 # options that change what a run measures (the others change only speed or the plots)
-_RESULT_OPTIONS = ("data", "split", "instruments", "limit", "sample", "seed", "backend")
+_RESULT_OPTIONS = ("data", "split", "instruments", "limit", "sample", "seed")
 
 
-def default_out(checkpoint: Path, args, parser) -> Path:
+def default_out(checkpoint: Path, args, parser, backend: str | None = None, device: str = "cpu") -> Path:
     """Where ``crossmodal-eval`` writes without ``--out``. The committed folder
-    ``docs/results/<checkpoint name>/`` of the source checkout only for the shipped checkpoint
-    with every option that changes the results at its default (the run that made that folder);
+    ``docs/results/<checkpoint name>/`` of the source checkout only for the shipped checkpoint on
+    the CPU (``device``: the resolved one) with every option that changes the results at its
+    default (the run that made that folder); ``backend``: the one asked for (default
+    ``args.backend``), before ``int8_auto`` resolves;
     any other run goes to ``runs/eval_<checkpoint name>_<hash of its path>_<split>`` in the working
     directory, with ``_limit<N>``, ``_<backend>``, ``_sample``, ``_seed<N>`` appended where they
     differ from the defaults (``--data``/``--instruments``: another path hash).
@@ -503,14 +505,18 @@ def default_out(checkpoint: Path, args, parser) -> Path:
 
     from crossmodal_ros.paths import _SOURCE_ROOT, default_checkpoint
 
+    backend = args.backend if backend is None else backend
     ckpt = Path(checkpoint).resolve()
     committed = _SOURCE_ROOT / "docs" / "results" / ckpt.stem
     changed = [k for k in _RESULT_OPTIONS if getattr(args, k) != parser.get_default(k)]
-    if not changed and ckpt == default_checkpoint().resolve() and committed.parent.is_dir():
+    changed += ["backend"] if backend != parser.get_default("backend") else []
+    if (not changed and str(device).startswith("cpu") and ckpt == default_checkpoint().resolve()
+            and committed.parent.is_dir()):
         return committed
     tag = hashlib.sha1(f"{ckpt}|{args.data}|{args.instruments}".encode()).hexdigest()[:6]
     extra = (f"{f'_limit{args.limit}' if args.limit else ''}"
-             f"{'' if args.backend == 'reference' else '_' + args.backend}"
+             f"{'' if backend == 'reference' else '_' + backend}"
+             f"{'' if str(device).startswith('cpu') else '_' + str(device).replace(':', '')}"
              f"{'_sample' if args.sample else ''}{f'_seed{args.seed}' if args.seed else ''}")
     return Path("runs") / f"eval_{ckpt.stem}_{tag}_{args.split}{extra}"
 
@@ -606,7 +612,7 @@ def main(argv=None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise
-    out = Path(args.out) if args.out else default_out(ckpt_path, args, parser)
+    out = Path(args.out) if args.out else default_out(ckpt_path, args, parser, requested, str(device))
     header = {"checkpoint": ckpt_path.name, "model kind": getattr(model, "kind", "?"),
               **({"inference path": args.backend} if args.backend != "reference" else {}),
               **({"backend requested": requested} if requested != args.backend else {}),

@@ -511,7 +511,8 @@ def build_parser():
     p.add_argument("--align-kl", type=float, nargs=3, default=[0.1, 0.1, 0.1],
                    help="alignment KL weights: branch, target, mapper (Theodoridis et al. 2020: 1 1 1)")
     p.add_argument("--limit-test", type=int, default=0)
-    p.add_argument("--limit-train", type=int, default=0, help="first N training samples only (smoke runs)")
+    p.add_argument("--limit-train", type=int, default=0,
+                   help="N training samples only, spread over the split (smoke runs)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--probe-epochs", type=int, default=3, help="epochs of the vae_probe stage (not run by default)")
     p.add_argument("--nexus", default="models/nexus_digits.pt")

@@ -59,8 +59,8 @@ class LatentPolicy:
         if self.checkpoint_sha256 and checkpoint_sha256 and self.checkpoint_sha256 != checkpoint_sha256:
             raise PolicyError(
                 f"the policy was trained on the latent space of checkpoint {self.checkpoint_sha256[:12]}, "
-                f"not {checkpoint_sha256[:12]}: retrain it (examples/rl_pointer.py train, or "
-                "python -m crossmodal_ros.rl.experiment --policy-out FILE)")
+                f"not {checkpoint_sha256[:12]}: retrain it (examples/rl_pointer.py train, then run "
+                "--policy runs/rl_pointer_image.pt; or python -m crossmodal_ros.rl.experiment --policy-out FILE)")
 
 
 def export_sb3(model, path, **meta) -> Path:

@@ -46,14 +46,15 @@ def spin_executor(executor, timeout_s: float = 0.5) -> None:
 
 
 def autostart_failure(node) -> str:
-    """The reason a lifecycle node with ``autostart: true`` is still unconfigured after it was
-    built (its configure failed), or "" (configured, not a lifecycle node, or no autostart).
+    """The reason a lifecycle node with ``autostart: true`` is not active after it was built (its
+    configure or activate failed), or "" (active, not a lifecycle node, or no autostart).
     """
     if not (node.has_parameter("autostart") and node.get_parameter("autostart").value):
         return ""
-    if getattr(node, "lifecycle_state", "") != "unconfigured":
+    state = getattr(node, "lifecycle_state", "active")
+    if state == "active":
         return ""
-    return getattr(getattr(node, "core", None), "last_error", "") or "configure failed"
+    return getattr(getattr(node, "core", None), "last_error", "") or f"start-up left the node {state}"
 
 
 def run_node_process(make_node: Callable, args=None, before_spin: Callable[[], object] = lambda: None) -> None:

@@ -122,9 +122,10 @@ class InferenceNode(LifecycleNode):
         """Apply live-tunable values at once; the others take effect at the next configure (warned)."""
         if not self._cfg:
             return
-        if later := sorted(p.name for p in params if p.name in PARAMETERS and p.name not in LIVE_PARAMETERS):
+        if later := sorted(p.name for p in params if p.name in PARAMETERS and p.name not in LIVE_PARAMETERS
+                           and p.value != self._cfg.get(p.name) and self.lifecycle_state in ("inactive", "active")):
             self.pending_reconfigure.update(later)
-            self.get_logger().warning(configure_time_note(later))
+            self.get_logger().warning(configure_time_note(later, self.lifecycle_state))
         changed = {p.name for p in params if p.name in LIVE_PARAMETERS}
         with self._fusion_lock:
             self._cfg.update({p.name: p.value for p in params if p.name in changed})

@@ -11,7 +11,7 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.parameter import Parameter
 
-from crossmodal_ros.engine import BACKENDS
+from crossmodal_ros.engine import BACKENDS, set_cpu_threads  # noqa: F401 - set_cpu_threads: also bag_eval's
 from crossmodal_ros.ros.executors import EXECUTOR_CHOICES
 from crossmodal_ros.modalities import MODALITIES
 from crossmodal_ros.ros.node_io import OUTPUT_NAMES
@@ -184,7 +184,7 @@ def declare_parameters(node) -> None:
     """
     # rclpy keeps the start-up overrides (command line, parameter files) in this dict and
     # type-checks them against the declared default; there is no public hook before that check
-    overrides = node._parameter_overrides
+    overrides = getattr(node, "_parameter_overrides", {})  # absent in another rclpy: no conversion there
     for name, param in list(overrides.items()):
         overrides[name] = _as_double(param)
     node.add_pre_set_parameters_callback(lambda params: [_as_double(p) for p in params])
@@ -192,10 +192,13 @@ def declare_parameters(node) -> None:
         node.declare_parameter(name, default, desc)
 
 
-def configure_time_note(names) -> str:
-    """The warning for parameters set on a configured node that only its next configure reads."""
+def configure_time_note(names, state: str) -> str:
+    """The warning for parameters set on a configured node (``state`` inactive or active) that
+    only its next configure reads.
+    """
+    steps = ("deactivate, " if state == "active" else "") + "cleanup, configure, activate"
     return (f"{', '.join(names)}: read at configure, so not applied yet; apply with the lifecycle transitions "
-            "deactivate, cleanup, configure, activate (ros2 lifecycle set <node> <transition>)")
+            f"{steps} (ros2 lifecycle set <node> <transition>)")
 
 
 def validate_parameters(values: dict[str, Any]) -> str:
@@ -230,25 +233,6 @@ def validate_parameters(values: dict[str, Any]) -> str:
     return ""
 
 
-def set_cpu_threads(n: int) -> int:
-    """Apply the ``num_threads`` parameter to the process's CPU thread pools and return torch's
-    thread count now: ``n`` > 0 sets torch's intra-op threads, the BLAS pools numpy and scipy
-    load (threadpoolctl) and OpenCV's to ``n`` (process-wide); 0 leaves them as they are.
-
-    Idle pool threads busy-wait: with ``OMP_NUM_THREADS=2`` on the 2-core machine the node used
-    65 % of a core at 30 fusions/s, 41 % with torch alone at 1 thread and 19 % with every pool at 1
-    (benchmarks/results/ros_latency_omp2_*_num_threads.json).
-    """
-    import cv2
-    import scipy.linalg  # noqa: F401 - loads scipy's own OpenBLAS (librosa uses it) so it is capped too
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    if int(n) > 0:
-        torch.set_num_threads(int(n))
-        threadpool_limits(int(n), user_api="blas")
-        cv2.setNumThreads(int(n))
-    return torch.get_num_threads()
 
 
 def freeze_startup_objects() -> int:
