@@ -506,17 +506,17 @@ def default_out(checkpoint: Path, args, parser, backend: str | None = None, devi
     from crossmodal_ros.paths import _SOURCE_ROOT, default_checkpoint
 
     backend = args.backend if backend is None else backend
+    on_cpu = str(device).startswith("cpu")
     ckpt = Path(checkpoint).resolve()
     committed = _SOURCE_ROOT / "docs" / "results" / ckpt.stem
-    changed = [k for k in _RESULT_OPTIONS if getattr(args, k) != parser.get_default(k)]
-    changed += ["backend"] if backend != parser.get_default("backend") else []
-    if (not changed and str(device).startswith("cpu") and ckpt == default_checkpoint().resolve()
-            and committed.parent.is_dir()):
+    defaults = (all(getattr(args, k) == parser.get_default(k) for k in _RESULT_OPTIONS)
+                and backend == parser.get_default("backend"))
+    if defaults and on_cpu and ckpt == default_checkpoint().resolve() and committed.parent.is_dir():
         return committed
     tag = hashlib.sha1(f"{ckpt}|{args.data}|{args.instruments}".encode()).hexdigest()[:6]
     extra = (f"{f'_limit{args.limit}' if args.limit else ''}"
              f"{'' if backend == 'reference' else '_' + backend}"
-             f"{'' if str(device).startswith('cpu') else '_' + str(device).replace(':', '')}"
+             f"{'' if on_cpu else '_' + str(device).replace(':', '')}"
              f"{'_sample' if args.sample else ''}{f'_seed{args.seed}' if args.seed else ''}")
     return Path("runs") / f"eval_{ckpt.stem}_{tag}_{args.split}{extra}"
 

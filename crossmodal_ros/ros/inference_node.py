@@ -122,8 +122,9 @@ class InferenceNode(LifecycleNode):
         """Apply live-tunable values at once; the others take effect at the next configure (warned)."""
         if not self._cfg:
             return
-        if later := sorted(p.name for p in params if p.name in PARAMETERS and p.name not in LIVE_PARAMETERS
-                           and p.value != self._cfg.get(p.name) and self.lifecycle_state in ("inactive", "active")):
+        if self.lifecycle_state in ("inactive", "active") and (later := sorted(
+                p.name for p in params if p.name in PARAMETERS and p.name not in LIVE_PARAMETERS
+                and p.value != self._cfg.get(p.name))):
             self.pending_reconfigure.update(later)
             self.get_logger().warning(configure_time_note(later, self.lifecycle_state))
         changed = {p.name for p in params if p.name in LIVE_PARAMETERS}

@@ -170,8 +170,6 @@ def _as_double(param):
     """``param`` as a double when it holds an integer for a parameter declared as a double (``20`` in a
     YAML file or ``-p max_rate_hz:=20``, which rclpy would reject as a wrong type), else itself.
     """
-    from rclpy.parameter import Parameter
-
     default = PARAMETERS.get(param.name, (None,))[0]
     if isinstance(default, float) and param.type_ == Parameter.Type.INTEGER:
         return Parameter(param.name, Parameter.Type.DOUBLE, float(param.value))
@@ -231,8 +229,6 @@ def validate_parameters(values: dict[str, Any]) -> str:
         if not isinstance(v, (int, float)) or not math.isfinite(v):
             return f"{name} must be a finite number, got {v!r}"
     return ""
-
-
 
 
 def freeze_startup_objects() -> int:

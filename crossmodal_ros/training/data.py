@@ -52,11 +52,7 @@ def load_train_data(spec: str, split: str = "train", exclude_speakers=(), augmen
     ds = load_dataset(spec, split)
     if exclude_speakers:  # on the whole split: the substitute recordings come from all of it
         ds = exclude_speaker_audio(ds, list(exclude_speakers), seed)
-    keep = spread_indices(len(ds["label"]), limit)
-    if keep is not None:
-        n = len(ds["label"])
-        ds = {k: (v[keep] if hasattr(v, "shape") and getattr(v, "ndim", 0) >= 1 and len(v) == n else v)
-              for k, v in ds.items()}
+    ds = limit_samples(ds, limit)
     tensors = model_tensors(ds, codecs)
     bank = None
     if augment and augment.get("enabled"):
@@ -101,9 +97,7 @@ def split_train_val(tensors: dict, val_fraction: float, seed: int, limit: int | 
     """Seeded split of a tensor dict into (train, val); ``limit`` keeps N samples spread over
     the data first (:func:`spread_indices`).
     """
-    keep = spread_indices(next(iter(tensors.values())).shape[0], limit)
-    if keep is not None:
-        tensors = limit_samples(tensors, limit)
+    tensors = limit_samples(tensors, limit)
     n = next(iter(tensors.values())).shape[0]
     n_val = max(2, int(round(n * val_fraction)))
     if n - n_val < 2:
@@ -114,17 +108,18 @@ def split_train_val(tensors: dict, val_fraction: float, seed: int, limit: int | 
     return take(train_idx), take(val_idx)
 
 
-def limit_samples(tensors: dict, limit: int | None) -> dict:
-    """``limit`` samples of a tensor dict spread over it (:func:`spread_indices`; all of them
-    when ``limit`` is falsy).
+def limit_samples(data: dict, limit: int | None) -> dict:
+    """``limit`` samples of a tensor or dataset dict, spread over it (:func:`spread_indices`; all
+    of them when ``limit`` is falsy): every torch tensor or numpy array with one row per sample is
+    indexed, other values (a dataset's name, its sample rate) are kept.
     """
-    n = next(iter(tensors.values())).shape[0]
+    n = len(data["label"]) if "label" in data else next(iter(data.values())).shape[0]
     keep = spread_indices(n, limit)
     if keep is None:
-        return tensors
+        return data
     idx = torch.from_numpy(keep)
-    return {k: (v[idx] if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] == n else v)
-            for k, v in tensors.items()}
+    return {k: (v[idx if isinstance(v, torch.Tensor) else keep] if getattr(v, "ndim", 0) >= 1 and len(v) == n else v)
+            for k, v in data.items()}
 
 
 def batches(tensors: dict, batch_size: int, generator: torch.Generator | None, device, keys=None):

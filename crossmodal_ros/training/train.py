@@ -268,11 +268,11 @@ def main(argv=None) -> int:
         if tcfg["val_split"]:
             # a split of its own: other writers and other recordings than the training data
             val, _ = load_tensors(cfg["data"], tcfg["val_split"])
-            train = limit_samples(tensors, args.limit)
+            train = tensors  # load_train_data kept --limit samples already
             if args.limit:
                 val = limit_samples(val, max(4, args.limit // 4))
         else:
-            train, val = split_train_val(tensors, tcfg["val_fraction"], tcfg["seed"], args.limit)
+            train, val = split_train_val(tensors, tcfg["val_fraction"], tcfg["seed"])
         if ctx.local_rank == 0:
             ctx.barrier()
         summary = run_training(cfg, train, val, out, codecs, resume=args.resume, device=tcfg["device"],
